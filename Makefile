@@ -1,0 +1,54 @@
+# One entry point for students, instructors and CI. Every target sets up the virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup lab test notebooks notebooks-force check-sync data checkpoint benchmark evaluate clean-venv
+
+setup: $(STAMP)
+
+# The stamp records a finished install; a fresh clone has none, so the first target installs everything.
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip setuptools
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## Student: set up, then open the course in JupyterLab.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+## Everyone: set up, then run every test (unit tests, sync and student checks, nbval on all solutions).
+test: $(STAMP)
+	$(PY) -m pytest tests solutions --nbval-lax --nbval-current-env --durations=0
+
+## Instructor: regenerate solutions/ and notebooks/ from lessons/ (refuses to overwrite hand edits).
+notebooks: $(STAMP)
+	$(PY) tools/build_notebooks.py
+
+notebooks-force: $(STAMP)
+	$(PY) tools/build_notebooks.py --force
+
+## Instructor: regenerate and fail if anything changed (what CI checks, through tests/test_sync.py).
+check-sync: notebooks
+	git diff --exit-code -- notebooks solutions
+
+## Instructor: regenerate the topology dataset in data/ (parallel, with a progress bar).
+data: $(STAMP)
+	$(PY) tools/build_dataset.py
+
+## Instructor: retrain the shipped VAE checkpoint (uses a GPU when present).
+checkpoint: $(STAMP)
+	$(PY) tools/train_checkpoint.py
+
+## Speed and quality figures (printed, never asserted).
+benchmark: $(STAMP)
+	$(PY) benchmarks/solver_speed.py
+
+evaluate: $(STAMP)
+	$(PY) tools/evaluate_checkpoint.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,15 @@
+"""Shared fixtures: the lesson sources and their generated notebooks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.build_notebooks import LESSONS_DIR
+
+LESSON_SOURCES = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
+
+
+@pytest.fixture(params=LESSON_SOURCES, ids=lambda p: p.stem)
+def lesson_source(request: pytest.FixtureRequest) -> Path:
+    return request.param

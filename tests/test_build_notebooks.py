@@ -1,0 +1,180 @@
+"""The exercise generator on small lessons built here, including every malformed case."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools.build_notebooks import (HandEditError, MarkerError, build_lesson, main, notebook_text,
+                                   out_of_sync, planned_outputs, write_outputs)
+
+VALID = '''# %% [markdown]
+# # Tiny lesson
+# Why is the sky blue?
+# <!-- BEGIN ANSWER -->
+# Rayleigh scattering.
+# <!-- END ANSWER -->
+
+# %%
+from utils.checks import passed
+
+# %%
+# EXERCISE: double a number
+def double(x: float) -> float:
+    """Return 2x."""
+    # BEGIN SOLUTION
+    secret_result = 2 * x
+    return secret_result
+    # END SOLUTION
+
+
+# %%
+def check_double(fn):
+    assert fn(3) == 6
+    passed("double")
+check_double(double)
+
+# %% tags=["solution"]
+print("a worked solution cell")
+
+# %%
+# EXERCISE: triple a number
+# BEGIN SOLUTION
+tripled = 3 * 3
+# END SOLUTION
+
+# %%
+check_double(double)
+'''
+
+
+def write_lesson(tmp_path: Path, text: str, name: str = "09_tiny.py") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_valid_lesson_builds_both_versions(tmp_path: Path) -> None:
+    built = build_lesson(write_lesson(tmp_path, VALID))
+    assert [e.label for e in built.exercises] == ["Exercise 9.1: double a number", "Exercise 9.2: triple a number"]
+    exercise_text = notebook_text(built.exercise)
+    solution_text = notebook_text(built.solution)
+    assert 'raise NotImplementedError(\\"Exercise 9.1: double a number\\")' in exercise_text
+    assert 'raise NotImplementedError(\\"Exercise 9.2: triple a number\\")' in exercise_text
+    for hidden in ("secret_result", "Rayleigh", "a worked solution cell", "tripled"):
+        assert hidden not in exercise_text
+        assert hidden in solution_text
+    assert "*Your answer here.*" in exercise_text
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN ANSWER", "EXERCISE:"):
+        assert marker not in exercise_text and marker not in solution_text
+    assert '\\"\\"\\"Return 2x.\\"\\"\\"' in exercise_text, "the docstring stays for the student"
+    assert len(built.solution.cells) == len(built.exercise.cells) + 1
+    assert all(not c.get("outputs") for c in built.exercise.cells if c.cell_type == "code")
+
+
+def test_exercise_stub_raises_named_error(tmp_path: Path) -> None:
+    built = build_lesson(write_lesson(tmp_path, VALID))
+    namespace: dict = {}
+    exec(built.exercise.cells[2].source, namespace)
+    with pytest.raises(NotImplementedError, match="Exercise 9.1: double a number"):
+        namespace["double"](1.0)
+
+
+def test_generation_is_deterministic_and_idempotent(tmp_path: Path) -> None:
+    source = write_lesson(tmp_path, VALID)
+    first = planned_outputs([source], tmp_path / "solutions", tmp_path / "notebooks")
+    assert first == planned_outputs([source], tmp_path / "solutions", tmp_path / "notebooks")
+    assert len(write_outputs(first)) == 2
+    assert write_outputs(first) == []
+    assert out_of_sync(first, (tmp_path / "solutions", tmp_path / "notebooks")) == []
+
+
+def test_hand_edit_is_refused_and_kept(tmp_path: Path) -> None:
+    source = write_lesson(tmp_path, VALID)
+    outputs = planned_outputs([source], tmp_path / "solutions", tmp_path / "notebooks")
+    write_outputs(outputs)
+    target = tmp_path / "notebooks" / "09_tiny.ipynb"
+    notebook = nbformat.read(target, as_version=4)
+    notebook.cells[0].source += "\nAn instructor's note."
+    nbformat.write(notebook, target)
+    edited = target.read_text(encoding="utf-8")
+    source.write_text(VALID.replace("Tiny lesson", "Tiny lesson, revised"), encoding="utf-8")
+    new_outputs = planned_outputs([source], tmp_path / "solutions", tmp_path / "notebooks")
+    with pytest.raises(HandEditError, match="09_tiny.ipynb"):
+        write_outputs(new_outputs)
+    assert target.read_text(encoding="utf-8") == edited, "the hand edit must survive"
+    assert "revised" not in (tmp_path / "solutions" / "09_tiny.ipynb").read_text(), "nothing is written"
+    write_outputs(new_outputs, force=True)
+    assert "An instructor's note." not in target.read_text(encoding="utf-8")
+
+
+def test_out_of_sync_reports_stale_and_orphan_notebooks(tmp_path: Path) -> None:
+    source = write_lesson(tmp_path, VALID)
+    outputs = planned_outputs([source], tmp_path / "solutions", tmp_path / "notebooks")
+    write_outputs(outputs)
+    (tmp_path / "notebooks" / "08_orphan.ipynb").write_text("{}")
+    stale = dict(outputs)
+    stale[tmp_path / "solutions" / "09_tiny.ipynb"] += " "
+    problems = out_of_sync(stale, (tmp_path / "solutions", tmp_path / "notebooks"))
+    assert any("09_tiny.ipynb: differs" in p for p in problems)
+    assert any("08_orphan.ipynb: no lesson source" in p for p in problems)
+
+
+MALFORMED = {
+    "unclosed solution": (
+        "# %%\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n\n# %%\ncheck_x(x)\n", 4, "never closed"),
+    "nested solution": (
+        "# %%\n# EXERCISE: t\n# BEGIN SOLUTION\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n", 4, "nested"),
+    "end without begin": ("# %%\nx = 1\n# END SOLUTION\n", 3, "without"),
+    "solution outside exercise": ("# %%\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n", 2, "outside an exercise"),
+    "solution marker in markdown": ("# %% [markdown]\n# Text\n# # BEGIN SOLUTION\n", 3, "markdown cell"),
+    "answer marker in code": ("# %%\nx = 1\n<!-- BEGIN ANSWER -->\n", 3, "answer marker in a code cell"),
+    "unclosed answer": ("# %% [markdown]\n# Q\n# <!-- BEGIN ANSWER -->\n# A\n", 4, "never closed"),
+    "exercise without block": ("# %%\n# EXERCISE: t\nx = 1\n\n# %%\ncheck_x(x)\n", 2, "no '# BEGIN SOLUTION' block"),
+    "exercise header not first": ("# %%\nx = 1\n# EXERCISE: t\n", 3, "first line"),
+    "exercise without self-check": (
+        "# %%\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n\n# %%\nprint(x)\n", 8, "self-check"),
+    "last exercise without self-check": (
+        "# %%\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n", 2, "no self-check"),
+    "two exercises in a row": (
+        "# %%\n# EXERCISE: a\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n\n"
+        "# %%\n# EXERCISE: b\n# BEGIN SOLUTION\ny = 1\n# END SOLUTION\n", 8, "no self-check"),
+    "exercise tagged solution": (
+        '# %% tags=["solution"]\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n', 2, "cannot be tagged"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_markers_name_file_cell_and_line(tmp_path: Path, case: str) -> None:
+    text, line, message = MALFORMED[case]
+    source = write_lesson(tmp_path, text)
+    with pytest.raises(MarkerError) as error:
+        build_lesson(source)
+    assert f"{source}:{line}: cell " in str(error.value)
+    assert message in str(error.value)
+
+
+def test_source_must_start_with_a_cell_marker(tmp_path: Path) -> None:
+    with pytest.raises(MarkerError, match=":1: every cell"):
+        build_lesson(write_lesson(tmp_path, "x = 1\n\n# %%\ny = 2\n"))
+
+
+def test_source_needs_a_lesson_number(tmp_path: Path) -> None:
+    with pytest.raises(MarkerError, match="NN_name.py"):
+        build_lesson(write_lesson(tmp_path, "# %%\nx = 1\n", name="tiny.py"))
+
+
+def test_command_line_reports_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = write_lesson(tmp_path, MALFORMED["nested solution"][0])
+    assert main(["--check", str(source)]) == 2
+    assert "nested" in capsys.readouterr().err
+
+
+def test_generated_notebook_records_its_source_and_checksum(tmp_path: Path) -> None:
+    built = build_lesson(write_lesson(tmp_path, VALID))
+    metadata = json.loads(notebook_text(built.exercise))["metadata"]
+    assert metadata["vae_course"]["version"] == "exercise"
+    assert len(metadata["vae_course"]["cells_sha256"]) == 64
+    assert metadata["kernelspec"]["name"] == "python3"

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Build the course notebooks from the lesson sources (instructor tool; students never import it).
+
+Each lesson has one source, ``lessons/NN_name.py``: a jupytext percent script holding the full solution.
+From it this tool writes, without outputs,
+
+* ``solutions/NN_name.ipynb``: the full version (markers removed);
+* ``notebooks/NN_name.ipynb``: the exercise version handed to students.
+
+Markers (see README, "For instructors"):
+
+* A code cell whose first line is ``# EXERCISE: <title>`` is exercise ``N.k`` (N: the lesson number,
+  k: its rank in the lesson). Inside it, lines ``# BEGIN SOLUTION`` and ``# END SOLUTION`` enclose the
+  solution; the exercise version replaces each block by
+  ``raise NotImplementedError("Exercise N.k: <title>")`` at the marker's indentation, so signatures and
+  docstrings stay. The next visible code cell must call a self-check (``check_...(``).
+* A cell tagged ``solution`` (``# %% tags=["solution"]``) is left out of the exercise version.
+* In markdown, lines ``<!-- BEGIN ANSWER -->`` and ``<!-- END ANSWER -->`` enclose an answer; the exercise
+  version shows a prompt instead.
+
+Generation is deterministic and idempotent. A generated notebook records a checksum of its cells; one whose
+cells no longer match it was edited by hand, and is not overwritten unless ``--force`` is given.
+
+Usage: ``python tools/build_notebooks.py [--check] [--force] [lessons/NN_name.py ...]``
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LESSONS_DIR = REPO_ROOT / "lessons"
+SOLUTIONS_DIR = REPO_ROOT / "solutions"
+EXERCISES_DIR = REPO_ROOT / "notebooks"
+
+EXERCISE_HEADER = re.compile(r"^#\s*EXERCISE:\s*(?P<title>\S.*?)\s*$")
+BEGIN_SOLUTION = "# BEGIN SOLUTION"
+END_SOLUTION = "# END SOLUTION"
+BEGIN_ANSWER = "<!-- BEGIN ANSWER -->"
+END_ANSWER = "<!-- END ANSWER -->"
+SOLUTION_TAG = "solution"
+SELF_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
+ANSWER_PROMPT = "*Your answer here.*"
+CELL_MARKER = re.compile(r"^# %%")
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+class MarkerError(ValueError):
+    """A lesson source whose markers are malformed; the message names the file, cell and line."""
+
+
+class HandEditError(RuntimeError):
+    """A generated notebook was edited by hand; regenerating would lose the edit."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of a lesson: ``number`` is ``"N.k"``."""
+
+    number: str
+    title: str
+
+    @property
+    def label(self) -> str:
+        return f"Exercise {self.number}: {self.title}"
+
+
+@dataclass
+class BuiltLesson:
+    """Both versions of one lesson, with what the exercise version must hide."""
+
+    source: Path
+    solution: nbformat.NotebookNode
+    exercise: nbformat.NotebookNode
+    exercises: list[Exercise] = field(default_factory=list)
+    hidden_lines: set[str] = field(default_factory=set)
+    public_lines: set[str] = field(default_factory=set)
+
+
+def lesson_number(source: Path) -> int:
+    """The lesson number, taken from the ``NN_`` prefix of the source's file name."""
+    match = re.match(r"^(\d+)_", source.name)
+    if not match:
+        raise MarkerError(f"{source}: a lesson source must be named NN_name.py")
+    return int(match.group(1))
+
+
+def _cell_start_lines(text: str) -> list[int]:
+    """1-based line numbers of the ``# %%`` markers that open each cell."""
+    return [i + 1 for i, line in enumerate(text.splitlines()) if CELL_MARKER.match(line)]
+
+
+def _where(source: Path, cell_index: int, start_lines: list[int], offset: int) -> str:
+    """``file:line: cell i`` for line ``offset`` (0-based) of a cell's source."""
+    return f"{source}:{start_lines[cell_index] + 1 + offset}: cell {cell_index}"
+
+
+def _cells_checksum(cells: list[dict]) -> str:
+    """SHA-256 of the cells' types and sources: what a hand edit changes."""
+    payload = json.dumps([[c["cell_type"], c["source"]] for c in cells], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _split_exercise_cell(source: Path, index: int, lines: list[str], start_lines: list[int],
+                         exercise: Exercise | None) -> tuple[list[str], list[str], list[str]]:
+    """Return (solution lines, exercise lines, hidden lines) of one code cell.
+
+    Raises :class:`MarkerError` for unclosed, nested or stray markers, and for an exercise without a block.
+    """
+    solution, student, hidden = [], [], []
+    inside = False
+    blocks = 0
+    for offset, line in enumerate(lines):
+        stripped = line.strip()
+        if offset > 0 and EXERCISE_HEADER.match(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: '# EXERCISE:' must be the cell's first line")
+        if stripped in (BEGIN_ANSWER, END_ANSWER):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: answer marker in a code cell")
+        if stripped == BEGIN_SOLUTION:
+            if exercise is None:
+                raise MarkerError(f"{_where(source, index, start_lines, offset)}: solution block outside an "
+                                  "exercise cell (start the cell with '# EXERCISE: <title>')")
+            if inside:
+                raise MarkerError(f"{_where(source, index, start_lines, offset)}: nested '{BEGIN_SOLUTION}'")
+            inside = True
+            blocks += 1
+            indent = line[: len(line) - len(line.lstrip())]
+            student.append(f"{indent}# YOUR CODE HERE")
+            student.append(f'{indent}raise NotImplementedError("{exercise.label}")')
+            continue
+        if stripped == END_SOLUTION:
+            if not inside:
+                raise MarkerError(f"{_where(source, index, start_lines, offset)}: '{END_SOLUTION}' without "
+                                  f"'{BEGIN_SOLUTION}'")
+            inside = False
+            continue
+        if offset == 0 and exercise is not None:
+            line = f"# {exercise.label}"
+        solution.append(line)
+        if inside:
+            hidden.append(line)
+        else:
+            student.append(line)
+    if inside:
+        raise MarkerError(f"{_where(source, index, start_lines, len(lines) - 1)}: '{BEGIN_SOLUTION}' is never closed")
+    if exercise is not None and blocks == 0:
+        raise MarkerError(f"{_where(source, index, start_lines, 0)}: exercise '{exercise.title}' has no "
+                          f"'{BEGIN_SOLUTION}' block")
+    return solution, student, hidden
+
+
+def _split_markdown_cell(source: Path, index: int, lines: list[str],
+                         start_lines: list[int]) -> tuple[list[str], list[str], list[str]]:
+    """Return (solution lines, exercise lines, hidden lines) of one markdown cell."""
+    solution, student, hidden = [], [], []
+    inside = False
+    for offset, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped in (BEGIN_SOLUTION, END_SOLUTION) or EXERCISE_HEADER.match(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: code marker '{stripped}' in a "
+                              "markdown cell")
+        if stripped == BEGIN_ANSWER:
+            if inside:
+                raise MarkerError(f"{_where(source, index, start_lines, offset)}: nested '{BEGIN_ANSWER}'")
+            inside = True
+            student.append(ANSWER_PROMPT)
+            continue
+        if stripped == END_ANSWER:
+            if not inside:
+                raise MarkerError(f"{_where(source, index, start_lines, offset)}: '{END_ANSWER}' without "
+                                  f"'{BEGIN_ANSWER}'")
+            inside = False
+            continue
+        solution.append(line)
+        (hidden if inside else student).append(line)
+    if inside:
+        raise MarkerError(f"{_where(source, index, start_lines, len(lines) - 1)}: '{BEGIN_ANSWER}' is never closed")
+    return solution, student, hidden
+
+
+def _new_cell(cell_type: str, lines: list[str], metadata: dict, cell_id: str) -> nbformat.NotebookNode:
+    source = "\n".join(lines)
+    if cell_type == "code":
+        return nbformat.v4.new_code_cell(source, metadata=metadata, id=cell_id)
+    return nbformat.v4.new_markdown_cell(source, metadata=metadata, id=cell_id)
+
+
+def _new_notebook(cells: list, source: Path, version: str) -> nbformat.NotebookNode:
+    relative = source.relative_to(REPO_ROOT).as_posix() if source.is_relative_to(REPO_ROOT) else source.name
+    metadata = {
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python"},
+        "vae_course": {
+            "generated_from": relative,
+            "version": version,
+            "cells_sha256": _cells_checksum(cells),
+            "warning": "Generated by tools/build_notebooks.py: edit the lesson source, not this file.",
+        },
+    }
+    return nbformat.v4.new_notebook(cells=cells, metadata=metadata)
+
+
+def build_lesson(source: Path) -> BuiltLesson:
+    """Parse one lesson source and build its solution and exercise notebooks (in memory)."""
+    text = source.read_text(encoding="utf-8")
+    number = lesson_number(source)
+    parsed = jupytext.reads(text, fmt="py:percent")
+    start_lines = _cell_start_lines(text)
+    if len(start_lines) != len(parsed.cells) or (start_lines and start_lines[0] != 1):
+        raise MarkerError(f"{source}:1: every cell must open with a '# %%' line, the first on line 1")
+
+    solution_cells, exercise_cells = [], []
+    exercises: list[Exercise] = []
+    hidden_lines: set[str] = set()
+    public_lines: set[str] = set()
+    awaiting_check: tuple[Exercise, int] | None = None
+    for index, cell in enumerate(parsed.cells):
+        lines = cell.source.splitlines()
+        tags = list(cell.metadata.get("tags", []))
+        metadata = {k: v for k, v in cell.metadata.items() if k != "tags"}
+        visible_tags = [t for t in tags if t != SOLUTION_TAG]
+        if visible_tags:
+            metadata["tags"] = visible_tags
+        is_solution_cell = SOLUTION_TAG in tags
+
+        if cell.cell_type == "code":
+            header = EXERCISE_HEADER.match(lines[0].strip()) if lines else None
+            exercise = None
+            if header:
+                if is_solution_cell:
+                    raise MarkerError(f"{_where(source, index, start_lines, 0)}: an exercise cell cannot be "
+                                      "tagged 'solution'")
+                if awaiting_check is not None:
+                    raise MarkerError(f"{_where(source, index, start_lines, 0)}: {awaiting_check[0].label} "
+                                      f"(cell {awaiting_check[1]}) has no self-check cell before the next exercise")
+                exercise = Exercise(f"{number}.{len(exercises) + 1}", header.group("title"))
+                exercises.append(exercise)
+            full, student, hidden = _split_exercise_cell(source, index, lines, start_lines, exercise)
+            if not is_solution_cell and exercise is None and awaiting_check is not None:
+                if not SELF_CHECK_CALL.search(cell.source):
+                    raise MarkerError(f"{_where(source, index, start_lines, 0)}: {awaiting_check[0].label} "
+                                      f"(cell {awaiting_check[1]}) must be followed by a self-check cell "
+                                      "calling check_...(...)")
+                awaiting_check = None
+            if exercise is not None:
+                awaiting_check = (exercise, index)
+        elif cell.cell_type == "markdown":
+            full, student, hidden = _split_markdown_cell(source, index, lines, start_lines)
+        else:
+            raise MarkerError(f"{_where(source, index, start_lines, 0)}: unsupported cell type {cell.cell_type!r}")
+
+        solution_cells.append(_new_cell(cell.cell_type, full, metadata, f"cell-{len(solution_cells):03d}"))
+        if is_solution_cell:
+            hidden_lines.update(line.strip() for line in full)
+            continue
+        exercise_cells.append(_new_cell(cell.cell_type, student, metadata, f"cell-{len(exercise_cells):03d}"))
+        hidden_lines.update(line.strip() for line in hidden)
+        public_lines.update(line.strip() for line in student)
+    if awaiting_check is not None:
+        raise MarkerError(f"{_where(source, awaiting_check[1], start_lines, 0)}: {awaiting_check[0].label} has "
+                          "no self-check cell after it")
+
+    return BuiltLesson(
+        source=source,
+        solution=_new_notebook(solution_cells, source, "solution"),
+        exercise=_new_notebook(exercise_cells, source, "exercise"),
+        exercises=exercises,
+        hidden_lines={line for line in hidden_lines if line},
+        public_lines=public_lines,
+    )
+
+
+def notebook_text(notebook: nbformat.NotebookNode) -> str:
+    """The exact bytes (as text) a generated notebook is written with."""
+    return nbformat.writes(notebook, version=4).rstrip("\n") + "\n"
+
+
+def was_edited_by_hand(path: Path) -> bool:
+    """True when ``path``'s cells no longer match the checksum recorded when it was generated."""
+    notebook = nbformat.read(path, as_version=4)
+    recorded = notebook.metadata.get("vae_course", {}).get("cells_sha256")
+    return recorded != _cells_checksum(notebook.cells)
+
+
+def planned_outputs(sources: list[Path], solutions_dir: Path = SOLUTIONS_DIR,
+                    exercises_dir: Path = EXERCISES_DIR) -> dict[Path, str]:
+    """Every notebook the given sources produce, mapped to its text."""
+    outputs: dict[Path, str] = {}
+    for source in sources:
+        built = build_lesson(source)
+        name = source.with_suffix(".ipynb").name
+        outputs[solutions_dir / name] = notebook_text(built.solution)
+        outputs[exercises_dir / name] = notebook_text(built.exercise)
+    return outputs
+
+
+def write_outputs(outputs: dict[Path, str], force: bool = False) -> list[Path]:
+    """Write the notebooks that changed; refuse, before writing anything, if one was edited by hand."""
+    changed = [p for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    edited = [p for p in changed if p.exists() and was_edited_by_hand(p)]
+    if edited and not force:
+        names = "\n  ".join(str(p) for p in edited)
+        raise HandEditError(
+            f"These generated notebooks were edited by hand since they were generated:\n  {names}\n"
+            "Regenerating would overwrite the edits. Move them into the lesson source (lessons/NN_name.py), "
+            "or rerun with --force to discard them. Nothing was written.")
+    for path in changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(outputs[path], encoding="utf-8")
+    return changed
+
+
+def out_of_sync(outputs: dict[Path, str], directories: tuple[Path, ...]) -> list[str]:
+    """Describe every generated notebook that is missing, differs, or has no source."""
+    problems = [f"{p}: missing" for p in outputs if not p.exists()]
+    problems += [f"{p}: differs from its source (run `make notebooks`)" for p, text in outputs.items()
+                 if p.exists() and p.read_text(encoding="utf-8") != text]
+    for directory in directories:
+        problems += [f"{p}: no lesson source produces it" for p in sorted(directory.glob("*.ipynb"))
+                     if p not in outputs]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="*", type=Path, help="lesson sources (default: lessons/*.py)")
+    parser.add_argument("--check", action="store_true", help="write nothing; fail if a notebook is out of sync")
+    parser.add_argument("--force", action="store_true", help="overwrite notebooks even if edited by hand")
+    args = parser.parse_args(argv)
+    sources = [s.resolve() for s in args.sources] or sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
+    try:
+        outputs = planned_outputs(sources)
+        if args.check:
+            problems = out_of_sync(outputs, (SOLUTIONS_DIR, EXERCISES_DIR) if not args.sources else ())
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            return 1 if problems else 0
+        for path in write_outputs(outputs, force=args.force):
+            print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    except (MarkerError, HandEditError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Device selection and seeding."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV_VAR = "VAE_COURSE_DEVICE"
+
+
+def get_device(preferred: str | None = None) -> torch.device:
+    """Return the device lessons compute on.
+
+    Order: ``preferred`` if given, else the environment variable ``VAE_COURSE_DEVICE`` (e.g. ``cpu``,
+    ``cuda``, ``cuda:1``, ``mps``), else CUDA when available, then Apple MPS, then the CPU.
+    """
+    choice = preferred or os.environ.get(DEVICE_ENV_VAR)
+    if choice:
+        device = torch.device(choice)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"{DEVICE_ENV_VAR}={choice!r} asks for CUDA, but torch sees no CUDA device.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"{DEVICE_ENV_VAR}={choice!r} asks for MPS, but torch sees no MPS device.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a fresh NumPy generator with that seed."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
