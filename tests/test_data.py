@@ -1,0 +1,122 @@
+"""The shipped dataset: verified loading, clear errors on bad files, regeneration reproduces it."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tools.build_dataset import draw_problems, solve
+from utils.data import (DATASET_FILE, MANIFEST_FILE, DataIntegrityError, load_topology_dataset, make_loader,
+                        read_manifest)
+from utils.paths import DATA_DIR
+from utils.topopt import compliance
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_topology_dataset()
+
+
+def test_manifest_describes_the_shipped_file(dataset) -> None:
+    manifest = read_manifest()
+    assert manifest["count"] == len(dataset) >= 1000
+    assert sum(manifest["split_counts"].values()) == len(dataset)
+    assert (DATA_DIR / DATASET_FILE).stat().st_size < 20e6
+    assert dataset.density.shape[1:] == (32, 64)
+    assert dataset.density.min() >= 0 and dataset.density.max() <= 1
+
+
+def test_splits_are_disjoint_and_fixed(dataset) -> None:
+    sizes = {name: len(dataset.subset(name)) for name in ("train", "validation", "test")}
+    assert sizes == read_manifest()["split_counts"]
+    with pytest.raises(ValueError, match="unknown split"):
+        dataset.subset("holdout")
+
+
+def test_stored_problem_rebuilds_the_stored_compliance(dataset) -> None:
+    for index in (0, 7):
+        case = dataset.load_case(index)
+        np.testing.assert_allclose(case.volfrac, dataset.volfrac[index])
+        np.testing.assert_allclose(compliance(dataset.density[index], case), dataset.compliance[index], rtol=1e-4)
+        np.testing.assert_allclose(dataset.density[index].mean(), case.volfrac, atol=2e-3)
+
+
+def test_regenerating_samples_reproduces_the_shipped_ones(dataset) -> None:
+    manifest = read_manifest()
+    cases = draw_problems(manifest["count"], manifest["seed"])
+    for index in (0, 1, 2):
+        assert cases[index].to_dict() == dataset.load_case(index).to_dict()
+        regenerated = solve(cases[index])
+        np.testing.assert_allclose(regenerated["density"], dataset.density[index], atol=1e-4)
+        assert regenerated["iterations"] == dataset.iterations[index]
+
+
+def copy_dataset(tmp_path: Path) -> Path:
+    for name in (DATASET_FILE, MANIFEST_FILE):
+        shutil.copy(DATA_DIR / name, tmp_path / name)
+    return tmp_path
+
+
+def test_missing_file_names_the_regeneration_command(tmp_path: Path) -> None:
+    copy_dataset(tmp_path)
+    (tmp_path / DATASET_FILE).unlink()
+    with pytest.raises(DataIntegrityError, match="make data"):
+        load_topology_dataset(tmp_path)
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataIntegrityError, match="manifest .* is missing"):
+        load_topology_dataset(tmp_path)
+
+
+def test_truncated_file_is_detected(tmp_path: Path) -> None:
+    copy_dataset(tmp_path)
+    data = (tmp_path / DATASET_FILE).read_bytes()
+    (tmp_path / DATASET_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataIntegrityError, match="does not match its manifest"):
+        load_topology_dataset(tmp_path)
+
+
+def test_tampered_file_is_detected_and_left_untouched(tmp_path: Path) -> None:
+    copy_dataset(tmp_path)
+    data = bytearray((tmp_path / DATASET_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / DATASET_FILE).write_bytes(bytes(data))
+    with pytest.raises(DataIntegrityError, match="git checkout -- data/"):
+        load_topology_dataset(tmp_path)
+    assert (tmp_path / DATASET_FILE).read_bytes() == bytes(data), "nothing is overwritten"
+
+
+def test_unreadable_archive_with_matching_checksum_is_an_error(tmp_path: Path) -> None:
+    copy_dataset(tmp_path)
+    (tmp_path / DATASET_FILE).write_bytes(b"not a zip file")
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    from utils.data import file_sha256
+    manifest["sha256"] = file_sha256(tmp_path / DATASET_FILE)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(DataIntegrityError, match="cannot be read"):
+        load_topology_dataset(tmp_path)
+
+
+def test_loader_batches_and_mirrors(dataset) -> None:
+    batch = next(iter(make_loader(dataset, "validation", batch_size=16)))
+    assert batch.shape == (16, 1, 32, 64) and batch.dtype == torch.float32
+    plain = make_loader(dataset, "validation", batch_size=150, shuffle=False).dataset
+    mirrored = make_loader(dataset, "validation", batch_size=150, shuffle=False, mirror=True).dataset
+    flips = sum(not torch.equal(plain[i], mirrored[i]) for i in range(len(plain)))
+    assert 40 < flips < 110
+    first = next(iter(make_loader(dataset, "train", batch_size=8, seed=3)))
+    assert torch.equal(first, next(iter(make_loader(dataset, "train", batch_size=8, seed=3))))
+
+
+def test_regeneration_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tools.build_dataset import main
+    copy_dataset(tmp_path)
+    before = (tmp_path / DATASET_FILE).read_bytes()
+    assert main(["--out", str(tmp_path), "--count", "2"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / DATASET_FILE).read_bytes() == before

@@ -1,0 +1,127 @@
+"""The course's topology dataset: verified loading, splits, and torch data loaders.
+
+The dataset ships in ``data/`` with a manifest holding its SHA-256. A missing, truncated or tampered file
+is a :class:`DataIntegrityError` that names the regeneration command; nothing is downloaded or rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from utils.paths import DATA_DIR
+from utils.topopt import LoadCase
+
+DATASET_FILE = "topology_64x32.npz"
+MANIFEST_FILE = "topology_64x32.manifest.json"
+GENERATOR_VERSION = "1.0"
+SPLIT_NAMES = ("train", "validation", "test")
+REGENERATE_HINT = "Restore it with `git checkout -- data/` or regenerate it with `make data` (a few minutes)."
+
+
+class DataIntegrityError(RuntimeError):
+    """The dataset is missing, unreadable, or differs from its manifest."""
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TopologyData:
+    """The dataset's arrays; ``density: (N, 32, 64)`` in [0, 1], one row per sample elsewhere."""
+
+    density: np.ndarray
+    volfrac: np.ndarray
+    load_y: np.ndarray
+    angle_deg: np.ndarray
+    compliance: np.ndarray
+    compliance_thresholded: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    split: np.ndarray
+    problems: np.ndarray
+
+    def load_case(self, index: int) -> LoadCase:
+        """The full problem of sample ``index``, rebuilt from its stored description."""
+        return LoadCase.from_dict(json.loads(str(self.problems[index])))
+
+    def subset(self, split: str) -> "TopologyData":
+        """The samples of one split: ``"train"``, ``"validation"`` or ``"test"``."""
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLIT_NAMES}")
+        mask = self.split == SPLIT_NAMES.index(split)
+        return TopologyData(**{name: getattr(self, name)[mask] for name in self.__dataclass_fields__})
+
+    def __len__(self) -> int:
+        return int(self.density.shape[0])
+
+
+def read_manifest(directory: Path = DATA_DIR) -> dict:
+    """The dataset's manifest; a clear error if it is missing or unreadable."""
+    path = Path(directory) / MANIFEST_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataIntegrityError(f"The dataset manifest {path} is missing. {REGENERATE_HINT}") from None
+    except json.JSONDecodeError as error:
+        raise DataIntegrityError(f"The dataset manifest {path} is not valid JSON ({error}). {REGENERATE_HINT}") from None
+
+
+def load_topology_dataset(directory: Path = DATA_DIR) -> TopologyData:
+    """Load and verify the shipped dataset (checksum against the manifest, then every array)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    path = directory / manifest.get("file", DATASET_FILE)
+    if not path.exists():
+        raise DataIntegrityError(f"The dataset {path} is missing. {REGENERATE_HINT}")
+    actual = file_sha256(path)
+    if actual != manifest.get("sha256"):
+        raise DataIntegrityError(
+            f"The dataset {path} does not match its manifest (SHA-256 {actual[:12]}…, expected "
+            f"{str(manifest.get('sha256'))[:12]}…): it is truncated, corrupted or was changed. {REGENERATE_HINT}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in TopologyData.__dataclass_fields__}
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as error:
+        raise DataIntegrityError(f"The dataset {path} cannot be read ({error}). {REGENERATE_HINT}") from None
+    return TopologyData(**arrays)
+
+
+class TopologyImages(Dataset):
+    """Designs as tensors ``(1, 32, 64)`` in [0, 1]; ``mirror=True`` flips each one upside down with
+    probability ½ (a mirrored design is optimal for the mirrored load, so it stays a valid structure)."""
+
+    def __init__(self, density: np.ndarray, mirror: bool = False, seed: int = 0) -> None:
+        self.images = torch.as_tensor(np.asarray(density, dtype=np.float32)).unsqueeze(1)
+        self.mirror = mirror
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.images[index]
+        if self.mirror and torch.rand((), generator=self.generator) < 0.5:
+            image = torch.flip(image, dims=(1,))
+        return image
+
+
+def make_loader(data: TopologyData, split: str, batch_size: int = 64, shuffle: bool | None = None,
+                mirror: bool = False, seed: int = 0) -> DataLoader:
+    """A DataLoader over one split; shuffles (reproducibly, from ``seed``) the training split by default."""
+    subset = data.subset(split)
+    shuffle = split == "train" if shuffle is None else shuffle
+    return DataLoader(TopologyImages(subset.density, mirror=mirror, seed=seed), batch_size=batch_size,
+                      shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
