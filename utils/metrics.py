@@ -1,0 +1,106 @@
+"""Physics metrics for generated designs (as in TopoDiff, Mazé & Ahmed 2023), and pixel IoU.
+
+Conventions: designs are ``(nely, nelx)`` images in [0, 1]; "thresholded" means ``> 0.5``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from utils.topopt import LoadCase, compliance
+
+EIGHT_CONNECTED = np.ones((3, 3), dtype=int)
+
+
+def threshold(density: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """Solid (1.0) where ``density > level``, void (0.0) elsewhere."""
+    return (np.asarray(density) > level).astype(float)
+
+
+def solid_iou(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Intersection over union of the solid regions of two designs (thresholded at 0.5)."""
+    a, b = np.asarray(prediction) > 0.5, np.asarray(target) > 0.5
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def compliance_error(design_compliance: float, reference_compliance: float) -> float:
+    """CE = C_design / C_reference − 1 (signed: positive means the design is less stiff)."""
+    return float(design_compliance / reference_compliance - 1.0)
+
+
+def volume_fraction_error(density: np.ndarray, target_volfrac: float) -> float:
+    """VFE = |VF − VF_target| / VF_target, VF the mean density."""
+    return float(abs(np.mean(density) - target_volfrac) / target_volfrac)
+
+
+def load_disrespect(density: np.ndarray, load_case: LoadCase) -> bool:
+    """True when every element touching a load's node(s) is void after thresholding."""
+    nely, nelx = np.asarray(density).shape
+    solid = np.asarray(density) > 0.5
+    for load in load_case.loads:
+        ix, iy = int(round(load.x)), int(round(load.y))
+        rows = slice(max(iy - 1, 0), min(iy + 1, nely))
+        cols = slice(max(ix - 1, 0), min(ix + 1, nelx))
+        if not solid[rows, cols].any():
+            return True
+    return False
+
+
+def solid_components(density: np.ndarray) -> int:
+    """Number of 8-connected solid components after thresholding."""
+    return int(ndimage.label(np.asarray(density) > 0.5, structure=EIGHT_CONNECTED)[1])
+
+
+def floating_material(density: np.ndarray) -> bool:
+    """True when the thresholded design has more than one 8-connected solid component."""
+    return solid_components(density) > 1
+
+
+def keep_largest_component(density: np.ndarray) -> np.ndarray:
+    """The design with every solid component but the largest one set to void (grey values kept inside it)."""
+    labels, count = ndimage.label(np.asarray(density) > 0.5, structure=EIGHT_CONNECTED)
+    if count <= 1:
+        return np.asarray(density).copy()
+    sizes = np.bincount(labels.ravel())[1:]
+    largest = 1 + int(np.argmax(sizes))
+    return np.where((labels == largest) | (labels == 0), density, 0.0)
+
+
+@dataclass(frozen=True)
+class DesignMetrics:
+    """Per-design physics metrics: arrays of length N."""
+
+    compliance_error: np.ndarray
+    volume_fraction_error: np.ndarray
+    load_disrespect: np.ndarray
+    floating_material: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        """Medians and means of the errors, shares of the failures."""
+        return {
+            "CE median": float(np.median(self.compliance_error)),
+            "|CE| median": float(np.median(np.abs(self.compliance_error))),
+            "CE mean": float(np.mean(self.compliance_error)),
+            "VFE median": float(np.median(self.volume_fraction_error)),
+            "VFE mean": float(np.mean(self.volume_fraction_error)),
+            "load disrespect share": float(np.mean(self.load_disrespect)),
+            "floating material share": float(np.mean(self.floating_material)),
+        }
+
+
+def evaluate_designs(designs: np.ndarray, load_cases: list[LoadCase], reference_compliances: np.ndarray,
+                     penal: float = 3.0) -> DesignMetrics:
+    """Metrics of thresholded ``designs: (N, nely, nelx)`` for their load cases, CE against
+    ``reference_compliances`` (e.g. the thresholded SIMP designs' compliances)."""
+    thresholded = [threshold(d) for d in designs]
+    return DesignMetrics(
+        compliance_error=np.array([compliance_error(compliance(t, case, penal), c)
+                                   for t, case, c in zip(thresholded, load_cases, reference_compliances)]),
+        volume_fraction_error=np.array([volume_fraction_error(t, case.volfrac)
+                                        for t, case in zip(thresholded, load_cases)]),
+        load_disrespect=np.array([load_disrespect(t, case) for t, case in zip(thresholded, load_cases)]),
+        floating_material=np.array([floating_material(t) for t in thresholded]),
+    )

@@ -1,0 +1,194 @@
+"""The convolutional VAE of lesson 7, promoted here so that the retraining script, the evaluation script
+and the shipped checkpoint share one definition (lesson 7 builds the same model step by step).
+
+Images are densities ``x: (B, 1, 32, 64)`` in [0, 1]; the decoder returns Bernoulli logits of the same
+shape. Losses are per image, in nats.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+IMAGE_SHAPE = (1, 32, 64)
+
+
+class Encoder(nn.Module):
+    """Three strided convolutions (32×64 → 4×8) and a linear layer to (μ, log σ²)."""
+
+    def __init__(self, latent_dim: int, width: int = 32) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.to_moments = nn.Linear(4 * width * 4 * 8, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 1, 32, 64) → μ, log σ²: (B, latent_dim) each."""
+        mu, logvar = self.to_moments(self.features(x)).chunk(2, dim=-1)
+        return mu, logvar
+
+
+class Decoder(nn.Module):
+    """A linear layer to 4×8 feature maps and three transposed convolutions back to 32×64 logits."""
+
+    def __init__(self, latent_dim: int, width: int = 32) -> None:
+        super().__init__()
+        self.width = width
+        self.from_latent = nn.Linear(latent_dim, 4 * width * 4 * 8)
+        self.upsample = nn.Sequential(
+            nn.ReLU(),
+            nn.ConvTranspose2d(4 * width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z: (B, latent_dim) → logits: (B, 1, 32, 64)."""
+        return self.upsample(self.from_latent(z).view(-1, 4 * self.width, 4, 8))
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = μ + σ ⊙ ε, ε ~ N(0, I)."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+             beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(−ELBO_β, reconstruction, KL), each averaged over the batch, summed over pixels / latents."""
+    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
+    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum(1).mean()
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+class ConvVAE(nn.Module):
+    """Encoder, reparametrization and decoder; ``forward`` returns (logits, μ, log σ²)."""
+
+    def __init__(self, latent_dim: int = 16, width: int = 32, encoder: nn.Module | None = None) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.width = width
+        self.encoder = encoder if encoder is not None else Encoder(latent_dim, width)
+        self.decoder = Decoder(latent_dim, width)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x)
+        return self.decoder(reparameterize(mu, logvar)), mu, logvar
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoded posterior means, as densities in [0, 1]: (B, 1, 32, 64)."""
+        return torch.sigmoid(self.decoder(self.encoder(x)[0]))
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Densities in [0, 1] for latents z: (B, latent_dim)."""
+        return torch.sigmoid(self.decoder(z))
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch averages (per image, nats) on the training and validation splits."""
+
+    train: list[dict[str, float]] = field(default_factory=list)
+    validation: list[dict[str, float]] = field(default_factory=list)
+
+
+LossFunction = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def kl_weight(epoch: int, beta: float, warmup_epochs: int) -> float:
+    """Linear KL warm-up: β · min(1, (epoch + 1) / warmup_epochs)."""
+    return beta * min(1.0, (epoch + 1) / max(1, warmup_epochs))
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, loader: DataLoader, device: torch.device, beta: float = 1.0,
+                  loss_fn: LossFunction = vae_loss) -> dict[str, float]:
+    """Average −ELBO (with β), reconstruction and KL per image over a loader."""
+    model.eval()
+    totals = torch.zeros(3)
+    count = 0
+    for x in loader:
+        x = x.to(device)
+        logits, mu, logvar = model(x)
+        totals += torch.stack([t.detach().cpu() for t in loss_fn(logits, x, mu, logvar, beta)]) * len(x)
+        count += len(x)
+    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist()))
+
+
+def train_vae(model: nn.Module, train_loader: DataLoader, validation_loader: DataLoader, epochs: int,
+              device: torch.device, beta: float = 1.0, warmup_epochs: int = 10, lr: float = 2e-3,
+              loss_fn: LossFunction = vae_loss, progress: bool = True) -> TrainingHistory:
+    """Adam on −ELBO with a KL warm-up and cosine learning-rate decay; a tqdm bar over epochs."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr / 20)
+    history = TrainingHistory()
+    bar = tqdm(range(epochs), desc="training", disable=not progress)
+    for epoch in bar:
+        model.train()
+        weight = kl_weight(epoch, beta, warmup_epochs)
+        totals, count = torch.zeros(3), 0
+        for x in train_loader:
+            x = x.to(device)
+            logits, mu, logvar = model(x)
+            loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            totals += torch.tensor([loss.item(), reconstruction.item(), kl.item()]) * len(x)
+            count += len(x)
+        schedule.step()
+        history.train.append(dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist())))
+        history.validation.append(evaluate_loss(model, validation_loader, device, weight, loss_fn))
+        bar.set_postfix(val_loss=f"{history.validation[-1]['loss']:.1f}")
+    return history
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, or its bytes do not match the recorded SHA-256."""
+
+
+def save_checkpoint(model: ConvVAE, path: Path, metadata: dict) -> str:
+    """Save weights and settings; write ``<path>.sha256.json`` with the file's SHA-256; return it."""
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "latent_dim": model.latent_dim, "width": model.width}, buffer)
+    data = buffer.getvalue()
+    Path(path).write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    Path(f"{path}.sha256.json").write_text(json.dumps({"file": Path(path).name, "sha256": digest, **metadata},
+                                                      indent=2) + "\n")
+    return digest
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[ConvVAE, dict]:
+    """Load a checkpoint after checking its SHA-256 against ``<path>.sha256.json``."""
+    path = Path(path)
+    record_path = Path(f"{path}.sha256.json")
+    if not path.exists() or not record_path.exists():
+        raise CheckpointError(f"Checkpoint {path} or its checksum record is missing. Restore them with "
+                              "`git checkout -- data/` or retrain with `make checkpoint`.")
+    record = json.loads(record_path.read_text())
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != record["sha256"]:
+        raise CheckpointError(f"Checkpoint {path} does not match its recorded SHA-256 ({digest[:12]}… instead of "
+                              f"{record['sha256'][:12]}…): it is corrupted or was replaced. Restore it with "
+                              "`git checkout -- data/` or retrain with `make checkpoint`.")
+    payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    model = ConvVAE(payload["latent_dim"], payload["width"]).to(device)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, record
