@@ -32,6 +32,9 @@ def show_design(ax: plt.Axes, density: np.ndarray, title: str | None = None) -> 
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_linewidth(0.5)
     if title is not None:
         ax.set_title(title, fontsize=8)
 

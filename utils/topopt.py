@@ -258,15 +258,17 @@ def optimality_criteria_update(x: np.ndarray, dc: np.ndarray, dv: np.ndarray, vo
 
 def optimize(load_case: LoadCase, penal: float = 3.0, rmin: float = 1.5,
              filter_kind: FilterKind = "sensitivity", max_iterations: int = 1000, tolerance: float = 0.01,
-             initial_density: np.ndarray | None = None, snapshot_every: int = 0) -> OptimizationResult:
+             initial_density: np.ndarray | None = None, snapshot_every: int = 0,
+             model: FiniteElementModel | None = None) -> OptimizationResult:
     """Minimise compliance under a volume constraint with SIMP and the OC update (top88).
 
     Stops when the largest change of a design variable falls below ``tolerance`` or after
     ``max_iterations``. ``initial_density`` (``(nely, nelx)``) warm-starts the design variables; by
     default they start uniform at the volume fraction. ``snapshot_every > 0`` keeps every k-th design.
+    ``model`` replaces the finite-element model (e.g. one with another linear solver, for benchmarks).
     """
     nelx, nely = load_case.nelx, load_case.nely
-    model = FiniteElementModel(nelx, nely, load_case.fixed_dofs)
+    model = model or FiniteElementModel(nelx, nely, load_case.fixed_dofs)
     filt = DensityFilter(nelx, nely, rmin)
     H, Hs = filt.matrix, filt.row_sums
     force = load_case.force_vector()

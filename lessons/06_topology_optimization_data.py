@@ -1,0 +1,230 @@
+# %% [markdown]
+# # Lesson 6 — The data: structures from SIMP topology optimization
+#
+# **Time estimate:** 30 minutes. **You will:** see what the course's images are — optimal material layouts
+# that minimise compliance — compute compliance yourself, write the volume-constrained optimality-criteria
+# update, watch one optimisation converge, and explore the dataset that lesson 7's VAE learns from.
+#
+# ## 1. The compliance problem
+#
+# Divide a rectangle into $n_x \times n_y$ square finite elements, each with a density $x_e \in [0, 1]$
+# (1: solid, 0: void). Supports fix some nodes, a force $F$ pushes on others. The structure deforms by
+# the displacements $U$ that solve $K(x)\,U = F$; its **compliance** $c = F^\top U = U^\top K U$ is the work done
+# by the load — small compliance means a stiff structure. We look for the stiffest layout using a given
+# fraction $V^*$ of the material:
+#
+# $$\min_x\ c(x) = U^\top K(x)\, U = \sum_e E(x_e)\, u_e^\top k_0\, u_e \quad\text{s.t.}\quad K(x) U = F,\quad
+#   \frac1N\sum_e x_e = V^*,\quad 0 \le x_e \le 1 .$$
+#
+# **SIMP** (solid isotropic material with penalisation) makes the stiffness of an element
+# $E(x_e) = E_{\min} + x_e^{\,p}(E_0 - E_{\min})$ with $p = 3$: grey material costs volume but gives little stiffness,
+# so optimal designs become nearly black and white. The course's solver (`utils.topopt`) is equivalent to
+# the classic 88-line code of Andreassen et al. (2011); its tests reproduce that code's MBB beam exactly.
+
+# %%
+import numpy as np
+import matplotlib.pyplot as plt
+
+from utils import seed_everything
+from utils.data import load_topology_dataset, read_manifest
+from utils.metrics import solid_components
+from utils.plotting import plot_designs, show_design, use_course_style
+from utils.topopt import compliance, mbb_beam, optimize
+from utils.checks.lesson06 import check_compliance_from_stiffness, check_oc_update
+
+use_course_style()
+rng = seed_everything(0)
+
+# %% [markdown]
+# **Exercise 6.1** — given the stiffness matrix `K` (a scipy sparse matrix over the free degrees of freedom)
+# and the displacements `U` (numpy vector) that solve $KU = F$, return the compliance $U^\top K U$.
+
+# %%
+# EXERCISE: compliance from K and U
+def compliance_from_stiffness(K, U: np.ndarray) -> float:
+    """c = Uᵀ K U for a sparse K: (n, n) and U: (n,)."""
+    # BEGIN SOLUTION
+    return float(U @ (K @ U))
+    # END SOLUTION
+
+
+# %%
+check_compliance_from_stiffness(compliance_from_stiffness)
+
+# %% [markdown]
+# ## 2. The optimality-criteria update
+#
+# Each iteration solves $KU = F$, computes the sensitivities $\partial c / \partial x_e = -p\,x_e^{p-1}(E_0 - E_{\min})\,
+# u_e^\top k_0 u_e$ (always $\le 0$: more material never hurts), filters them, then updates every element by
+#
+# $$x_e^{\text{new}} = \operatorname{clip}\!\Big(x_e \sqrt{\tfrac{-\partial c/\partial x_e}{\lambda\ \partial V/\partial x_e}},\
+#   \max(0, x_e - m),\ \min(1, x_e + m)\Big),$$
+#
+# with move limit $m = 0.2$. The Lagrange multiplier $\lambda$ is whatever makes the volume right: the volume
+# of $x^{\text{new}}$ decreases with $\lambda$, so we find it by **bisection** between $\lambda_1 = 0$ and
+# $\lambda_2 = 10^9$ until $(\lambda_2 - \lambda_1)/(\lambda_1 + \lambda_2) < 10^{-3}$.
+#
+# **Exercise 6.2** — write the update for the sensitivity-filter variant (physical densities = design
+# variables). Take `x`, `dc`, `dv` as 1-D arrays, return `x_new`; move the bound that keeps the volume
+# right: if `x_new.sum() > volfrac * x.size`, $\lambda$ must grow (`lower = middle`), else shrink.
+
+# %%
+# EXERCISE: the optimality-criteria update with bisection
+def oc_update(x: np.ndarray, dc: np.ndarray, dv: np.ndarray, volfrac: float, move: float = 0.2) -> np.ndarray:
+    """New design variables with mean volfrac (within the bisection tolerance)."""
+    # BEGIN SOLUTION
+    lower, upper = 0.0, 1e9
+    while (upper - lower) / (lower + upper) > 1e-3:
+        middle = 0.5 * (lower + upper)
+        x_new = np.clip(x * np.sqrt(np.maximum(-dc / dv, 0.0) / middle), np.maximum(0.0, x - move),
+                        np.minimum(1.0, x + move))
+        if x_new.sum() > volfrac * x.size:
+            lower = middle
+        else:
+            upper = middle
+    return x_new
+    # END SOLUTION
+
+
+# %%
+check_oc_update(oc_update)
+
+# %% [markdown]
+# ## 3. One optimisation, iteration by iteration: the MBB beam
+#
+# The half MBB beam (symmetry on the left edge, a roller at the bottom right, a load at the top left),
+# 60×20 elements, $V^* = 0.5$, $p = 3$, filter radius 1.5: the classic benchmark. Our solver needs 94 iterations
+# and reaches compliance 203.19, as the 88-line code does.
+
+# %%
+result = optimize(mbb_beam(60, 20, 0.5), penal=3.0, rmin=1.5, snapshot_every=10)
+print(f"{result.iterations} iterations, converged: {result.converged}, compliance {result.compliance_history[-1]:.2f}")
+assert result.iterations == 94 and abs(result.compliance_history[-1] - 203.19) < 0.01
+steps = [1] + list(range(10, result.iterations + 1, 10))
+plot_designs(result.snapshots, titles=[f"iteration {k}" for k in steps], ncols=5, panel_width=2.4)
+plt.show()
+fig, ax = plt.subplots()
+ax.semilogy(range(1, result.iterations + 1), result.compliance_history)
+ax.set(xlabel="iteration", ylabel="compliance c", title="MBB beam: compliance during the optimisation")
+plt.show()
+
+# %% [markdown]
+# The mirror image of the half beam about its left edge is the full MBB beam:
+
+# %%
+full_beam = np.hstack([result.density[:, ::-1], result.density])
+plot_designs([full_beam], ncols=1, panel_width=8, suptitle="the full MBB beam (two mirrored halves)")
+plt.show()
+
+# %% [markdown]
+# ## 4. Break a design, and its compliance jumps
+#
+# Compliance judges a design by physics. Remove a vertical strip of material from the beam's bottom chord:
+# the load must now take a detour, or finds no path at all (the remaining material then floats, held
+# only by the tiny $E_{\min}$).
+
+# %%
+broken = result.density.copy()
+broken[12:, 30:32] = 0.0
+before, after = compliance(result.density, mbb_beam()), compliance(broken, mbb_beam())
+print(f"compliance: intact {before:.1f}, with a 2-element cut in the bottom chord {after:.1f} ({after / before:.1f}×)")
+fig, axes = plt.subplots(1, 2, figsize=(9, 1.9))
+show_design(axes[0], result.density, f"intact: c = {before:.0f}")
+show_design(axes[1], broken, f"cut: c = {after:.0f}")
+plt.show()
+assert after > 2 * before
+
+# %% [markdown]
+# ## 5. The course's dataset
+#
+# The dataset holds SIMP designs of a **64×32 cantilever** clamped on its left edge, with a unit point load
+# on its right edge. Three parameters vary continuously: the load's height, its angle and the volume
+# fraction. Every sample stores its full problem, its compliance and its iteration count, so a design can be
+# re-solved and judged later. `make data` regenerates it (a few minutes on 2 cores); this lesson only loads it.
+
+# %%
+data = load_topology_dataset()
+manifest = read_manifest()
+print(f"{len(data)} designs, split {manifest['split_counts']}, generated with seed {manifest['seed']}")
+print(f"parameter ranges: {manifest['parameter_ranges']}")
+print(f"solver: {manifest['solver']}")
+print(f"converged within {manifest['solver']['max_iterations']} iterations: {data.converged.mean():.1%}")
+
+# %% [markdown]
+# ### A gallery: load height (columns) against volume fraction (rows)
+#
+# For each cell of a 4×6 grid of the two parameters we show the sample closest to its centre.
+
+# %%
+vf_centres = np.linspace(0.325, 0.475, 4)
+y_centres = np.linspace(2.5, 29.5, 6)
+chosen, titles = [], []
+for vf in vf_centres[::-1]:
+    for y in y_centres:
+        index = int(np.argmin(((data.volfrac - vf) / 0.2) ** 2 + ((data.load_y - y) / 32) ** 2))
+        chosen.append(data.density[index])
+        titles.append(f"VF {data.volfrac[index]:.2f}, y {data.load_y[index]:.0f}, {data.angle_deg[index]:.0f}°")
+plot_designs(chosen, titles=titles, ncols=6, panel_width=2.2)
+plt.show()
+
+# %% [markdown]
+# Each design is a truss-like structure from the clamped edge to the load; more volume means thicker and
+# more members; the load's angle decides which members are in tension and which in compression.
+#
+# ### Distributions: parameters, compliance and greyness
+
+# %%
+grey = ((data.density > 0.1) & (data.density < 0.9)).mean(axis=(1, 2))
+fig, axes = plt.subplots(2, 3, figsize=(12, 6))
+panels = [(data.volfrac, "volume fraction"), (data.load_y, "load height y (elements, from the top)"),
+          (data.angle_deg, "load angle (degrees)"), (np.log10(data.compliance), "log10 compliance"),
+          (data.iterations, "SIMP iterations (cap 100)"), (grey, "share of grey pixels (0.1 < x < 0.9)")]
+for ax, (values, label) in zip(axes.flat, panels):
+    ax.hist(values, bins=30)
+    ax.set(xlabel=label, ylabel="designs")
+plt.tight_layout()
+plt.show()
+print(f"median share of grey pixels: {np.median(grey):.1%}; pixels above 0.9: {(data.density > 0.9).mean():.1%}, "
+      f"below 0.1: {(data.density < 0.1).mean():.1%}")
+
+# %% [markdown]
+# Compliance spans more than a decade: loads near the clamped edge's corners, pulling along a member, are
+# cheap to carry; loads at mid-height pushing downwards need deep structures. About a fifth of the pixels are
+# grey (mostly the filter's smooth edges), which is why lesson 7 thresholds designs at 0.5 before judging them.
+#
+# The thresholded designs are what we judge in lesson 7, so we compare their compliance with that of the
+# grey SIMP result, and check that each is one connected structure:
+
+# %%
+ratio = data.compliance_thresholded / data.compliance - 1
+components = np.array([solid_components(d) for d in data.density])
+print(f"thresholding changes compliance by {np.median(ratio):+.1%} (median; range {ratio.min():+.1%} to {ratio.max():+.1%})")
+print(f"designs with floating material after thresholding: {np.mean(components > 1):.1%}")
+fig, ax = plt.subplots()
+ax.scatter(data.volfrac, ratio, s=4, alpha=0.5)
+ax.set(xlabel="volume fraction", ylabel="C(thresholded) / C(SIMP) − 1", title="thresholding makes designs stiffer")
+plt.show()
+
+# %% [markdown]
+# Thresholding at 0.5 turns grey elements fully solid or void; since SIMP penalises grey ($0.5^3 = 0.125$
+# stiffness for half the volume), most thresholded designs are stiffer (by about 8 % in the median); a few
+lose a thin grey member and become less stiff. Lesson 7 therefore
+# compares a VAE's thresholded reconstruction with the **thresholded** original, like with like.
+#
+# **Question** — why does a SIMP design's volume fraction match its target almost exactly, while nothing in
+# a VAE forces its outputs to?
+#
+# <!-- BEGIN ANSWER -->
+# In SIMP the volume is a hard constraint: the bisection on $\lambda$ enforces $\frac1N\sum x_e = V^*$ at every
+# iteration. A VAE only imitates the training designs pixel by pixel; its outputs respect the volume only as
+# well as they reconstruct, and nothing stops a blurry output from gaining or losing material. That is why
+# lesson 7 measures the volume-fraction error.
+# <!-- END ANSWER -->
+#
+# ## What you should take away
+# - The images are optimal layouts for compliance $c = F^\top U$ under a volume constraint; SIMP's penalty
+#   $p = 3$ drives them to black and white.
+# - The OC update scales each element by the square root of its sensitivity ratio; bisection on $\lambda$
+#   enforces the volume.
+# - Every design in the dataset carries its problem, so compliance, volume and connectivity of any
+#   generated design can be checked by physics.

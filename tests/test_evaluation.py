@@ -1,0 +1,82 @@
+"""Evaluation helpers and the latent explorer's callback, on the shipped checkpoint and dataset."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import maximum_filter
+
+from utils import DATA_DIR
+from utils.data import load_topology_dataset
+from utils.evaluation import (active_units, decode_latents, encode_means, judge_against_nearest, nearest_designs,
+                              reconstruction_report, simp_cleanup)
+from utils.latent_explorer import LatentDirections, draw_latent_explorer
+from utils.metrics import floating_material, threshold
+from utils.topopt import compliance
+from utils.vae import load_checkpoint
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_checkpoint(DATA_DIR / "vae_topology.pt")[0]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_topology_dataset()
+
+
+def test_nearest_design_of_a_training_design_is_itself(data) -> None:
+    train = data.subset("train")
+    assert list(nearest_designs(train.density[[3, 10, 42]], train)) == [3, 10, 42]
+
+
+def test_judging_training_designs_against_themselves_gives_no_error(data) -> None:
+    train = data.subset("train")
+    metrics, _ = judge_against_nearest(train.density[:5], train)
+    np.testing.assert_allclose(metrics.compliance_error, 0.0, atol=1e-9)
+
+
+def test_shipped_checkpoint_meets_the_quality_budget(shipped, data) -> None:
+    report = reconstruction_report(shipped, data.subset("test"), CPU)
+    assert report["IoU mean"] >= 0.92
+    assert report["|CE| median"] <= 0.03
+    assert report["VFE median"] <= 0.03
+    assert report["floating material share"] <= 0.10
+
+
+def test_simp_cleanup_removes_floating_islands(data) -> None:
+    train = data.subset("train")
+    index = next(i for i in range(len(train)) if not floating_material(train.density[i]))
+    design = train.density[index].copy()
+    void_rows, void_cols = np.nonzero(maximum_filter(design, size=5) < 0.01)  # far from any material
+    row, col = void_rows[len(void_rows) // 2], void_cols[len(void_cols) // 2]
+    design[row, col] = 1.0  # one isolated solid element
+    assert floating_material(design)
+    cleaned = simp_cleanup(design, train.load_case(index), iterations=10)
+    assert not floating_material(cleaned)
+    assert abs(cleaned.mean() - train.volfrac[index]) < 0.01
+
+
+def test_active_units_are_counted_from_the_encodings(shipped, data) -> None:
+    count = active_units(shipped, data.subset("validation").density, CPU)
+    variances = encode_means(shipped, data.subset("validation").density, CPU).var(axis=0)
+    assert count == int(np.sum(variances > 0.01)) and 1 <= count <= shipped.latent_dim
+
+
+def test_latent_explorer_callback_reports_the_decoded_design(shipped, data) -> None:
+    means = encode_means(shipped, data.subset("train").density, CPU)
+    directions = LatentDirections.from_means(means, count=3)
+    np.testing.assert_allclose(np.linalg.norm(directions.directions, axis=1), 1.0, atol=1e-6)
+    case = data.subset("test").load_case(0)
+    numbers = draw_latent_explorer(shipped, CPU, directions, [1.0, -0.5, 0.0], case)
+    expected = decode_latents(shipped, directions.point([1.0, -0.5, 0.0])[None], CPU)[0]
+    assert numbers["volume fraction"] == pytest.approx(threshold(expected).mean())
+    assert numbers["compliance"] == pytest.approx(compliance(threshold(expected), case))
+    np.testing.assert_allclose(directions.point([0, 0, 0]), directions.center)
