@@ -22,7 +22,7 @@ lab: $(STAMP)
 
 ## Everyone: set up, then run every test (unit tests, sync and student checks, nbval on all solutions).
 test: $(STAMP)
-	$(PY) -m pytest tests solutions --nbval-lax --nbval-current-env --durations=0
+	$(PY) -m pytest tests solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
 
 ## Instructor: regenerate solutions/ and notebooks/ from lessons/ (refuses to overwrite hand edits).
 notebooks: $(STAMP)

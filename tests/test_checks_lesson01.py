@@ -33,7 +33,7 @@ def good_sampler(n, w, b, sigma, rng):
 
 def test_sampling_check_rejects_independent_z_and_wrong_noise() -> None:
     check_ancestral_sample(good_sampler)
-    with pytest.raises(ExerciseCheckFailed, match="x − \(w z \+ b\)|same z"):
+    with pytest.raises(ExerciseCheckFailed, match=r"x − \(w z \+ b\)|same z"):
         check_ancestral_sample(lambda n, w, b, s, rng: (good_sampler(n, w, b, s, rng)[0],
                                                         good_sampler(n, w, b, s, rng)[1]))
     with pytest.raises(ExerciseCheckFailed, match="std"):
