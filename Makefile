@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# JupyterLab refuses to run as root unless told to (containers, CI machines).
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test notebooks notebooks-force check-sync data checkpoint benchmark evaluate clean-venv
 
@@ -16,9 +18,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-## Student: set up, then open the course in JupyterLab.
+## Student: set up, then open the course in JupyterLab (lesson 1 first; solutions/ sits beside notebooks/).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" notebooks/01_latent_variable_models.ipynb
 
 ## Everyone: set up, then run every test (unit tests, sync and student checks, nbval on all solutions).
 test: $(STAMP)
