@@ -188,8 +188,9 @@ print(f"median share of grey pixels: {np.median(grey):.1%}; pixels above 0.9: {(
       f"below 0.1: {(data.density < 0.1).mean():.1%}")
 
 # %% [markdown]
-# Compliance spans more than a decade: loads near the clamped edge's corners, pulling along a member, are
-# cheap to carry; loads at mid-height pushing downwards need deep structures. About a fifth of the pixels are
+# Compliance spans more than a decade (about 10 to 140): a load that points back towards the clamped edge
+# (angles near −150°) runs along one strut and is cheap to carry, while a nearly vertical load far from the
+# support's mid-height needs a deep truss that bends. About a fifth of the pixels are
 # grey (mostly the filter's smooth edges), which is why lesson 7 thresholds designs at 0.5 before judging them.
 #
 # The thresholded designs are what we judge in lesson 7, so we compare their compliance with that of the

@@ -364,7 +364,7 @@ assert beta_rows[0][2] > beta_rows[-1][2], "a larger β must lower the KL"
 # %% [markdown]
 # ## 8. The shipped checkpoint
 #
-# `data/vae_topology.pt` was trained for much longer (400 epochs, `make checkpoint`) with the same
+# `data/vae_topology.pt` was trained for much longer (600 epochs, `make checkpoint`) with the same
 # architecture. Its SHA-256 is recorded beside it and checked on every load.
 
 # %%

@@ -19,7 +19,7 @@ from utils.data import load_topology_dataset, make_loader
 from utils.vae import ConvVAE, save_checkpoint, train_vae
 
 CHECKPOINT = DATA_DIR / "vae_topology.pt"
-SETTINGS = {"latent_dim": 16, "width": 32, "epochs": 400, "batch_size": 64, "lr": 2e-3, "beta": 1.0,
+SETTINGS = {"latent_dim": 16, "width": 32, "epochs": 600, "batch_size": 64, "lr": 2e-3, "beta": 1.0,
             "warmup_epochs": 40, "seed": 0}
 
 
