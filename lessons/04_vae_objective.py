@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.distributions import Bernoulli, Normal
 
 from utils import seed_everything
 from utils.plotting import use_course_style

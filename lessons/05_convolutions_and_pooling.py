@@ -16,7 +16,6 @@
 # %%
 import time
 
-import numpy as np
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F

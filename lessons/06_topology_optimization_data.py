@@ -209,7 +209,7 @@ plt.show()
 # %% [markdown]
 # Thresholding at 0.5 turns grey elements fully solid or void; since SIMP penalises grey ($0.5^3 = 0.125$
 # stiffness for half the volume), most thresholded designs are stiffer (by about 8 % in the median); a few
-lose a thin grey member and become less stiff. Lesson 7 therefore
+# lose a thin grey member and become less stiff. Lesson 7 therefore
 # compares a VAE's thresholded reconstruction with the **thresholded** original, like with like.
 #
 # **Question** — why does a SIMP design's volume fraction match its target almost exactly, while nothing in

@@ -141,6 +141,7 @@ MALFORMED = {
     "two exercises in a row": (
         "# %%\n# EXERCISE: a\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n\n"
         "# %%\n# EXERCISE: b\n# BEGIN SOLUTION\ny = 1\n# END SOLUTION\n", 8, "no self-check"),
+    "uncommented markdown line": ("# %% [markdown]\n# Text\nstray line\n", 3, "does not start with '#'"),
     "exercise tagged solution": (
         '# %% tags=["solution"]\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n', 2, "cannot be tagged"),
 }

@@ -1,10 +1,8 @@
 """The VAE module: shapes, the loss against torch.distributions, training lowers the loss, checkpoints."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence

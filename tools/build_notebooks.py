@@ -98,6 +98,19 @@ def _cell_start_lines(text: str) -> list[int]:
     return [i + 1 for i, line in enumerate(text.splitlines()) if CELL_MARKER.match(line)]
 
 
+def _check_markdown_lines(source: Path, text_lines: list[str], start_lines: list[int], cells: list) -> None:
+    """Every non-blank line of a markdown cell must be a comment (``# ...``); jupytext would otherwise keep
+    a stray code line inside the text silently."""
+    bounds = start_lines + [len(text_lines) + 1]
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "markdown":
+            continue
+        for number in range(bounds[index] + 1, bounds[index + 1]):
+            line = text_lines[number - 1]
+            if line.strip() and not line.startswith("#"):
+                raise MarkerError(f"{source}:{number}: cell {index}: markdown line does not start with '#'")
+
+
 def _where(source: Path, cell_index: int, start_lines: list[int], offset: int) -> str:
     """``file:line: cell i`` for line ``offset`` (0-based) of a cell's source."""
     return f"{source}:{start_lines[cell_index] + 1 + offset}: cell {cell_index}"
@@ -216,6 +229,7 @@ def build_lesson(source: Path) -> BuiltLesson:
     start_lines = _cell_start_lines(text)
     if len(start_lines) != len(parsed.cells) or (start_lines and start_lines[0] != 1):
         raise MarkerError(f"{source}:1: every cell must open with a '# %%' line, the first on line 1")
+    _check_markdown_lines(source, text.splitlines(), start_lines, parsed.cells)
 
     solution_cells, exercise_cells = [], []
     exercises: list[Exercise] = []

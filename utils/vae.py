@@ -19,7 +19,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-IMAGE_SHAPE = (1, 32, 64)
 
 
 class Encoder(nn.Module):
