@@ -1,0 +1,27 @@
+"""The instructor scripts run end to end: checkpoint training (one epoch) and checkpoint evaluation."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tools import evaluate_checkpoint, train_checkpoint
+from utils.vae import load_checkpoint
+
+
+def test_train_checkpoint_writes_a_loadable_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "vae.pt"
+    assert train_checkpoint.main(["--epochs", "1", "--out", str(out)]) == 0
+    model, record = load_checkpoint(out)
+    assert record["settings"]["epochs"] == 1 and model.latent_dim == train_checkpoint.SETTINGS["latent_dim"]
+    assert json.loads(Path(f"{out}.sha256.json").read_text())["sha256"] == record["sha256"]
+    assert "validation −ELBO" in capsys.readouterr().out
+
+
+def test_evaluate_checkpoint_prints_every_metric(capsys: pytest.CaptureFixture) -> None:
+    assert evaluate_checkpoint.main() == 0
+    printed = capsys.readouterr().out
+    for column in ("IoU mean", "|CE| median", "VFE median", "load disrespect share", "floating material share"):
+        assert column in printed
+    assert "prior samples + 10 SIMP its" in printed
