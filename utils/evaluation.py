@@ -69,6 +69,14 @@ def simp_cleanup(design: np.ndarray, load_case: LoadCase, iterations: int = 10) 
 
 
 @torch.no_grad()
+def kl_per_unit(model: nn.Module, density: np.ndarray, device: torch.device) -> np.ndarray:
+    """KL(q(z_j | x) ‖ N(0, 1)) of each latent dimension, averaged over designs ``(N, 32, 64)``: (latent_dim,)."""
+    model.eval()
+    mu, logvar = model.encoder(torch.as_tensor(density, dtype=torch.float32)[:, None].to(device))
+    return (-0.5 * (1 + logvar - mu**2 - logvar.exp())).mean(0).cpu().numpy()
+
+
+@torch.no_grad()
 def active_units(model: nn.Module, density: np.ndarray, device: torch.device, threshold: float = 0.01) -> int:
     """Latent dimensions whose posterior mean varies across designs: Var_x(μ_j(x)) > threshold."""
     return int(np.sum(encode_means(model, density, device).var(axis=0) > threshold))
