@@ -80,3 +80,16 @@ def test_latent_explorer_callback_reports_the_decoded_design(shipped, data) -> N
     assert numbers["volume fraction"] == pytest.approx(threshold(expected).mean())
     assert numbers["compliance"] == pytest.approx(compliance(threshold(expected), case))
     np.testing.assert_allclose(directions.point([0, 0, 0]), directions.center)
+
+
+def test_kl_per_unit_adds_up_to_the_loss_kl(shipped, data) -> None:
+    from utils.evaluation import kl_per_unit
+    from utils.vae import vae_loss
+    designs = data.subset("validation").density[:32]
+    x = torch.tensor(designs)[:, None]
+    with torch.no_grad():
+        mu, logvar = shipped.encoder(x)
+        _, _, kl = vae_loss(shipped.decoder(mu), x, mu, logvar)
+    per_unit = kl_per_unit(shipped, designs, CPU)
+    assert per_unit.shape == (shipped.latent_dim,) and np.all(per_unit >= 0)
+    np.testing.assert_allclose(per_unit.sum(), kl.item(), rtol=1e-5)
