@@ -141,8 +141,9 @@ class FiniteElementModel:
         rows = reduced_index[self.edofs][:, :, None].repeat(8, axis=2)  # (n_el, 8, 8)
         cols = reduced_index[self.edofs][:, None, :].repeat(8, axis=1)
         keep = (rows >= 0) & (cols >= 0) & (rows >= cols)  # lower triangle of the free block
-        self._entry_element = np.nonzero(keep)[0]
-        self._entry_ke = self.ke[np.nonzero(keep)[1], np.nonzero(keep)[2]]
+        element, local_row, local_col = np.nonzero(keep)
+        self._entry_element = element
+        self._entry_ke = self.ke[local_row, local_col]
         n_free = len(self.free_dofs)
         self.bandwidth = int((rows - cols)[keep].max())
         self._band_shape = (self.bandwidth + 1, n_free)
