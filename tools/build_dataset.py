@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from utils.data import (DATASET_FILE, GENERATOR_VERSION, MANIFEST_FILE, SPLIT_NAMES, file_sha256,
                         load_topology_dataset)
+from utils.metrics import threshold
 from utils.topopt import LoadCase, cantilever, compliance, optimize
 
 NELX, NELY = 64, 32
@@ -60,7 +61,7 @@ def solve(case: LoadCase) -> dict:
     """Optimise one load case; return its design and figures."""
     result = optimize(case, penal=PENAL, rmin=RMIN, filter_kind="sensitivity",
                       max_iterations=MAX_ITERATIONS, tolerance=TOLERANCE)
-    thresholded = (result.density > 0.5).astype(float)
+    thresholded = threshold(result.density)
     return {"density": result.density.astype(np.float32), "compliance": result.compliance,
             "compliance_thresholded": compliance(thresholded, case, PENAL),
             "iterations": result.iterations, "converged": result.converged}

@@ -9,6 +9,7 @@ from torch import nn
 from utils.data import TopologyData
 from utils.metrics import DesignMetrics, evaluate_designs, solid_iou
 from utils.topopt import LoadCase, optimize
+from utils.vae import gaussian_kl_terms
 
 SIMP_PENAL, SIMP_RMIN = 3.0, 2.0  # the dataset's solver settings
 
@@ -73,7 +74,7 @@ def kl_per_unit(model: nn.Module, density: np.ndarray, device: torch.device) -> 
     """KL(q(z_j | x) ‖ N(0, 1)) of each latent dimension, averaged over designs ``(N, 32, 64)``: (latent_dim,)."""
     model.eval()
     mu, logvar = model.encoder(torch.as_tensor(density, dtype=torch.float32)[:, None].to(device))
-    return (-0.5 * (1 + logvar - mu**2 - logvar.exp())).mean(0).cpu().numpy()
+    return gaussian_kl_terms(mu, logvar).mean(0).cpu().numpy()
 
 
 @torch.no_grad()

@@ -64,11 +64,16 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
+def gaussian_kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ_j, σ_j²) ‖ N(0, 1)) of every latent dimension: −½(1 + log σ² − μ² − σ²), shape of ``mu``."""
+    return -0.5 * (1 + logvar - mu**2 - logvar.exp())
+
+
 def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
              beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(−ELBO_β, reconstruction, KL), each averaged over the batch, summed over pixels / latents."""
     reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
-    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum(1).mean()
+    kl = gaussian_kl_terms(mu, logvar).sum(1).mean()
     return reconstruction + beta * kl, reconstruction, kl
 
 
@@ -85,16 +90,6 @@ class ConvVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x)
         return self.decoder(reparameterize(mu, logvar)), mu, logvar
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decoded posterior means, as densities in [0, 1]: (B, 1, 32, 64)."""
-        return torch.sigmoid(self.decoder(self.encoder(x)[0]))
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Densities in [0, 1] for latents z: (B, latent_dim)."""
-        return torch.sigmoid(self.decoder(z))
 
 
 @dataclass
