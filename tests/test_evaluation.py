@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 from scipy.ndimage import maximum_filter
+from torch import nn
 
 from utils import DATA_DIR
 from utils.data import load_topology_dataset
 from utils.evaluation import (active_units, decode_latents, encode_means, judge_against_nearest, nearest_designs,
-                              reconstruction_report, simp_cleanup)
+                              reconstruction_report, simp_cleanup, relative_volume_change)
 from utils.latent_explorer import LatentDirections, draw_latent_explorer
 from utils.metrics import floating_material, threshold
 from utils.topopt import compliance
@@ -41,6 +42,26 @@ def test_judging_training_designs_against_themselves_gives_no_error(data) -> Non
     train = data.subset("train")
     metrics, _ = judge_against_nearest(train.density[:5], train)
     np.testing.assert_allclose(metrics.compliance_error, 0.0, atol=1e-9)
+    np.testing.assert_array_equal(metrics.volume_fraction_error, 0.0)
+
+
+class PerfectReconstructor(nn.Module):
+    """A stand-in "VAE" whose latent is the image itself: its reconstructions are the originals."""
+
+    def encoder(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.flatten(1), torch.zeros_like(x.flatten(1))
+
+    def decoder(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.logit(z.double(), eps=1e-12).view(-1, 1, 32, 64)
+
+
+def test_a_perfect_reconstruction_scores_zero_error_but_misses_the_volume_target_like_its_original(data) -> None:
+    test = data.subset("test")
+    report = reconstruction_report(PerfectReconstructor(), test, CPU)
+    assert report["IoU mean"] == 1.0
+    assert report["|CE| median"] < 1e-9 and report["VFE median"] == 0.0
+    originals_miss = np.median(np.abs(relative_volume_change(test.density, test.volfrac)))
+    assert report["VFE vs target median"] == pytest.approx(originals_miss) and originals_miss > 0.01
 
 
 def test_shipped_checkpoint_meets_the_quality_budget(shipped, data) -> None:
@@ -93,3 +114,10 @@ def test_kl_per_unit_adds_up_to_the_loss_kl(shipped, data) -> None:
     per_unit = kl_per_unit(shipped, designs, CPU)
     assert per_unit.shape == (shipped.latent_dim,) and np.all(per_unit >= 0)
     np.testing.assert_allclose(per_unit.sum(), kl.item(), rtol=1e-5)
+
+
+def test_relative_volume_change_is_signed() -> None:
+    designs = np.zeros((2, 32, 64))
+    designs[0, :16] = 0.8  # half solid after thresholding
+    designs[1, :8] = 0.51  # a quarter solid
+    np.testing.assert_allclose(relative_volume_change(designs, np.array([0.4, 0.5])), [0.25, -0.5])

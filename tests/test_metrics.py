@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from utils.metrics import (compliance_error, evaluate_designs, floating_material, keep_largest_component,
-                           load_disrespect, solid_components, solid_iou, volume_fraction_error)
+                           load_disrespect, solid_components, solid_iou, threshold, volume_fraction_error)
 from utils.topopt import cantilever, compliance
 
 
@@ -41,8 +41,18 @@ def test_load_disrespect_checks_the_elements_at_the_load() -> None:
 def test_evaluate_designs_on_the_reference_itself_gives_zero_error() -> None:
     case = cantilever(16, 8, 0.5, load_y=4.0, angle_deg=-90.0)
     design = np.zeros((8, 16)); design[2:6] = 1.0
-    metrics = evaluate_designs(design[None], [case], np.array([compliance(design, case)]))
+    metrics = evaluate_designs(design[None], [case], design[None], np.array([compliance(design, case)]))
     assert abs(metrics.compliance_error[0]) < 1e-12
     assert metrics.volume_fraction_error[0] == 0.0
     assert not metrics.floating_material[0] and not metrics.load_disrespect[0]
     assert set(metrics.summary()) >= {"|CE| median", "VFE median", "floating material share"}
+
+
+def test_volume_fraction_error_compares_thresholded_design_with_thresholded_reference() -> None:
+    case = cantilever(16, 8, 0.5, load_y=4.0, angle_deg=-90.0)  # volume target 0.5
+    reference = np.zeros((8, 16)); reference[2:6] = 0.9; reference[6] = 0.4  # thresholded volume 0.5
+    grey_copy = np.where(reference > 0.5, 0.6, 0.1)  # other grey values, the same thresholded design
+    thicker = reference.copy(); thicker[6, :8] = 0.7  # 8 more solid elements: volume 72/128
+    metrics = evaluate_designs(np.stack([grey_copy, thicker]), [case, case], np.stack([reference, reference]),
+                               np.full(2, compliance(threshold(reference), case)))
+    np.testing.assert_allclose(metrics.volume_fraction_error, [0.0, (72 / 128 - 0.5) / 0.5])

@@ -22,6 +22,7 @@ def test_train_checkpoint_writes_a_loadable_checkpoint(tmp_path: Path, capsys: p
 def test_evaluate_checkpoint_prints_every_metric(capsys: pytest.CaptureFixture) -> None:
     assert evaluate_checkpoint.main() == 0
     printed = capsys.readouterr().out
-    for column in ("IoU mean", "|CE| median", "VFE median", "load disrespect share", "floating material share"):
+    for column in ("IoU mean", "|CE| median", "VFE median", "load disrespect share", "floating material share",
+                   "VFE vs target median"):
         assert column in printed
     assert "prior samples + 10 SIMP its" in printed

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from utils.data import TopologyData
-from utils.metrics import DesignMetrics, evaluate_designs, solid_iou
+from utils.metrics import DesignMetrics, evaluate_designs, solid_iou, threshold
 from utils.topopt import LoadCase, optimize
 from utils.vae import gaussian_kl_terms
 
@@ -36,15 +36,24 @@ def reconstruct(model: nn.Module, density: np.ndarray, device: torch.device) -> 
     return decode_latents(model, encode_means(model, density, device), device)
 
 
+def relative_volume_change(designs: np.ndarray, reference_volume_fractions: np.ndarray) -> np.ndarray:
+    """Signed relative volume of thresholded ``designs: (N, 32, 64)``, VF / VF_ref − 1, against reference
+    volume fractions (the problems' targets, or the thresholded originals'); negative: less material."""
+    return threshold(designs).mean(axis=(1, 2)) / np.asarray(reference_volume_fractions) - 1.0
+
+
 def reconstruction_report(model: nn.Module, subset: TopologyData, device: torch.device) -> dict[str, float]:
     """Mean solid IoU and the physics summary of thresholded reconstructions of a split.
 
-    Compliance errors compare each thresholded reconstruction with the thresholded original."""
+    Compliance and volume-fraction errors compare each thresholded reconstruction with the thresholded
+    original; "VFE vs target median" compares its volume with the problem's volume target instead."""
     reconstructions = reconstruct(model, subset.density, device)
     metrics = evaluate_designs(reconstructions, [subset.load_case(i) for i in range(len(subset))],
-                               subset.compliance_thresholded)
+                               subset.density, subset.compliance_thresholded)
     ious = [solid_iou(r, d) for r, d in zip(reconstructions, subset.density)]
-    return {"IoU mean": float(np.mean(ious)), **metrics.summary()}
+    target_misses = np.abs(relative_volume_change(reconstructions, subset.volfrac))
+    return {"IoU mean": float(np.mean(ious)), **metrics.summary(),
+            "VFE vs target median": float(np.median(target_misses))}
 
 
 def nearest_designs(designs: np.ndarray, reference: TopologyData) -> np.ndarray:
@@ -57,10 +66,11 @@ def nearest_designs(designs: np.ndarray, reference: TopologyData) -> np.ndarray:
 
 def judge_against_nearest(designs: np.ndarray, reference: TopologyData) -> tuple[DesignMetrics, np.ndarray]:
     """Physics metrics of generated designs, each judged under the load case of its nearest reference design
-    (and against that design's thresholded compliance and volume target); returns the metrics and indices."""
+    and against that design, thresholded (its compliance and volume); returns the metrics and indices."""
     nearest = nearest_designs(designs, reference)
     cases = [reference.load_case(int(i)) for i in nearest]
-    return evaluate_designs(designs, cases, reference.compliance_thresholded[nearest]), nearest
+    metrics = evaluate_designs(designs, cases, reference.density[nearest], reference.compliance_thresholded[nearest])
+    return metrics, nearest
 
 
 def simp_cleanup(design: np.ndarray, load_case: LoadCase, iterations: int = 10) -> np.ndarray:

@@ -31,9 +31,10 @@ def compliance_error(design_compliance: float, reference_compliance: float) -> f
     return float(design_compliance / reference_compliance - 1.0)
 
 
-def volume_fraction_error(density: np.ndarray, target_volfrac: float) -> float:
-    """VFE = |VF − VF_target| / VF_target, VF the mean density."""
-    return float(abs(np.mean(density) - target_volfrac) / target_volfrac)
+def volume_fraction_error(density: np.ndarray, reference_volfrac: float) -> float:
+    """VFE = |VF − VF_ref| / VF_ref, VF the mean density; VF_ref is a reference design's volume fraction or a
+    problem's volume target."""
+    return float(abs(np.mean(density) - reference_volfrac) / reference_volfrac)
 
 
 def load_disrespect(density: np.ndarray, load_case: LoadCase) -> bool:
@@ -71,7 +72,7 @@ def keep_largest_component(density: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DesignMetrics:
-    """Per-design physics metrics: arrays of length N."""
+    """Per-design physics metrics, each against a reference design: arrays of length N."""
 
     compliance_error: np.ndarray
     volume_fraction_error: np.ndarray
@@ -91,16 +92,17 @@ class DesignMetrics:
         }
 
 
-def evaluate_designs(designs: np.ndarray, load_cases: list[LoadCase], reference_compliances: np.ndarray,
-                     penal: float = 3.0) -> DesignMetrics:
-    """Metrics of thresholded ``designs: (N, nely, nelx)`` for their load cases, CE against
-    ``reference_compliances`` (e.g. the thresholded SIMP designs' compliances)."""
+def evaluate_designs(designs: np.ndarray, load_cases: list[LoadCase], reference_designs: np.ndarray,
+                     reference_compliances: np.ndarray, penal: float = 3.0) -> DesignMetrics:
+    """Metrics of thresholded ``designs: (N, nely, nelx)`` under their load cases, like with like: CE against
+    ``reference_compliances`` (the thresholded reference designs' compliances), VFE against the volume
+    fraction of the thresholded ``reference_designs``. A design equal to its reference scores zero on both."""
     thresholded = [threshold(d) for d in designs]
     return DesignMetrics(
         compliance_error=np.array([compliance_error(compliance(t, case, penal), c)
                                    for t, case, c in zip(thresholded, load_cases, reference_compliances)]),
-        volume_fraction_error=np.array([volume_fraction_error(t, case.volfrac)
-                                        for t, case in zip(thresholded, load_cases)]),
+        volume_fraction_error=np.array([volume_fraction_error(t, threshold(reference).mean())
+                                        for t, reference in zip(thresholded, reference_designs)]),
         load_disrespect=np.array([load_disrespect(t, case) for t, case in zip(thresholded, load_cases)]),
         floating_material=np.array([floating_material(t) for t in thresholded]),
     )
