@@ -31,9 +31,9 @@ from torch import nn
 from utils import DATA_DIR, get_device, seed_everything
 from utils.data import load_topology_dataset, make_loader
 from utils.evaluation import (active_units, decode_latents, encode_means, judge_against_nearest, kl_per_unit,
-                              reconstruct, reconstruction_report, relative_volume_change, simp_cleanup)
+                              reconstruct, reconstruction_report, simp_cleanup)
 from utils.latent_explorer import LatentDirections, draw_latent_explorer
-from utils.metrics import keep_largest_component, solid_iou, threshold
+from utils.metrics import keep_largest_component, relative_volume_change, solid_iou, threshold
 from utils.plotting import plot_designs, use_course_style
 from utils.vae import CheckpointError, ConvVAE, load_checkpoint, train_vae
 from utils.checks.lesson07 import check_encoder, check_reparameterize, check_vae_loss

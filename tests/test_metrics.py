@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from utils.metrics import (compliance_error, evaluate_designs, floating_material, keep_largest_component,
-                           load_disrespect, solid_components, solid_iou, threshold, volume_fraction_error)
+                           load_disrespect, relative_volume_change, solid_components, solid_iou, threshold,
+                           volume_fraction_error)
 from utils.topopt import cantilever, compliance
 
 
@@ -56,3 +57,10 @@ def test_volume_fraction_error_compares_thresholded_design_with_thresholded_refe
     metrics = evaluate_designs(np.stack([grey_copy, thicker]), [case, case], np.stack([reference, reference]),
                                np.full(2, compliance(threshold(reference), case)))
     np.testing.assert_allclose(metrics.volume_fraction_error, [0.0, (72 / 128 - 0.5) / 0.5])
+
+
+def test_relative_volume_change_is_signed() -> None:
+    designs = np.zeros((2, 32, 64))
+    designs[0, :16] = 0.8  # half solid after thresholding
+    designs[1, :8] = 0.51  # a quarter solid
+    np.testing.assert_allclose(relative_volume_change(designs, np.array([0.4, 0.5])), [0.25, -0.5])

@@ -11,8 +11,8 @@ import torch
 
 from utils import DATA_DIR, get_device
 from utils.data import load_topology_dataset
-from utils.evaluation import (decode_latents, judge_against_nearest, reconstruction_report, relative_volume_change,
-                              simp_cleanup)
+from utils.evaluation import decode_latents, judge_against_nearest, reconstruction_report, simp_cleanup
+from utils.metrics import relative_volume_change
 from utils.vae import load_checkpoint
 
 

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from utils import DATA_DIR, get_device, seed_everything
 from utils.data import load_topology_dataset, make_loader
 from utils.vae import ConvVAE, save_checkpoint, train_vae

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from utils.data import TopologyData
-from utils.metrics import DesignMetrics, evaluate_designs, solid_iou, threshold
+from utils.metrics import DesignMetrics, evaluate_designs, relative_volume_change, solid_iou
 from utils.topopt import LoadCase, optimize
 from utils.vae import gaussian_kl_terms
 
@@ -34,12 +34,6 @@ def decode_latents(model: nn.Module, latents: np.ndarray, device: torch.device) 
 def reconstruct(model: nn.Module, density: np.ndarray, device: torch.device) -> np.ndarray:
     """Decoded posterior means of designs ``(N, 32, 64)``: (N, 32, 64)."""
     return decode_latents(model, encode_means(model, density, device), device)
-
-
-def relative_volume_change(designs: np.ndarray, reference_volume_fractions: np.ndarray) -> np.ndarray:
-    """Signed relative volume of thresholded ``designs: (N, 32, 64)``, VF / VF_ref − 1, against reference
-    volume fractions (the problems' targets, or the thresholded originals'); negative: less material."""
-    return threshold(designs).mean(axis=(1, 2)) / np.asarray(reference_volume_fractions) - 1.0
 
 
 def reconstruction_report(model: nn.Module, subset: TopologyData, device: torch.device) -> dict[str, float]:

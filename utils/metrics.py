@@ -37,6 +37,12 @@ def volume_fraction_error(density: np.ndarray, reference_volfrac: float) -> floa
     return float(abs(np.mean(density) - reference_volfrac) / reference_volfrac)
 
 
+def relative_volume_change(designs: np.ndarray, reference_volume_fractions: np.ndarray) -> np.ndarray:
+    """Signed relative volume of thresholded ``designs: (N, nely, nelx)``, VF / VF_ref − 1, against reference
+    volume fractions (the problems' targets, or the thresholded originals'); negative: less material."""
+    return threshold(designs).mean(axis=(-2, -1)) / np.asarray(reference_volume_fractions) - 1.0
+
+
 def load_disrespect(density: np.ndarray, load_case: LoadCase) -> bool:
     """True when every element touching a load's node(s) is void after thresholding."""
     nely, nelx = np.asarray(density).shape

@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 
-
 class Encoder(nn.Module):
     """Three strided convolutions (32×64 → 4×8) and a linear layer to (μ, log σ²)."""
 
