@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from utils.data import (DATASET_FILE, GENERATOR_VERSION, MANIFEST_FILE, SPLIT_NAMES, file_sha256,
                         load_topology_dataset)
 from utils.metrics import threshold
+from utils.threads import usable_cpus
 from utils.topopt import LoadCase, cantilever, compliance, optimize
 
 NELX, NELY = 64, 32
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the topology dataset.")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=usable_cpus(), help="processes (default: the usable CPUs)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
     parser.add_argument("--verify", type=int, metavar="K", help="regenerate K samples and compare instead")
