@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told to (containers, CI machines).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test notebooks notebooks-force check-sync data checkpoint benchmark evaluate clean-venv
+.PHONY: setup lab test notebooks notebooks-force check-sync data checkpoint benchmark evaluate grade release clean-venv
 
 setup: $(STAMP)
 
@@ -45,12 +45,25 @@ data: $(STAMP)
 checkpoint: $(STAMP)
 	$(PY) tools/train_checkpoint.py
 
+## Instructor: pack what students need (exercise notebooks, utils, data, requirements, a student README)
+## into dist/vae-course-student/ and dist/vae-course-student.zip; refuses stale notebooks or damaged data.
+release: $(STAMP)
+	$(PY) tools/release.py --out dist
+
 ## Speed and quality figures (printed, never asserted).
 benchmark: $(STAMP)
 	$(PY) benchmarks/solver_speed.py
 
 evaluate: $(STAMP)
 	$(PY) tools/evaluate_checkpoint.py
+
+## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
+## course's own checks; writes $(GRADES)/gradebook.csv and one feedback file per student. LESSON=N optional.
+SUBMISSIONS ?=
+GRADES ?= grades
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [GRADES=grades] [LESSON=N]"; exit 2; }
+	$(PY) tools/grade.py "$(SUBMISSIONS)" --out "$(GRADES)" $(if $(LESSON),--lesson $(LESSON),)
 
 clean-venv:
 	rm -rf $(VENV)
