@@ -140,8 +140,8 @@ class TopologyVAE(ConvVAE):
 LATENT_DIM = 16
 EPOCHS = int(os.environ.get("VAE_COURSE_EPOCHS", 150))
 data = load_topology_dataset()
-train_loader = make_loader(data, "train", batch_size=64, seed=0)
-validation_loader = make_loader(data, "validation", batch_size=256)
+train_loader = make_loader(data, "train", batch_size=64, seed=0, device=device)
+validation_loader = make_loader(data, "validation", batch_size=256, device=device)
 
 seed_everything(0)
 model = TopologyVAE(LATENT_DIM).to(device)

@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     data = load_topology_dataset()
     model = ConvVAE(settings["latent_dim"], settings["width"]).to(device)
     start = time.perf_counter()
-    history = train_vae(model, make_loader(data, "train", settings["batch_size"], seed=settings["seed"]),
-                        make_loader(data, "validation", 256), settings["epochs"], device, beta=settings["beta"],
+    history = train_vae(model, make_loader(data, "train", settings["batch_size"], seed=settings["seed"], device=device),
+                        make_loader(data, "validation", 256, device=device), settings["epochs"], device,
+                        beta=settings["beta"],
                         warmup_epochs=settings["warmup_epochs"], lr=settings["lr"])
     seconds = time.perf_counter() - start
     model.cpu()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,7 +17,6 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 
@@ -108,24 +108,29 @@ def kl_weight(epoch: int, beta: float, warmup_epochs: int) -> float:
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, loader: DataLoader, device: torch.device, beta: float = 1.0,
+def evaluate_loss(model: nn.Module, loader: Iterable[torch.Tensor], device: torch.device, beta: float = 1.0,
                   loss_fn: LossFunction = vae_loss) -> dict[str, float]:
     """Average −ELBO (with β), reconstruction and KL per image over a loader."""
     model.eval()
-    totals = torch.zeros(3)
+    totals = torch.zeros(3, device=device)
     count = 0
     for x in loader:
         x = x.to(device)
         logits, mu, logvar = model(x)
-        totals += torch.stack([t.detach().cpu() for t in loss_fn(logits, x, mu, logvar, beta)]) * len(x)
+        totals += torch.stack(loss_fn(logits, x, mu, logvar, beta)) * len(x)
         count += len(x)
     return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist()))
 
 
-def train_vae(model: nn.Module, train_loader: DataLoader, validation_loader: DataLoader, epochs: int,
+def train_vae(model: nn.Module, train_loader: Iterable[torch.Tensor], validation_loader: Iterable[torch.Tensor],
+              epochs: int,
               device: torch.device, beta: float = 1.0, warmup_epochs: int = 10, lr: float = 2e-3,
               loss_fn: LossFunction = vae_loss, progress: bool = True) -> TrainingHistory:
-    """Adam on −ELBO with a KL warm-up and cosine learning-rate decay; a tqdm bar over epochs."""
+    """Adam on −ELBO with a KL warm-up and cosine learning-rate decay; a tqdm bar over epochs.
+
+    The loaders yield batches ``(B, 1, H, W)``; batches from :func:`utils.data.make_loader` with
+    ``device=device`` are already in place, so an epoch costs the device no host work but one sync.
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr / 20)
     history = TrainingHistory()
@@ -133,15 +138,16 @@ def train_vae(model: nn.Module, train_loader: DataLoader, validation_loader: Dat
     for epoch in bar:
         model.train()
         weight = kl_weight(epoch, beta, warmup_epochs)
-        totals, count = torch.zeros(3), 0
+        totals, count = torch.zeros(3, device=device), 0
         for x in train_loader:
-            x = x.to(device)
+            x = x.to(device)  # a no-op for batches already on the device (utils.data.make_loader)
             logits, mu, logvar = model(x)
             loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            totals += torch.tensor([loss.item(), reconstruction.item(), kl.item()]) * len(x)
+            # Summed on the device: no host synchronisation per batch, one per epoch (the .tolist() below).
+            totals += torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
             count += len(x)
         schedule.step()
         history.train.append(dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist())))
