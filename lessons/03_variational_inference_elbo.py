@@ -140,7 +140,14 @@ plt.show()
 # %%
 model_1d = LinearGaussian1D(w=np.array([2.0, 1.0]), b=np.array([0.5, -0.5]), sigma=0.3)
 x_1d = np.array([1.5, 0.2])
-widgets.interact(lambda q_mean, q_log_std: draw_elbo_explorer(model_1d, x_1d, q_mean, q_log_std),
+
+
+def explore_elbo(q_mean: float, q_log_std: float) -> None:
+    """Redraw the explorer (its numbers are in the figure) and return nothing for the widget to print."""
+    draw_elbo_explorer(model_1d, x_1d, q_mean, q_log_std)
+
+
+widgets.interact(explore_elbo,
                  q_mean=widgets.FloatSlider(value=0.0, min=-2.0, max=2.0, step=0.02),
                  q_log_std=widgets.FloatSlider(value=0.0, min=-3.0, max=1.0, step=0.02));
 

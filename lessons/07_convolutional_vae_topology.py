@@ -229,8 +229,14 @@ print("largest |correlation| of the two main latent directions with each paramet
 
 # %%
 explorer_case = test.load_case(0)
-widgets.interact(lambda first, second, third: draw_latent_explorer(model, device, directions, [first, second, third],
-                                                                   explorer_case),
+
+
+def explore_latent(first: float, second: float, third: float) -> None:
+    """Redraw the decoded design (its numbers are in the title) and return nothing for the widget to print."""
+    draw_latent_explorer(model, device, directions, [first, second, third], explorer_case)
+
+
+widgets.interact(explore_latent,
                  first=widgets.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.1),
                  second=widgets.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.1),
                  third=widgets.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.1));

@@ -415,7 +415,8 @@ def write_feedback(results: list[NotebookResult], folder: Path) -> list[Path]:
 
 def summary_text(results: list[NotebookResult]) -> str:
     """Per exercise, how many notebooks passed it and how the others ended: what the class found hard."""
-    lines = [f"{len(results)} notebooks from {len({r.student for r in results})} students"]
+    students = len({r.student for r in results})
+    lines = [f"{len(results)} notebook{'s' if len(results) > 1 else ''} from {students} student{'s' if students > 1 else ''}"]
     columns = exercise_columns(results)
     if columns:
         lines.append(f"{'exercise':<10}" + "".join(f"{status:>12}" for status in STATUSES))
@@ -424,7 +425,7 @@ def summary_text(results: list[NotebookResult]) -> str:
             lines.append(f"{number:<10}" + "".join(f"{counts[status]:>12}" for status in STATUSES))
     problems = [r for r in results if r.problem]
     if problems:
-        lines.append(f"{len(problems)} notebooks with a grading note:")
+        lines.append(f"{len(problems)} notebook{'s' if len(problems) > 1 else ''} with a grading note:")
         lines += [f"  {r.student} ({r.notebook}): {r.problem}" for r in problems]
     return "\n".join(lines)
 
