@@ -47,8 +47,9 @@ def plot_designs(densities: Sequence[np.ndarray] | np.ndarray, titles: Sequence[
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
     aspect = densities[0].shape[0] / densities[0].shape[1]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_width * ncols, panel_width * aspect * nrows + 0.4),
-                             squeeze=False)
+    title_height = 0.3 if titles is not None else 0.0  # inches per row, so titles clear the row above
+    height = (panel_width * aspect + title_height) * nrows + (0.4 if suptitle else 0.1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_width * ncols, height), squeeze=False)
     for k, ax in enumerate(axes.flat):
         if k < n:
             show_design(ax, densities[k], None if titles is None else titles[k])
