@@ -10,7 +10,7 @@ export GOMP_SPINCOUNT ?= 1000
 # JupyterLab refuses to run as root unless told to (containers, CI machines).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test notebooks notebooks-force check-sync data checkpoint benchmark evaluate grade release clean-venv
+.PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint benchmark evaluate grade release clean-venv
 
 setup: $(STAMP)
 
@@ -28,7 +28,17 @@ lab: $(STAMP)
 
 ## Everyone: set up, then run every test (unit tests, sync and student checks, nbval on all solutions).
 test: $(STAMP)
-	$(PY) -m pytest tests solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
+	$(PY) -m pytest tests solutions --ignore=tests/ui --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
+
+## Everyone: the course in a real browser (JupyterLab in Debian's chromium, driven by Playwright): the lab loads,
+## lesson 1 stops at exercise 1.1, the explorers react to their sliders, no console errors. Installs chromium
+## with apt-get when it is missing (as root, as on CI; elsewhere install the chromium package yourself).
+ui-test: $(STAMP)
+	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "ui-test needs Debian's chromium: sudo apt-get install chromium"; exit 2; }
+	$(PY) -m pip install -q -r requirements-ui.txt
+	$(PY) -m pytest tests/ui -p no:cacheprovider
 
 ## Instructor: regenerate solutions/ and notebooks/ from lessons/ (refuses to overwrite hand edits).
 notebooks: $(STAMP)

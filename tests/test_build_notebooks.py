@@ -179,3 +179,12 @@ def test_generated_notebook_records_its_source_and_checksum(tmp_path: Path) -> N
     assert metadata["vae_course"]["version"] == "exercise"
     assert len(metadata["vae_course"]["cells_sha256"]) == 64
     assert metadata["kernelspec"]["name"] == "python3"
+
+
+def test_language_info_is_what_ipykernel_reports() -> None:
+    """JupyterLab marks a notebook modified when the kernel's language_info differs from the file's."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    from tools.build_notebooks import LANGUAGE_INFO
+    reported = dict(IPythonKernel.language_info)
+    assert {k: v for k, v in LANGUAGE_INFO.items() if k != "version"} == {k: v for k, v in reported.items() if k != "version"}

@@ -51,6 +51,13 @@ SELF_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
 ANSWER_PROMPT = "*Your answer here.*"
 CELL_MARKER = re.compile(r"^# %%")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+# What ipykernel reports for the course's reference Python (the one CI runs). JupyterLab writes the kernel's
+# language_info into a notebook when it opens it, and marks the notebook modified if that changes anything:
+# with this, a notebook opened on that Python shows as unmodified; on another, only "version" differs.
+REFERENCE_PYTHON = "3.11.7"
+LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                 "pygments_lexer": "ipython3", "version": REFERENCE_PYTHON}
 
 
 class MarkerError(ValueError):
@@ -210,7 +217,7 @@ def _new_notebook(cells: list, source: Path, version: str) -> nbformat.NotebookN
     relative = source.relative_to(REPO_ROOT).as_posix() if source.is_relative_to(REPO_ROOT) else source.name
     metadata = {
         "kernelspec": KERNELSPEC,
-        "language_info": {"name": "python"},
+        "language_info": LANGUAGE_INFO,
         "vae_course": {
             "generated_from": relative,
             "version": version,
