@@ -81,4 +81,4 @@ def test_unpacked_release_installs_and_stops_at_exercise_1_1(released: tuple[Pat
     """)
     result = subprocess.run([str(python), "-c", script], cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("NotImplementedError Exercise 1.1:")
+    assert result.stdout.strip().splitlines()[-1].startswith("ExerciseNotDone Exercise 1.1:")

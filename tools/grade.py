@@ -240,9 +240,13 @@ def _judge_check(result: ExerciseResult, cell: nbformat.NotebookNode, names: lis
         return
     ename, evalue = error.get("ename", ""), error.get("evalue", "")
     missing_name = re.match(r"name '(\w+)' is not defined", evalue) if ename == "NameError" else None
-    if ename == "NotImplementedError":
+    if ename == "ExerciseNotDone":
+        result.status, result.message = "not done", evalue
+    elif ename == "NotImplementedError":
         result.status = "not done"
         result.message = f"still raises NotImplementedError ({evalue}): replace the `raise` line with your code"
+    elif ename == "ExerciseCodeRaised":
+        result.status, result.message = "error", evalue
     elif ename in FAILED_CHECK_ERRORS:
         result.status, result.message = "fail", evalue
     elif missing_name and missing_name.group(1) in names:

@@ -123,8 +123,9 @@ def test_fresh_notebook_is_not_modified_and_lesson_1_stops_at_exercise_1_1(page:
         f"a freshly opened notebook shows as {'unmodified' if expected_dirty else 'modified'}"
     _run_all(page)
     error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                         has_text="NotImplementedError").first
+                         has_text="ExerciseNotDone").first
     expect(error).to_contain_text("Exercise 1.1", timeout=120_000)
+    expect(error).to_contain_text("not done yet")
     assert page.console_errors == []  # type: ignore[attr-defined]
 
 

@@ -1,14 +1,90 @@
-"""Comparison and reporting primitives shared by every lesson's checkers."""
+"""Comparison and reporting primitives shared by every lesson's checkers, and :func:`exercise_check`, the
+decorator every ``check_…`` wears."""
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import linecache
+import random
+import sysconfig
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+CheckFunction = TypeVar("CheckFunction", bound=Callable[..., None])
+_NOT_STUDENT_CODE = tuple({str(Path(__file__).resolve().parents[1]), *(sysconfig.get_paths()[key] for key in
+                                                                         ("stdlib", "platstdlib", "purelib", "platlib"))})
+
 
 class ExerciseCheckFailed(AssertionError):
     """A student's answer differs from the reference; the message says how."""
+
+
+class ExerciseNotDone(NotImplementedError):
+    """The student's function still raises NotImplementedError."""
+
+
+class ExerciseCodeRaised(ExerciseCheckFailed):
+    """The student's code raised an exception while the check ran it; the message names the student's line."""
+
+
+@contextlib.contextmanager
+def _global_random_state_preserved() -> Iterator[None]:
+    """Run the enclosed code and restore the global random state of torch (CPU), NumPy and Python after it,
+    so a check never changes the random numbers of the cells that follow."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+def _where_in_student_code(trace: TracebackType | None) -> str:
+    """`` (line N of your code: `…`)`` for the innermost frame outside the course's utils, the standard library
+    and installed packages, or "" when the error did not come from the student's code."""
+    where = ""
+    for frame, line_number in traceback.walk_tb(trace):
+        filename = frame.f_code.co_filename
+        if filename.startswith(_NOT_STUDENT_CODE) or filename.startswith("<frozen"):
+            continue
+        code = linecache.getline(filename, line_number, frame.f_globals).strip()
+        where = f" (line {line_number} of your code: `{code}`)" if code else f" (line {line_number} of your code)"
+    return where
+
+
+def exercise_check(check: CheckFunction) -> CheckFunction:
+    """Make ``check`` safe to show a student: it runs with the global random state saved and restored; a stub
+    still raising NotImplementedError becomes a one-line :class:`ExerciseNotDone`; an exception from the
+    student's code becomes :class:`ExerciseCodeRaised` naming the student's line; and every failure is raised
+    afresh, so the traceback never walks through the checker's source (where the reference answer is)."""
+    subject = check.__name__.removeprefix("check_")
+
+    @functools.wraps(check)
+    def run_check(*args: Any, **kwargs: Any) -> None:
+        __tracebackhide__ = True  # noqa: F841  (IPython and pytest leave this frame out of tracebacks)
+        with _global_random_state_preserved():
+            try:
+                check(*args, **kwargs)
+                return
+            except ExerciseCheckFailed as failure:
+                problem: Exception = type(failure)(str(failure))
+            except NotImplementedError as stub:
+                problem = ExerciseNotDone(f"{stub or subject}: not done yet. Replace the "
+                                          "`raise NotImplementedError` line with your code, run that cell, then this one.")
+            except Exception as error:  # noqa: BLE001  (whatever the student's code raises is reported, not hidden)
+                where = _where_in_student_code(error.__traceback__)
+                cause = "your code raised" if where else "checking your result raised"
+                problem = ExerciseCodeRaised(f"{subject}: {cause} {type(error).__name__}: {error}{where}")
+        raise problem from None
+
+    return run_check  # type: ignore[return-value]
 
 
 def passed(name: str) -> None:

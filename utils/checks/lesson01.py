@@ -6,13 +6,14 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
 
 
 def _random_model(rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray, float]:
     return rng.normal(size=dim), rng.normal(size=dim), float(rng.uniform(0.3, 1.5))
 
 
+@exercise_check
 def check_log_joint(log_joint: Callable) -> None:
     """Compare ``log_joint(x, z, w, b, sigma)`` with scipy's Gaussian log-densities for several D."""
     rng = np.random.default_rng(101)
@@ -26,6 +27,7 @@ def check_log_joint(log_joint: Callable) -> None:
     passed("log_joint")
 
 
+@exercise_check
 def check_log_marginal_quadrature(log_marginal: Callable) -> None:
     """Compare the quadrature estimate with the closed form log N(x; b, wwᵀ + σ²I)."""
     rng = np.random.default_rng(102)
@@ -39,6 +41,7 @@ def check_log_marginal_quadrature(log_marginal: Callable) -> None:
     passed("log_marginal_quadrature")
 
 
+@exercise_check
 def check_ancestral_sample(sample: Callable) -> None:
     """Check shapes, reproducibility and the first two moments of the samples (5 standard errors)."""
     w, b, sigma, n = np.array([1.5, -0.5, 0.8]), np.array([0.2, 1.0, -1.0]), 0.4, 20_000

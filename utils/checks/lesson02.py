@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.distributions import MultivariateNormal, Normal
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
 
 
 def _reference_log_joint(x: torch.Tensor, z: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
@@ -16,6 +16,7 @@ def _reference_log_joint(x: torch.Tensor, z: torch.Tensor, W: torch.Tensor, b: t
     return likelihood + Normal(0.0, 1.0).log_prob(z).sum(-1)
 
 
+@exercise_check
 def check_log_joint_torch(log_joint: Callable) -> None:
     """Values and parameter gradients against ``torch.distributions.Normal``."""
     generator = torch.Generator().manual_seed(201)
@@ -38,6 +39,7 @@ def check_log_joint_torch(log_joint: Callable) -> None:
     passed("log_joint_torch")
 
 
+@exercise_check
 def check_posterior_params(posterior_params: Callable) -> None:
     """Against the conditional of the joint Gaussian of (z, x): mean Wᵀ Σₓ⁻¹ (x − b), cov I − Wᵀ Σₓ⁻¹ W."""
     rng = np.random.default_rng(202)
@@ -54,12 +56,14 @@ def check_posterior_params(posterior_params: Callable) -> None:
     passed("posterior_params")
 
 
+@exercise_check
 def check_grid_posterior(grid_posterior: Callable) -> None:
     """On a 2-D linear-Gaussian model: the grid evidence equals the closed form and the posterior
     integrates to one, with the exact posterior mean."""
-    torch.manual_seed(203)
-    W, b, sigma = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64), 0.8
-    x = torch.randn(3, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(203)
+    W, b, sigma = (torch.randn(3, 2, dtype=torch.float64, generator=generator),
+                   torch.randn(3, dtype=torch.float64, generator=generator), 0.8)
+    x = torch.randn(3, dtype=torch.float64, generator=generator)
     axis = torch.linspace(-6, 6, 301, dtype=torch.float64)
     z = torch.cartesian_prod(axis, axis).reshape(301, 301, 2)
     cell = float((axis[1] - axis[0]) ** 2)

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
 
 
 def _linear_gaussian(seed: int, dim_x: int = 4, dim_z: int = 2, orthogonal: bool = False):
@@ -30,6 +30,7 @@ def _linear_gaussian(seed: int, dim_x: int = 4, dim_z: int = 2, orthogonal: bool
     return log_joint, x, log_evidence, posterior
 
 
+@exercise_check
 def check_elbo_estimate(elbo_estimate: Callable) -> None:
     """The estimate matches log p(x) − KL within Monte Carlo error, is differentiable and uses the generator."""
     log_joint, x, log_evidence, posterior = _linear_gaussian(301)
@@ -51,6 +52,7 @@ def check_elbo_estimate(elbo_estimate: Callable) -> None:
     passed("elbo_estimate")
 
 
+@exercise_check
 def check_maximize_elbo(maximize_elbo: Callable) -> None:
     """On a model whose posterior is diagonal, the optimised q must reach it (KL < 0.01)."""
     log_joint, x, _, posterior = _linear_gaussian(302, orthogonal=True)

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
 
 
+@exercise_check
 def check_gaussian_kl(gaussian_kl: Callable) -> None:
     """Against ``kl_divergence(Normal(mu, sigma), Normal(0, 1))`` summed over dimensions, d ∈ {1, 3, 16}."""
     generator = torch.Generator().manual_seed(401)
@@ -25,6 +26,7 @@ def check_gaussian_kl(gaussian_kl: Callable) -> None:
     passed("gaussian_kl")
 
 
+@exercise_check
 def check_gaussian_log_likelihood(log_likelihood: Callable) -> None:
     """Against ``Normal(mean, sigma).log_prob(x).sum(-1)`` for several D and σ."""
     generator = torch.Generator().manual_seed(402)
@@ -37,6 +39,7 @@ def check_gaussian_log_likelihood(log_likelihood: Callable) -> None:
     passed("gaussian_log_likelihood")
 
 
+@exercise_check
 def check_reparam_gradient(reparam_gradient: Callable) -> None:
     """For f = sin: E[sin z] = sin μ · exp(−σ²/2), so d/dμ = cos μ · exp(−σ²/2) and
     d/dlog σ = −σ² sin μ · exp(−σ²/2). The estimate with 200 000 samples must match within 5 standard errors."""

@@ -6,9 +6,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
 
 
+@exercise_check
 def check_conv2d_loops(conv2d: Callable) -> None:
     """Against ``F.conv2d`` on random shapes, kernels, strides and paddings."""
     generator = torch.Generator().manual_seed(501)
@@ -24,6 +25,7 @@ def check_conv2d_loops(conv2d: Callable) -> None:
     passed("conv2d_loops")
 
 
+@exercise_check
 def check_conv_output_size(output_size: Callable) -> None:
     """Against the shape of ``F.conv2d``'s output for 200 combinations."""
     generator = torch.Generator().manual_seed(502)
@@ -40,6 +42,7 @@ def check_conv_output_size(output_size: Callable) -> None:
     passed("conv_output_size")
 
 
+@exercise_check
 def check_pool2d(pool2d: Callable) -> None:
     """Against ``F.max_pool2d`` and ``F.avg_pool2d`` with window = stride."""
     generator = torch.Generator().manual_seed(503)

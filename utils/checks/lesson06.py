@@ -5,10 +5,11 @@ from typing import Callable
 
 import numpy as np
 
-from utils.checks._core import assert_close, passed
+from utils.checks._core import assert_close, exercise_check, passed
 from utils.topopt import FiniteElementModel, cantilever, optimality_criteria_update, young_modulus
 
 
+@exercise_check
 def check_compliance_from_stiffness(compliance_fn: Callable) -> None:
     """Uᵀ K U must equal Fᵀ U (the work of the load) for random designs of a small cantilever."""
     rng = np.random.default_rng(601)
@@ -25,6 +26,7 @@ def check_compliance_from_stiffness(compliance_fn: Callable) -> None:
     passed("compliance_from_stiffness")
 
 
+@exercise_check
 def check_oc_update(oc_update: Callable) -> None:
     """Against the solver's own OC step on random sensitivities; the volume must match the target."""
     rng = np.random.default_rng(602)

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
 from utils.data import load_topology_dataset
 from utils.paths import DATA_DIR
 from utils.vae import load_checkpoint
 
 
+@exercise_check
 def check_reparameterize(reparameterize: Callable) -> None:
     """Moments of z (5 standard errors) and exact gradients: dz/dμ = 1, dz/dlog σ² = (z − μ)/2."""
     torch.manual_seed(701)
@@ -34,6 +35,7 @@ def check_reparameterize(reparameterize: Callable) -> None:
     passed("reparameterize")
 
 
+@exercise_check
 def check_vae_loss(vae_loss: Callable) -> None:
     """Against −Bernoulli(logits).log_prob(x) and kl_divergence(Normal(μ, σ), Normal(0, 1)), for binary and
     grey targets and β ∈ {0.5, 4}."""
@@ -56,6 +58,7 @@ def check_vae_loss(vae_loss: Callable) -> None:
     passed("vae_loss")
 
 
+@exercise_check
 def check_encoder(encoder_class: Callable) -> None:
     """Shapes, gradients to every layer, and — with the shipped checkpoint's weights — the same (μ, log σ²)
     as the shipped model on real designs."""
