@@ -47,7 +47,7 @@ notebooks: $(STAMP)
 notebooks-force: $(STAMP)
 	$(PY) tools/build_notebooks.py --force
 
-## Instructor: regenerate and fail if anything changed (what CI checks, through tests/test_sync.py).
+## Instructor: regenerate and fail if anything changed (CI checks the same in memory: tests/test_lessons.py).
 check-sync: notebooks
 	git diff --exit-code -- notebooks solutions
 
