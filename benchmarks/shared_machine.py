@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SOLVER_CODE = ("import utils\nfrom utils.topopt import cantilever, optimize\n"
-               "for k in range(8):\n    optimize(cantilever(64, 32, 0.4, 4.0 * k, -90.0), rmin=2.0, max_iterations=100, tolerance=0.0)")
+SOLVER_CODE = ("import utils\nfrom utils.topopt import cantilever, optimize\nfor k in range(8):\n"
+               "    optimize(cantilever(64, 32, 0.4, 4.0 * k, -90.0), rmin=2.0, max_iterations=100, tolerance=0.0)")
 SETTINGS = {"course settings (GOMP_SPINCOUNT=1000)": "1000", "libgomp default (GOMP_SPINCOUNT=300000)": "300000"}
 
 
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=int, nargs="+", default=[2, 4])
     args = parser.parse_args(argv)
     where = f"under taskset -c {args.taskset}" if args.taskset else f"on {os.cpu_count()} cores"
-    print(f"{'workload':<10} {'setting':<42} {'alone s':>8}" + "".join(f"{f'{n} copies s (ratio)':>22}" for n in args.copies))
+    columns = "".join(f"{f'{n} copies s (ratio)':>22}" for n in args.copies)
+    print(f"{'workload':<10} {'setting':<42} {'alone s':>8}{columns}")
     for workload in ("training", "solver"):
         for name, spin_count in SETTINGS.items():
             alone = run_copies(workload, 1, spin_count, args.taskset)

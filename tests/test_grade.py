@@ -94,8 +94,9 @@ def _write(path: Path, content: nbformat.NotebookNode | str) -> None:
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()} | {"(names)": ",".join(sorted(str(p) for p in folder.rglob("*")))}
+    digests = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in sorted(folder.rglob("*")) if p.is_file()}
+    return digests | {"(names)": ",".join(sorted(str(p) for p in folder.rglob("*")))}
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +191,8 @@ def test_gradebook_feedback_and_summary(graded, tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "gradebook.csv").open(encoding="utf-8")))
     assert list(rows[0]) == ["student", "lesson", "notebook", "1.1", "1.2", "1.3", "passed", "out_of", "note"]
     by_student = {row["student"]: row for row in rows}
-    assert (by_student["mixed"]["1.1"], by_student["mixed"]["passed"], by_student["mixed"]["out_of"]) == ("pass", "1", "3")
+    mixed = by_student["mixed"]
+    assert (mixed["1.1"], mixed["passed"], mixed["out_of"]) == ("pass", "1", "3")
     assert by_student["invalid_json"]["note"].startswith("not a readable notebook")
 
     written = write_feedback(list(results.values()), tmp_path / "feedback")

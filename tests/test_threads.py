@@ -91,7 +91,9 @@ def test_importing_utils_applies_the_limit_in_a_fresh_process() -> None:
 
 @pytest.mark.parametrize("preset, expected", [(None, "1000"), ("250", "250")])
 def test_importing_utils_bounds_openmp_spinning_unless_set(preset: str | None, expected: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | ({"GOMP_SPINCOUNT": preset} if preset else {})
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset:
+        env["GOMP_SPINCOUNT"] = preset
     code = "import os, utils\nprint(os.environ['GOMP_SPINCOUNT'])"
     output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert output.stdout.strip() == expected

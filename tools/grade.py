@@ -211,7 +211,8 @@ def _error_of(cell: nbformat.NotebookNode) -> dict | None:
 
 
 def _stdout_of(cell: nbformat.NotebookNode) -> str:
-    return "".join(output.get("text", "") for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    outputs = cell.get("outputs", [])
+    return "".join(output.get("text", "") for output in outputs if output.get("output_type") == "stream")
 
 
 def _student_line(error: dict, student_cells: dict[int, tuple[str, str]]) -> str:
@@ -242,9 +243,6 @@ def _judge_check(result: ExerciseResult, cell: nbformat.NotebookNode, names: lis
     missing_name = re.match(r"name '(\w+)' is not defined", evalue) if ename == "NameError" else None
     if ename == "ExerciseNotDone":
         result.status, result.message = "not done", evalue
-    elif ename == "NotImplementedError":
-        result.status = "not done"
-        result.message = f"still raises NotImplementedError ({evalue}): replace the `raise` line with your code"
     elif ename == "ExerciseCodeRaised":
         result.status, result.message = "error", evalue
     elif ename in FAILED_CHECK_ERRORS:
@@ -417,10 +415,14 @@ def write_feedback(results: list[NotebookResult], folder: Path) -> list[Path]:
     return written
 
 
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
+
+
 def summary_text(results: list[NotebookResult]) -> str:
     """Per exercise, how many notebooks passed it and how the others ended: what the class found hard."""
     students = len({r.student for r in results})
-    lines = [f"{len(results)} notebook{'s' if len(results) > 1 else ''} from {students} student{'s' if students > 1 else ''}"]
+    lines = [f"{len(results)} {_plural(len(results), 'notebook')} from {students} {_plural(students, 'student')}"]
     columns = exercise_columns(results)
     if columns:
         lines.append(f"{'exercise':<10}" + "".join(f"{status:>12}" for status in STATUSES))
@@ -429,7 +431,7 @@ def summary_text(results: list[NotebookResult]) -> str:
             lines.append(f"{number:<10}" + "".join(f"{counts[status]:>12}" for status in STATUSES))
     problems = [r for r in results if r.problem]
     if problems:
-        lines.append(f"{len(problems)} notebook{'s' if len(problems) > 1 else ''} with a grading note:")
+        lines.append(f"{len(problems)} {_plural(len(problems), 'notebook')} with a grading note:")
         lines += [f"  {r.student} ({r.notebook}): {r.problem}" for r in problems]
     return "\n".join(lines)
 

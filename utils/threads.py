@@ -54,7 +54,8 @@ def _cgroup_v1_quota(cgroup_root: Path) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def cgroup_cpu_quota(cgroup_root: Path = CGROUP_ROOT, self_cgroup_file: Path = Path("/proc/self/cgroup")) -> float | None:
+def cgroup_cpu_quota(cgroup_root: Path = CGROUP_ROOT,
+                     self_cgroup_file: Path = Path("/proc/self/cgroup")) -> float | None:
     """The CPU time this process's cgroup may use, in CPUs (1.5 = one and a half cores), or None if unlimited."""
     try:
         self_cgroup = self_cgroup_file.read_text()
@@ -77,7 +78,8 @@ def usable_cpus() -> int:
 
 
 def thread_count() -> int:
-    """The thread count the course uses: ``VAE_COURSE_THREADS`` if set (a positive integer), else :func:`usable_cpus`."""
+    """The thread count the course uses: ``VAE_COURSE_THREADS`` if set (a positive integer), else
+    :func:`usable_cpus`."""
     value = os.environ.get(THREADS_ENV_VAR, "").strip()
     if not value:
         return usable_cpus()
@@ -114,7 +116,7 @@ def single_threaded_blas() -> Iterator[None]:
 
     The SIMP solver's banded Cholesky solves are small: on the 64×32 mesh one thread took 5.4 ms per
     iteration against 6.3 ms with two on an idle 2-core machine, and 7.5 against 23 ms beside two busy
-    processes (``benchmarks/shared_machine.py`` measures it again).
+    processes (50-iteration solves, best of 3).
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
         yield

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 CheckFunction = TypeVar("CheckFunction", bound=Callable[..., None])
-_NOT_STUDENT_CODE = tuple({str(Path(__file__).resolve().parents[1]), *(sysconfig.get_paths()[key] for key in
-                                                                         ("stdlib", "platstdlib", "purelib", "platlib"))})
+_INSTALLED_CODE = ("stdlib", "platstdlib", "purelib", "platlib")
+_NOT_STUDENT_CODE = tuple({str(Path(__file__).resolve().parents[1]),
+                           *(sysconfig.get_paths()[key] for key in _INSTALLED_CODE)})
 
 
 class ExerciseCheckFailed(AssertionError):
@@ -68,7 +69,9 @@ def exercise_check(check: CheckFunction) -> CheckFunction:
 
     @functools.wraps(check)
     def run_check(*args: Any, **kwargs: Any) -> None:
-        __tracebackhide__ = True  # noqa: F841  (IPython and pytest leave this frame out of tracebacks)
+        # pytest leaves this frame out of its tracebacks; IPython shows it, but only the re-raise below, never
+        # the checker's code.
+        __tracebackhide__ = True  # noqa: F841
         with _global_random_state_preserved():
             try:
                 check(*args, **kwargs)
@@ -76,8 +79,8 @@ def exercise_check(check: CheckFunction) -> CheckFunction:
             except ExerciseCheckFailed as failure:
                 problem: Exception = type(failure)(str(failure))
             except NotImplementedError as stub:
-                problem = ExerciseNotDone(f"{stub or subject}: not done yet. Replace the "
-                                          "`raise NotImplementedError` line with your code, run that cell, then this one.")
+                problem = ExerciseNotDone(f"{stub or subject}: not done yet. Replace the `raise NotImplementedError` "
+                                          "line with your code, run that cell, then this one.")
             except Exception as error:  # noqa: BLE001  (whatever the student's code raises is reported, not hidden)
                 where = _where_in_student_code(error.__traceback__)
                 cause = "your code raised" if where else "checking your result raised"
