@@ -8,6 +8,7 @@ repository is written; lesson 7 trains for 3 epochs (VAE_COURSE_EPOCHS).
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -44,9 +45,14 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("lab")
     for folder in ("notebooks", "solutions"):
         shutil.copytree(REPO_ROOT / folder, root / folder)
+    # JupyterLab 4 may leave cells out of the viewport unrendered ("windowing"); a test that looks for a
+    # widget after "Run All" has scrolled past it must see every cell, so this lab renders them all.
+    settings = root / ".settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    settings.parent.mkdir(parents=True)
+    settings.write_text('{"windowingMode": "none"}')
     port = _free_port()
     env = {**os.environ, "VAE_COURSE_EPOCHS": "3", "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"),
-           "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
+           "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -60,6 +66,9 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.5)
         else:
             raise RuntimeError("JupyterLab did not start within 60 s")
+        tracker = json.load(urllib.request.urlopen(
+            f"{url}/lab/api/settings/@jupyterlab/notebook-extension:tracker?token={TOKEN}", timeout=10))
+        assert tracker["settings"]["windowingMode"] == "none", "the lab did not take the test's settings"
         yield url
     finally:
         server.terminate()
@@ -87,11 +96,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def _open(page: Page, lab_url: str, notebook: str) -> None:
-    """Open ``notebook`` alone, in a fresh workspace, once its kernel is idle; decline the news prompt."""
+    """Open ``notebook`` alone, in a fresh workspace, and wait for its kernel; decline the news prompt."""
     workspace = Path(notebook).stem
     page.goto(f"{lab_url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={TOKEN}")
     page.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
-    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(timeout=60_000)
+    # The status bar says "| Idle" only once the kernel is connected; "Run All" sent before that can be lost.
+    expect(page.get_by_role("button", name="Python 3 (ipykernel) | Idle")).to_be_visible(timeout=120_000)
     decline_news = page.get_by_role("button", name="No", exact=True)
     if decline_news.count():
         decline_news.first.click()
@@ -104,7 +114,10 @@ def _run_all(page: Page) -> None:
 
 def _move_slider_and_wait_for_new_figure(page: Page) -> None:
     """Press → on the first slider of the notebook's first interactive widget; wait for its figure to change."""
+    page.locator(".jp-CodeCell", has_text="widgets.interact(").first.scroll_into_view_if_needed()
     widget = page.locator(".widget-interact").first
+    widget.wait_for(timeout=180_000)
+    widget.scroll_into_view_if_needed()
     figure = widget.locator("img").first
     expect(figure).to_be_visible(timeout=180_000)
     before = figure.get_attribute("src")
