@@ -26,8 +26,10 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" notebooks/01_latent_variable_models.ipynb
 
-## Everyone: set up, then run every test (unit tests, sync and student checks, nbval on all solutions).
+## Everyone: set up, then lint (ruff, settings in pyproject.toml) and run every test (unit tests, sync, the
+## self-checks' mistake catalogue, nbval on all solutions).
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests solutions --ignore=tests/ui --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
 
 ## Everyone: the course in a real browser (JupyterLab in Debian's chromium, driven by Playwright): the lab loads,

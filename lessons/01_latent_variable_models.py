@@ -5,6 +5,10 @@
 # likelihood three ways, sample from it, fit it by maximum likelihood, and see why naive Monte Carlo
 # stops working as the latent space grows.
 #
+# *The course follows the arc of the slides "An introduction to Variational Autoencoders" by G. Catalani and
+# J. Morlier (ISAE-Supaero; their notebooks are in the IA4SM repository), checks every step by numbers, and
+# corrects the slides where they err (boxes marked "Erratum"; the README lists them).*
+#
 # A *latent variable model* explains an observation $x$ by a hidden cause $z$ that we never observe:
 #
 # $$p_\theta(x, z) = p_\theta(x \mid z)\, p(z), \qquad p_\theta(x) = \int p_\theta(x \mid z)\, p(z)\, dz .$$
@@ -16,14 +20,14 @@
 # \qquad\Rightarrow\qquad p(x) = \mathcal N\!\left(x;\ b,\ W W^\top + \sigma^2 I_D\right).$$
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from scipy import integrate, stats
 
 from utils import seed_everything
-from utils.plotting import use_course_style
 from utils.checks.lesson01 import check_ancestral_sample, check_log_joint, check_log_marginal_quadrature
+from utils.plotting import use_course_style
 
 use_course_style()
 rng = seed_everything(0)
@@ -42,7 +46,8 @@ sigma_true = 0.3
 # %% [markdown]
 # **Exercise 1.1** — write $\log p(x, z) = \log \mathcal N(x;\ w z + b,\ \sigma^2 I_D) + \log \mathcal N(z; 0, 1)$
 # for one observation `x` of shape `(D,)` and an array of latent values `z` of shape `(S,)`.
-# Recall $\log \mathcal N(x; \mu, \sigma^2 I_D) = -\frac{\lVert x-\mu\rVert^2}{2\sigma^2} - \frac D2 \log(2\pi\sigma^2)$.
+# Recall
+# $\log \mathcal N(x; \mu, \sigma^2 I_D) = -\frac{\lVert x-\mu\rVert^2}{2\sigma^2} - \frac D2 \log(2\pi\sigma^2)$.
 
 # %%
 # EXERCISE: log p(x, z) of the linear-Gaussian model
@@ -186,7 +191,7 @@ b_fit = torch.zeros(2, dtype=torch.float64, requires_grad=True)
 log_sigma_fit = torch.zeros((), dtype=torch.float64, requires_grad=True)
 optimizer = torch.optim.Adam([w_fit, b_fit, log_sigma_fit], lr=0.05)
 history = []
-for step in range(600):
+for _ in range(600):
     optimizer.zero_grad()
     loss = -dataset_log_likelihood(w_fit, b_fit, log_sigma_fit)
     loss.backward()
@@ -215,7 +220,8 @@ np.testing.assert_allclose(w_fit.detach().numpy(), w_closed, atol=1e-2)
 fig, ax = plt.subplots()
 ax.plot(history)
 ax.axhline(best, color="k", ls="--", label="closed-form maximum")
-ax.set(xlabel="Adam step", ylabel="log p(X)", ylim=(best - 300, best + 20), title="maximum likelihood by gradient ascent")
+ax.set(xlabel="Adam step", ylabel="log p(X)", ylim=(best - 300, best + 20),
+       title="maximum likelihood by gradient ascent")
 ax.legend()
 plt.show()
 
@@ -273,7 +279,7 @@ ax.set(xlabel="latent dimension d", ylabel="relative error of log p(x)", xscale=
        title="naive Monte Carlo, S = 1000 prior samples")
 ax.set_xticks(latent_dims, [str(d) for d in latent_dims])
 plt.show()
-for d, error in zip(latent_dims, relative_errors):
+for d, error in zip(latent_dims, relative_errors, strict=True):
     print(f"d = {d:2d}: relative error {error:.2%}")
 assert relative_errors[-1] > 5 * relative_errors[0], "the error should grow with the latent dimension"
 

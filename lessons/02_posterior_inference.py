@@ -22,13 +22,13 @@
 # %%
 import time
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from utils import seed_everything
-from utils.plotting import use_course_style
 from utils.checks.lesson02 import check_grid_posterior, check_log_joint_torch, check_posterior_params
+from utils.plotting import use_course_style
 
 use_course_style()
 rng = seed_everything(0)
@@ -36,7 +36,8 @@ torch.set_default_dtype(torch.float64)
 
 # %% [markdown]
 # **Exercise 2.1** — write $\log p_\theta(x, z)$ in torch, for a batch of latents `z: (S, d)` and one
-# observation `x: (D,)`, with parameters `W: (D, d)`, `b: (D,)` and `log_sigma` (a scalar tensor; $\sigma = e^{\text{log\_sigma}}$).
+# observation `x: (D,)`, with parameters `W: (D, d)`, `b: (D,)` and `log_sigma` (a scalar tensor;
+# $\sigma = e^{\text{log\_sigma}}$).
 # It must be differentiable in the parameters (use torch operations only).
 
 # %%
@@ -62,10 +63,12 @@ check_log_joint_torch(log_joint_torch)
 #
 # Completing the square in $z$ gives a Gaussian posterior:
 #
-# $$p(z \mid x) = \mathcal N\!\left(z;\ M^{-1} W^\top (x - b),\ \sigma^2 M^{-1}\right), \qquad M = W^\top W + \sigma^2 I_d .$$
+# $$p(z \mid x) = \mathcal N\!\left(z;\ M^{-1} W^\top (x - b),\ \sigma^2 M^{-1}\right),
+#   \qquad M = W^\top W + \sigma^2 I_d .$$
 #
 # **Exercise 2.2** — return the posterior mean `(d,)` and covariance `(d, d)` (numpy). Use
-# `np.linalg.solve` rather than an explicit inverse.
+# `np.linalg.solve` rather than an explicit inverse (for the covariance, solve $M C = \sigma^2 I$): it is cheaper
+# and more accurate.
 
 # %%
 # EXERCISE: the exact posterior p(z | x)
@@ -74,7 +77,7 @@ def posterior_params(x: np.ndarray, W: np.ndarray, b: np.ndarray, sigma: float) 
     # BEGIN SOLUTION
     M = W.T @ W + sigma**2 * np.eye(W.shape[1])
     mean = np.linalg.solve(M, W.T @ (x - b))
-    covariance = sigma**2 * np.linalg.inv(M)
+    covariance = np.linalg.solve(M, sigma**2 * np.eye(W.shape[1]))
     return mean, covariance
     # END SOLUTION
 
@@ -101,7 +104,8 @@ covariance_x = W @ W.T + torch.exp(2 * log_sigma) * torch.eye(D)
 log_px = torch.distributions.MultivariateNormal(b, covariance_x).log_prob(x)
 grad_exact = torch.autograd.grad(log_px, params)
 
-mean_post, cov_post = posterior_params(x.numpy(), W.detach().numpy(), b.detach().numpy(), float(torch.exp(log_sigma.detach())))
+mean_post, cov_post = posterior_params(x.numpy(), W.detach().numpy(), b.detach().numpy(),
+                                      float(torch.exp(log_sigma.detach())))
 S = 20_000
 z_post = torch.tensor(rng.multivariate_normal(mean_post, cov_post, size=S))
 # per-sample gradients (for the standard error), vectorised over the samples with torch.func
@@ -116,9 +120,10 @@ flat_mc = torch.cat([g.flatten() for g in grad_mc])
 standard_error = per_sample.std(0) / np.sqrt(S)
 print(f"{'parameter':>12} {'∇ log p(x)':>12} {'E_post[∇ log p(x,z)]':>22} {'MC std. error':>14}")
 names = [f"W[{i},{j}]" for i in range(D) for j in range(d)] + [f"b[{i}]" for i in range(D)] + ["log σ"]
-for name, e, m, s in zip(names, flat_exact, flat_mc, standard_error):
+for name, e, m, s in zip(names, flat_exact, flat_mc, standard_error, strict=True):
     print(f"{name:>12} {e.item():12.4f} {m.item():22.4f} {s.item():14.4f}")
-assert torch.all((flat_exact - flat_mc).abs() < 5 * standard_error + 1e-9), "the identity must hold within 5 standard errors"
+assert torch.all((flat_exact - flat_mc).abs() < 5 * standard_error + 1e-9), \
+    "the identity must hold within 5 standard errors"
 print("identity verified: every entry agrees within 5 Monte Carlo standard errors")
 
 # %% [markdown]
@@ -170,18 +175,28 @@ Z1, Z2 = torch.meshgrid(axis, axis, indexing="ij")
 grid_points = torch.stack([Z1, Z2], dim=-1)
 cell = float((axis[1] - axis[0]) ** 2)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-for ax, x_obs in zip(axes, [torch.tensor([1.0, 0.2]), torch.tensor([0.05, -0.5])]):
+modes_per_panel = []
+for ax, x_obs in zip(axes, [torch.tensor([1.0, 0.2]), torch.tensor([0.05, -0.5])], strict=True):
     log_evidence, posterior = grid_posterior(nonlinear_log_joint(x_obs, grid_points), cell)
     ax.contourf(Z1, Z2, posterior, levels=20, cmap="Purples")
     ax.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal",
            title=f"p(z | x = {x_obs.tolist()}),  log p(x) ≈ {log_evidence:.3f}")
-    print(f"x = {x_obs.tolist()}: posterior mass on the grid = {(posterior.sum() * cell).item():.6f}")
+    marginal_z1 = posterior.sum(dim=1)
+    modes = int(((marginal_z1[1:-1] > marginal_z1[:-2]) & (marginal_z1[1:-1] > marginal_z1[2:])).sum())
+    modes_per_panel.append(modes)
+    print(f"x = {x_obs.tolist()}: posterior mass on the grid = {(posterior.sum() * cell).item():.6f}, "
+          f"modes of p(z1 | x): {modes}")
 plt.tight_layout()
 plt.show()
+assert modes_per_panel == [2, 1]
 
 # %% [markdown]
-# The posterior has **two modes** ($z_1$ and $-z_1$ explain $x$ equally well): no single Gaussian describes
-# it. Remember this picture in lesson 3, when we approximate posteriors by Gaussians.
+# For $x = (1.0, 0.2)$ the posterior has **two modes**: the decoder sees $z_1$ only through $z_1^2$, so $z_1 \approx 1$
+# and $z_1 \approx -1$ explain $x$ equally well, and no single Gaussian describes it. For $x = (0.05, -0.5)$ the two
+# candidates $z_1 = \pm\sqrt{0.05} \approx \pm 0.22$ lie closer together than the posterior's width (the noise
+# $\sigma = 0.3$ on $x_1$ allows $z_1^2$ anywhere up to about 0.35), so they merge into **one** mode, at $z_1 = 0$: the
+# posterior is unimodal but not Gaussian (flat-topped in $z_1$, curved in $z_2$), as the marginal's single peak
+# printed above shows. Remember both pictures in lesson 3, when we approximate posteriors by Gaussians.
 #
 # ## 5. Why grids explode
 #
@@ -206,7 +221,7 @@ seconds_per_point = measured[4] / n**4
 dims = np.arange(1, 11)
 evaluations = n ** dims.astype(float)
 print(f"{'d':>3} {'evaluations':>14} {'time':>22}")
-for dim, count in zip(dims, evaluations):
+for dim, count in zip(dims, evaluations, strict=True):
     seconds = measured.get(dim, count * seconds_per_point)
     label = "measured" if dim in measured else "extrapolated"
     pretty = f"{seconds:.3g} s" if seconds < 3600 * 24 * 365 else f"{seconds / (3600 * 24 * 365):.3g} years"

@@ -9,16 +9,16 @@
 # $q(z)$ of a simple family (here: Gaussians), where "best" is defined by a quantity we *can* compute.
 
 # %%
-import numpy as np
-import matplotlib.pyplot as plt
-import torch
 import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from utils import seed_everything
-from utils.plotting import use_course_style
-from utils.elbo_explorer import LinearGaussian1D, draw_elbo_explorer
 from utils.checks.lesson03 import check_elbo_estimate, check_maximize_elbo
+from utils.elbo_explorer import LinearGaussian1D, draw_elbo_explorer
+from utils.plotting import use_course_style
 
 use_course_style()
 rng = seed_everything(0)
@@ -48,7 +48,50 @@ print(f"log E[Y] = {np.log(samples.mean()):.4f}  ≥  E[log Y] = {np.log(samples
 assert np.log(samples.mean()) >= np.log(samples).mean()
 
 # %% [markdown]
-# ## 2. The ELBO
+# ## 2. The Kullback–Leibler divergence
+#
+# The gap of the bound below is a KL divergence, so we define it first. For two densities $q$ and $p$ with
+# $p > 0$ wherever $q > 0$,
+#
+# $$\mathrm{KL}(q \,\|\, p) = \mathbb E_{q}\!\left[\log \frac{q(z)}{p(z)}\right]
+#   = \int q(z) \log \frac{q(z)}{p(z)}\, dz .$$
+#
+# Three properties carry everything that follows:
+# - **non-negative**: by Jensen,
+#   $-\mathrm{KL}(q \,\|\, p) = \mathbb E_q[\log \tfrac{p}{q}] \le \log \mathbb E_q[\tfrac{p}{q}] = \log \int p = 0$;
+# - **zero only at $q = p$** (almost everywhere): Jensen's inequality is an equality only when $p/q$ is constant,
+#   and two densities that are proportional are equal;
+# - **not symmetric**: $\mathrm{KL}(q \,\|\, p) \ne \mathrm{KL}(p \,\|\, q)$ in general, so it is not a distance.
+#   $\mathrm{KL}(q \,\|\, p)$ weighs the log-ratio by $q$: it punishes $q$ for putting mass where $p$ has little.
+#
+# We check all three on random pairs of 2-D Gaussians: a Monte Carlo estimate of the definition against the
+# closed form of `torch.distributions.kl_divergence` (within 5 standard errors), the sign, the value at
+# $q = p$, and the two directions.
+
+# %%
+def random_gaussian(generator: np.random.Generator, dim: int = 2) -> MultivariateNormal:
+    """A Gaussian with a random mean and a random positive-definite covariance."""
+    factor = torch.tensor(generator.normal(size=(dim, dim)))
+    return MultivariateNormal(torch.tensor(generator.normal(size=dim)), factor @ factor.T + 0.3 * torch.eye(dim))
+
+
+kl_rows = []
+for _ in range(20):
+    q_pair, p_pair = random_gaussian(rng), random_gaussian(rng)
+    samples_q = q_pair.sample((200_000,))
+    log_ratio = q_pair.log_prob(samples_q) - p_pair.log_prob(samples_q)
+    kl_rows.append((log_ratio.mean().item(), log_ratio.std().item() / np.sqrt(len(log_ratio)),
+                    kl_divergence(q_pair, p_pair).item(), kl_divergence(p_pair, q_pair).item()))
+kl_table = np.array(kl_rows)
+assert np.all(np.abs(kl_table[:, 0] - kl_table[:, 2]) < 5 * kl_table[:, 1]), "Monte Carlo and closed form disagree"
+assert np.all(kl_table[:, 2] > 0) and kl_divergence(q_pair, q_pair).abs().item() < 1e-12
+print(f"Monte Carlo vs closed form: largest gap {np.max(np.abs(kl_table[:, 0] - kl_table[:, 2]) / kl_table[:, 1]):.1f} "
+      f"standard errors over 20 pairs; every KL > 0 (smallest {kl_table[:, 2].min():.3f}); KL(q ‖ q) = 0")
+print(f"asymmetry: KL(q ‖ p) / KL(p ‖ q) ranges from {np.min(kl_table[:, 2] / kl_table[:, 3]):.2f} "
+      f"to {np.max(kl_table[:, 2] / kl_table[:, 3]):.2f} over the same pairs")
+
+# %% [markdown]
+# ## 3. The ELBO
 #
 # For any density $q(z)$ that is positive where $p(x, z)$ is,
 #
@@ -62,12 +105,31 @@ assert np.log(samples.mean()) >= np.log(samples).mean()
 #   = \log p(x) - \mathrm{KL}\big(q(z) \,\|\, p(z \mid x)\big).$$
 #
 # Since $\log p(x)$ does not depend on $q$, **maximising the ELBO over $q$ minimises the KL to the
-# posterior**, and the bound is tight exactly when $q = p(z \mid x)$.
+# posterior**, and the bound is tight exactly when $q = p(z \mid x)$: the KL is non-negative and zero only there
+# (section 2).
+#
+# **The reparametrization trick.** To maximise the ELBO by gradient ascent we need its gradient with respect to
+# the parameters of $q$, here $\mu$ and log_std. The ELBO is an expectation under $q$ itself, so a plain Monte Carlo
+# estimate whose samples come from `q.sample()` is a number that gradients cannot flow through: the samples are
+# constants as far as autograd knows. Sampling from a Gaussian is easy; *differentiating through the sample* is the
+# problem. The trick writes the sample as a differentiable function of the parameters and of noise that does not
+# depend on them:
+#
+# $$z = \mu + \sigma \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I), \qquad \sigma = e^{\text{log\_std}},$$
+#
+# so that $\mathbb E_q[f(z)] = \mathbb E_\varepsilon[f(\mu + \sigma \odot \varepsilon)]$ and the gradient moves
+# inside the expectation. Lesson 4 compares it with the other estimator of such gradients (the score function).
+#
+# > **Erratum (seed slides).** The slides justify the trick by "it is not possible to sample directly from $q$".
+# > That is not the reason: `torch.distributions.Normal(mu, sigma).sample()` samples $q$ directly and cheaply.
+# > What is not possible is to backpropagate through that sample to $\mu$ and $\sigma$; the trick fixes exactly
+# > that.
 #
 # **Exercise 3.1** — estimate the ELBO by Monte Carlo for a diagonal Gaussian
-# $q = \mathcal N(\mu, \mathrm{diag}(e^{2\,\text{log\_std}}))$. Draw the samples as $z = \mu + e^{\text{log\_std}} \odot \varepsilon$,
-# $\varepsilon \sim \mathcal N(0, I)$ (the reparametrization trick: the estimate stays differentiable in $\mu$ and
-# log_std), and average $\log p(x, z) - \log q(z)$.
+# $q = \mathcal N(\mu, \mathrm{diag}(e^{2\,\text{log\_std}}))$. Draw the samples as
+# $z = \mu + e^{\text{log\_std}} \odot \varepsilon$,
+# $\varepsilon \sim \mathcal N(0, I)$ drawn with `generator` (the reparametrization trick above: the estimate stays
+# differentiable in $\mu$ and log_std), and average $\log p(x, z) - \log q(z)$.
 
 # %%
 # EXERCISE: a Monte Carlo estimate of the ELBO
@@ -131,7 +193,7 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# ## 3. Explore the bound
+# ## 4. Explore the bound
 #
 # Move the sliders: $q$'s mean and log standard deviation, for a 1-D latent (the model of lesson 1). The
 # bars show $\log p(x)$ and the ELBO; the gap between them is $\mathrm{KL}(q \,\|\, p(z \mid x))$. Try to close it.
@@ -152,7 +214,7 @@ widgets.interact(explore_elbo,
                  q_log_std=widgets.FloatSlider(value=0.0, min=-3.0, max=1.0, step=0.02));
 
 # %% [markdown]
-# ## 4. Maximise the ELBO by gradient ascent
+# ## 5. Maximise the ELBO by gradient ascent
 #
 # Because `elbo_estimate` is differentiable in $\mu$ and log_std through $z = \mu + \sigma \odot \varepsilon$, we can
 # follow its gradient with Adam. To see $q$ reach the *exact* posterior, we give the model orthogonal
@@ -198,11 +260,12 @@ mu_fit, log_std_fit, history = maximize_elbo(log_joint, x, d, steps=2000, lr=0.0
 q_fit = MultivariateNormal(mu_fit, torch.diag(torch.exp(2 * log_std_fit)))
 final_kl = kl_divergence(q_fit, posterior).item()
 print(f"q mean {mu_fit.numpy().round(4)}  vs posterior mean {posterior.mean.numpy().round(4)}")
-print(f"q std  {torch.exp(log_std_fit).numpy().round(4)}  vs posterior std  {posterior.variance.sqrt().numpy().round(4)}")
+print(f"q std  {torch.exp(log_std_fit).numpy().round(4)}  "
+      f"vs posterior std  {posterior.variance.sqrt().numpy().round(4)}")
 print(f"final KL(q ‖ p(z|x)) = {final_kl:.2e}")
 assert final_kl < 5e-3
 fig, ax = plt.subplots()
-ax.plot(history, lw=0.6, label="ELBO (64-sample estimate)")
+ax.plot(history, lw=0.6, label="ELBO (512-sample estimate per step)")
 ax.axhline(log_evidence, color="k", ls="--", label="log p(x)")
 ax.set(xlabel="Adam step", ylabel="nats", ylim=(log_evidence.item() - 10, log_evidence.item() + 1),
        title="the ELBO climbs to log p(x)")
@@ -210,7 +273,7 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# **Question** — with the correlated $W$ of section 2 instead, the best diagonal $q$ cannot reach KL = 0.
+# **Question** — with the correlated $W$ of section 3 instead, the best diagonal $q$ cannot reach KL = 0.
 # Which part of the posterior does it miss, and does it then over- or under-estimate the posterior's spread?
 #
 # <!-- BEGIN ANSWER -->
@@ -221,6 +284,7 @@ plt.show()
 # <!-- END ANSWER -->
 #
 # ## What you should take away
+# - $\mathrm{KL}(q \,\|\, p) \ge 0$, zero only at $q = p$, and not symmetric: checked on 20 random pairs of Gaussians.
 # - Jensen's inequality turns $\log p(x) = \log \mathbb E_q[p(x,z)/q(z)]$ into a lower bound, the ELBO.
 # - $\text{ELBO}(q) = \log p(x) - \mathrm{KL}(q \,\|\, p(z\mid x))$: checked numerically for 40 random $q$.
 # - The reparametrization $z = \mu + \sigma \odot \varepsilon$ makes the ELBO differentiable; gradient ascent

@@ -14,16 +14,16 @@
 # (Expand $\log p(x, z) = \log p(x \mid z) + \log p(z)$ in lesson 3's ELBO to get this form.)
 
 # %%
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal
 
 from utils import seed_everything
-from utils.plotting import use_course_style
 from utils.checks.lesson04 import check_gaussian_kl, check_gaussian_log_likelihood, check_reparam_gradient
+from utils.plotting import use_course_style
 
 use_course_style()
 rng = seed_everything(0)
@@ -35,12 +35,14 @@ rng = seed_everything(0)
 # dimensions, so the KL is a sum of 1-D terms. For one dimension,
 #
 # $$\mathrm{KL} = \mathbb E_q\!\left[\log q(z) - \log p(z)\right]
-#   = \mathbb E_q\!\left[-\tfrac12 \log 2\pi\sigma^2 - \tfrac{(z-\mu)^2}{2\sigma^2} + \tfrac12 \log 2\pi + \tfrac{z^2}{2}\right]
+#   = \mathbb E_q\!\left[-\tfrac12 \log 2\pi\sigma^2 - \tfrac{(z-\mu)^2}{2\sigma^2}
+#     + \tfrac12 \log 2\pi + \tfrac{z^2}{2}\right]
 #   = -\tfrac12 \log \sigma^2 - \tfrac12 + \tfrac12(\sigma^2 + \mu^2),$$
 #
 # using $\mathbb E_q[(z-\mu)^2] = \sigma^2$ and $\mathbb E_q[z^2] = \sigma^2 + \mu^2$. Summing over dimensions:
 #
-# $$\mathrm{KL}\big(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \,\|\, \mathcal N(0, I)\big) = -\tfrac12 \sum_{j=1}^{d} \left(1 + \log \sigma_j^2 - \mu_j^2 - \sigma_j^2\right).$$
+# $$\mathrm{KL}\big(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \,\|\, \mathcal N(0, I)\big)
+#   = -\tfrac12 \sum_{j=1}^{d} \left(1 + \log \sigma_j^2 - \mu_j^2 - \sigma_j^2\right).$$
 #
 # **Exercise 4.1** — implement it for a batch: `mu` and `logvar` ($\log \sigma^2$) of shape `(B, d)`, result `(B,)`.
 
@@ -107,8 +109,9 @@ check_gaussian_log_likelihood(gaussian_log_likelihood)
 # For images whose pixels are (nearly) 0 or 1 — like lesson 7's topology designs — a **Bernoulli**
 # decoder fits better: the decoder outputs a probability $\pi_\theta(z)_i$ per pixel and
 # $\log p_\theta(x \mid z) = \sum_i x_i \log \pi_i + (1 - x_i)\log(1 - \pi_i)$, which is minus the binary
-# cross-entropy. It also accepts grey values $x_i \in [0, 1]$ (as a "soft" target). We check the identity
-# against `torch.distributions.Bernoulli` on binary pixels:
+# cross-entropy. The formula also accepts grey values $x_i \in [0, 1]$ (as a "soft" target), but then it is no
+# longer a log-likelihood: its minimum is the target's entropy, not 0 (lesson 7 measures this). We check the
+# identity against `torch.distributions.Bernoulli` on binary pixels:
 
 # %%
 logits = torch.randn(4, 10)
@@ -127,17 +130,21 @@ print("−BCE equals the Bernoulli log-likelihood:", (-bce).numpy().round(3))
 # The Gaussian decoder's mean minimises squared error, so where it is unsure it predicts the *average*
 # (grey) rather than committing to 0 or 1, and it puts density outside [0, 1]. With a large $\sigma$ the
 # reconstruction term $\lVert x-\mu\rVert^2 / 2\sigma^2$ becomes small compared to the KL, so the encoder is pushed
-# towards the prior and the reconstructions become blurry averages (the effective $\beta$ grows as $\sigma^2$).
+# towards the prior and the reconstructions become blurry averages: it is as if the KL term were multiplied by a
+# weight growing as $\sigma^2$ (lesson 7 makes that weight explicit and calls it $\beta$).
 # The Bernoulli likelihood has no such free scale and penalises confident mistakes strongly.
 # <!-- END ANSWER -->
 #
 # ## 3. The reparametrization trick against the score-function estimator
 #
-# We need $\nabla_\phi \mathbb E_{q_\phi(z)}[f(z)]$. Two unbiased estimators:
+# Lesson 3 introduced the reparametrization trick to differentiate the ELBO through its samples. It is not the
+# only way. We need $\nabla_\phi \mathbb E_{q_\phi(z)}[f(z)]$, and there are two unbiased estimators:
 #
 # * **score function (REINFORCE)**: $\mathbb E_q[f(z)\, \nabla_\phi \log q_\phi(z)]$ — needs only samples and $\log q$;
 # * **reparametrization**: write $z = \mu + \sigma \varepsilon$ with $\varepsilon \sim \mathcal N(0, 1)$, then
-#   $\nabla_\phi \mathbb E_\varepsilon[f(\mu + \sigma\varepsilon)] = \mathbb E_\varepsilon[\nabla_\phi f(\mu + \sigma \varepsilon)]$ — needs $f$ to be differentiable.
+#   $\nabla_\phi \mathbb E_\varepsilon[f(\mu + \sigma\varepsilon)]
+#   = \mathbb E_\varepsilon[\nabla_\phi f(\mu + \sigma \varepsilon)]$
+#   — needs $f$ to be differentiable.
 #
 # **Exercise 4.3** — return the reparametrization estimate of the gradient of $\mathbb E_q[f(z)]$ with
 # respect to `mu` and `log_sigma` (scalar tensors with `requires_grad=True`), from `n_samples` draws of
@@ -197,7 +204,7 @@ ax.set(xlabel="samples per estimate", ylabel="variance of the gradient estimate"
        title="reparametrization has far lower variance")
 ax.legend()
 plt.show()
-assert all(r < s for r, s in zip(variances["reparametrization"], variances["score function"]))
+assert all(r < s for r, s in zip(variances["reparametrization"], variances["score function"], strict=True))
 
 # %% [markdown]
 # Both are unbiased (their means approach −3), but for the same number of samples the score-function
@@ -236,7 +243,7 @@ torch.manual_seed(0)
 tiny_vae = TinyVAE()
 optimizer = torch.optim.Adam(tiny_vae.parameters(), lr=3e-3)
 curves = {"−ELBO": [], "reconstruction (−log p(x|z))": [], "KL": []}
-for step in range(1500):
+for _ in range(1500):
     batch = x_train[torch.randint(0, len(x_train), (256,))]
     mean, mu, logvar = tiny_vae(batch)
     reconstruction = -gaussian_log_likelihood(batch, mean, 0.1).mean()
@@ -245,7 +252,7 @@ for step in range(1500):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    for name, value in zip(curves, (loss, reconstruction, kl)):
+    for name, value in zip(curves, (loss, reconstruction, kl), strict=True):
         curves[name].append(value.item())
 
 with torch.no_grad():
@@ -262,17 +269,34 @@ axes[1].legend()
 plt.tight_layout()
 plt.show()
 print(f"final −ELBO {np.mean(curves['−ELBO'][-100:]):.2f} nats per point "
-      f"(reconstruction {np.mean(curves['reconstruction (−log p(x|z))'][-100:]):.2f}, KL {np.mean(curves['KL'][-100:]):.2f})")
+      f"(reconstruction {np.mean(curves['reconstruction (−log p(x|z))'][-100:]):.2f}, "
+      f"KL {np.mean(curves['KL'][-100:]):.2f})")
 assert np.mean(curves["−ELBO"][-100:]) < np.mean(curves["−ELBO"][:100]) - 5, "training must lower −ELBO"
+# −log N(x; m, σ²I) ≥ (D/2)·log(2πσ²): a 2-D Gaussian density with σ = 0.1 never exceeds 1/(2πσ²) ≈ 15.9.
+reconstruction_floor = np.log(2 * np.pi * 0.1**2)
+print(f"lowest possible reconstruction term (x exactly at the decoder's mean): {reconstruction_floor:.2f} nats")
+assert min(curves["reconstruction (−log p(x|z))"]) > reconstruction_floor
 
 # %% [markdown]
+# **Why a "reconstruction" in nats can be negative.** The reconstruction term is $-\log p_\theta(x \mid z)$, minus
+# the log of a *density*, not of a probability. A density can exceed 1: the 2-D Gaussian with $\sigma = 0.1$ peaks at
+# $1 / (2\pi\sigma^2) \approx 15.9$, so $-\log p$ goes down to $\log(2\pi\sigma^2) \approx -2.77$ nats (the floor
+# printed above) and below zero whenever the decoder's mean is close to $x$. Likewise $-\text{ELBO}$ bounds
+# $-\log p(x)$ of a density and may be negative; only differences between models on the same data and in the
+# same units mean anything.
+# (A discrete likelihood such as the Bernoulli of lesson 7, on binary pixels, is a probability: there
+# $-\log p \ge 0$.)
+#
 # The decoded prior samples follow the spiral, but some fall *between* its arms: regions of the latent
 # space that the prior covers and that no data point's encoding uses decode to points off the data. Keep this
 # in mind when judging lesson 7's prior samples.
 #
 # ## What you should take away
-# - VAE loss per data point: $-\text{ELBO} = -\mathbb E_q[\log p(x\mid z)] + \mathrm{KL}(q(z\mid x)\,\|\,p(z))$.
-# - $\mathrm{KL}(\mathcal N(\mu,\mathrm{diag}\,\sigma^2)\,\|\,\mathcal N(0,I)) = -\tfrac12\sum(1+\log\sigma^2-\mu^2-\sigma^2)$, checked
+# - VAE loss per data point: $-\text{ELBO} = -\mathbb E_q[\log p(x\mid z)] + \mathrm{KL}(q(z\mid x)\,\|\,p(z))$,
+#   minimised. (Erratum: the seed slides call the ELBO summed over the data a "loss" to be *maximised*; a loss is
+#   minimised, and the VAE's loss is $-\text{ELBO}$.)
+# - $\mathrm{KL}(\mathcal N(\mu,\mathrm{diag}\,\sigma^2)\,\|\,\mathcal N(0,I))
+#   = -\tfrac12\sum(1+\log\sigma^2-\mu^2-\sigma^2)$, checked
 #   against `torch.distributions` and Monte Carlo.
 # - Gaussian likelihood = scaled squared error + constant; Bernoulli likelihood = −binary cross-entropy,
 #   the better fit for near-binary images.

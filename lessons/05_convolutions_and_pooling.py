@@ -2,16 +2,24 @@
 # # Lesson 5 — Convolution and pooling, from the formula to a convolutional encoder
 #
 # **Time estimate:** 35 minutes. **You will:** implement the convolution formula yourself and see it equal
-# PyTorch, apply hand-made filters to a topology design, implement pooling, and build the convolutional
+# PyTorch, apply hand-made filters to a topology design, implement pooling, derive the output size of the
+# transposed convolution that lesson 7's decoder uses, and build the convolutional
 # encoder that lesson 7's VAE uses — tracing every shape, parameter and receptive field.
 #
 # A convolutional layer with input channels $l = 1..L$ and output channels $m = 1..M$ computes
 #
-# $$Z^{m}_{i,j} = \sigma\Big(\sum_{l=1}^{L} \sum_{\alpha=0}^{k-1} \sum_{\beta=0}^{k-1} W^{m,l}_{\alpha,\beta}\, Y^{l}_{s i+\alpha,\ s j+\beta} + B^{m}\Big),$$
+# $$Z^{m}_{i,j} = \sigma\Big(\sum_{l=1}^{L} \sum_{\alpha=0}^{k-1} \sum_{\beta=0}^{k-1}
+#   W^{m,l}_{\alpha,\beta}\, Y^{l}_{s i+\alpha,\ s j+\beta} + B^{m}\Big),$$
 #
 # where $Y$ is the input (zero-padded by $p$ on each side), $W$ the $M \times L \times k \times k$ kernel, $B$ the bias,
-# $s$ the stride and $\sigma$ an activation. (With $s = 1$ this is the slide's formula; deep-learning
-# "convolution" is really cross-correlation: the kernel is not flipped.)
+# $s$ the stride and $\sigma$ an activation. Deep-learning "convolution" is really cross-correlation: the kernel is
+# not flipped.
+#
+# > **Erratum (seed slides).** The slides' version of this formula differs in two places, both wrong. It indexes
+# > the input by the *output* channel ($Y^{c}$ where we write $Y^{l}$), so the sum over input channels would read
+# > one and the same input channel $L$ times; and it puts the bias $B^m$ *inside* the triple sum, where it is added
+# > $k^2 L$ times instead of once. The formula above is what `F.conv2d` computes: exercise 5.1 checks your loops
+# > against it, and its check names the slide's bias placement if you reproduce it.
 
 # %%
 import time
@@ -22,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils import seed_everything
+from utils.checks.lesson05 import check_conv2d_loops, check_pool2d, check_transposed_conv_output_size
 from utils.data import load_topology_dataset
 from utils.plotting import DENSITY_CMAP, show_design, use_course_style
-from utils.checks.lesson05 import check_conv2d_loops, check_conv_output_size, check_pool2d
 
 use_course_style()
 rng = seed_everything(0)
@@ -61,7 +69,8 @@ check_conv2d_loops(conv2d_loops)
 # as a column (`F.unfold`, "im2col"): then one `einsum` does all output positions at once.
 
 # %%
-def conv2d_vectorized(Y: torch.Tensor, W: torch.Tensor, B: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
+def conv2d_vectorized(Y: torch.Tensor, W: torch.Tensor, B: torch.Tensor, stride: int = 1,
+                      padding: int = 0) -> torch.Tensor:
     """The same convolution for a batch Y: (N, L, H, W) via unfold + einsum; returns (N, M, H_out, W_out)."""
     n_out, _, k, _ = W.shape
     patches = F.unfold(Y, kernel_size=k, stride=stride, padding=padding)  # (N, L·k·k, H_out·W_out)
@@ -70,7 +79,7 @@ def conv2d_vectorized(Y: torch.Tensor, W: torch.Tensor, B: torch.Tensor, stride:
     return Z.reshape(Y.shape[0], n_out, height, -1)
 
 
-for trial in range(20):
+for _ in range(20):
     L, M, k = (int(v) for v in rng.integers(1, 5, size=3))
     stride, padding = int(rng.integers(1, 4)), int(rng.integers(0, 3))
     Y = torch.randn(2, L, int(rng.integers(k + 3, 20)), int(rng.integers(k + 3, 20)))
@@ -94,21 +103,18 @@ print("one 8→16-channel 3×3 convolution of a 32×64 image: "
 #
 # Along each axis, an input of size $n$, kernel $k$, padding $p$ and stride $s$ give
 # $\left\lfloor \frac{n - k + 2p}{s} \right\rfloor + 1$ outputs: the kernel's first position plus one per stride
-# that still fits in the padded input.
-#
-# **Exercise 5.2** — implement the formula.
+# that still fits in the padded input of size $n + 2p$. We check it against PyTorch on every small case.
 
 # %%
-# EXERCISE: the output-size formula
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """Number of outputs along one axis: ⌊(size − kernel + 2·padding) / stride⌋ + 1."""
-    # BEGIN SOLUTION
     return (size - kernel + 2 * padding) // stride + 1
-    # END SOLUTION
 
 
-# %%
-check_conv_output_size(conv_output_size)
+combinations = [(n, k, s, p) for n in range(4, 20) for k in range(1, 5) for s in range(1, 4) for p in range(k // 2 + 1)]
+assert all(conv_output_size(n, k, s, p) == F.conv2d(torch.zeros(1, 1, n, 1), torch.zeros(1, 1, k, 1), stride=s,
+                                                   padding=(p, 0)).shape[2] for n, k, s, p in combinations)
+print(f"the formula gives PyTorch's output size in all {len(combinations)} cases")
 
 # %% [markdown]
 # ## Hand-made filters on a topology design
@@ -123,7 +129,7 @@ filters = {"vertical edges (Sobel x)": sobel_x, "horizontal edges (Sobel y)": so
            "blur (5×5 mean)": torch.full((5, 5), 1 / 25)}
 fig, axes = plt.subplots(1, 4, figsize=(13, 2.2))
 show_design(axes[0], design[0, 0], "design")
-for ax, (name, kernel) in zip(axes[1:], filters.items()):
+for ax, (name, kernel) in zip(axes[1:], filters.items(), strict=True):
     feature_map = conv2d_vectorized(design, kernel[None, None], torch.zeros(1), padding=kernel.shape[-1] // 2)
     image = ax.imshow(feature_map[0, 0], cmap="RdBu_r" if "edges" in name else DENSITY_CMAP)
     ax.set(title=name, xticks=[], yticks=[])
@@ -141,7 +147,7 @@ plt.show()
 # Pooling summarises each $k \times k$ window (stride $k$ here) by its maximum or its mean: it shrinks the
 # feature map, keeps *whether* a feature is present (max) or *how much* of it (mean), and has no parameters.
 #
-# **Exercise 5.3** — implement pooling with window and stride `size`, `mode` "max" or "avg", for `Y: (C, H, W)`
+# **Exercise 5.2** — implement pooling with window and stride `size`, `mode` "max" or "avg", for `Y: (C, H, W)`
 # (assume H and W are multiples of `size`). Tip: `Y.reshape(C, H // size, size, W // size, size)`.
 
 # %%
@@ -258,9 +264,9 @@ with torch.no_grad():
         if isinstance(layer, nn.Conv2d):
             layer.weight.fill_(1.0)
 theory = receptive_fields(probe)
-layer_ends = [i + 1 for i, l in enumerate(probe) if isinstance(l, (nn.Conv2d, nn.AvgPool2d))]
+layer_ends = [i + 1 for i, layer in enumerate(probe) if isinstance(layer, (nn.Conv2d, nn.AvgPool2d))]
 measured = [empirical_receptive_field(probe, n) for n in layer_ends]
-for (name, predicted), actual in zip(theory, measured):
+for (name, predicted), actual in zip(theory, measured, strict=True):
     print(f"after {name:<10} receptive field {predicted:3d} px (measured {actual})")
 assert [p for _, p in theory] == measured
 fig, ax = plt.subplots()
@@ -278,9 +284,10 @@ plt.show()
 #
 # A convolution with stride 2 downsamples like pooling, but with learned weights; lesson 7's encoder uses
 # it (kernel 4, stride 2, padding 1 halves each side). The decoder must go the other way: a **transposed
-# convolution** maps each input pixel to a $k \times k$ patch of the output, spaced by the stride. It undoes the
-# *shape* change of the matching convolution, not its values: it is the convolution's adjoint, i.e.
-# $\langle \mathrm{conv}(x), y \rangle = \langle x, \mathrm{conv}^\top(y) \rangle$ with the same kernel.
+# convolution** maps each input pixel to a $k \times k$ patch of the output, spaced by the stride. It is the
+# convolution's adjoint, i.e. $\langle \mathrm{conv}(x), y \rangle = \langle x, \mathrm{conv}^\top(y) \rangle$ with the
+# same kernel: it reverses the *shape* change of the matching convolution (when it can: see below), not its
+# values.
 
 # %%
 kernel = torch.randn(8, 1, 4, 4)
@@ -294,9 +301,58 @@ print(f"⟨conv(x), y⟩ = {lhs:.4f},  ⟨x, convᵀ(y)⟩ = {rhs:.4f}")
 assert up.shape == x.shape and abs(lhs - rhs) < 1e-3 * abs(lhs)
 
 # %% [markdown]
+# ### The transposed convolution's output size
+#
+# Along one axis, a transposed convolution with kernel $k$, stride $s$ and padding $p$ works like this: input
+# pixel $i = 0, \dots, n-1$ paints a patch of $k$ values starting at position $s \cdot i$ of a canvas (overlapping
+# patches add up); then $p$ values are cropped from *each* end of the canvas (the padding of the matching
+# convolution, removed again); finally `output_padding` extra values are kept at the far end.
+#
+# **Exercise 5.3** — derive from this description the number of outputs as a function of `size` ($n$), `kernel`,
+# `stride`, `padding` and `output_padding`, and implement it. (The check compares with `F.conv_transpose2d`.)
+
+# %%
+# EXERCISE: the transposed convolution's output size
+def transposed_conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                                output_padding: int = 0) -> int:
+    """Number of outputs along one axis of a transposed convolution."""
+    # BEGIN SOLUTION
+    return (size - 1) * stride - 2 * padding + kernel + output_padding
+    # END SOLUTION
+
+
+# %%
+check_transposed_conv_output_size(transposed_conv_output_size)
+
+# %% [markdown]
+# <!-- BEGIN ANSWER -->
+# The last patch starts at $s(n-1)$ and ends at $s(n-1) + k$: the canvas has $(n-1)s + k$ values. Cropping $p$ at
+# each end and keeping `output_padding` more gives $(n-1)\,s - 2p + k + \text{output\_padding}$.
+# <!-- END ANSWER -->
+#
+# **When does the transposed convolution undo the shape change?** The convolution maps every size
+# $n$ with the same $\lfloor (n + 2p - k)/s \rfloor$ to the same output size, so it forgets up to $s - 1$ pixels; the
+# transposed convolution (with `output_padding` 0) returns to $n$ exactly when $s$ divides $n + 2p - k$. Otherwise
+# `output_padding` must supply the missing rows. Lesson 7's 32×64 designs with $k = 4$, $s = 2$, $p = 1$ are of the
+# lucky kind at every layer (32 → 16 → 8 → 4, all even). We check the rule on sizes 28–36:
+
+# %%
+for n in range(28, 37):
+    there = conv_output_size(n, kernel=4, stride=2, padding=1)
+    back = F.conv_transpose2d(torch.zeros(1, 1, there, 1), torch.zeros(1, 1, 4, 1), stride=2, padding=(1, 0)).shape[2]
+    divides = (n + 2 * 1 - 4) % 2 == 0
+    assert (back == n) == divides
+    print(f"n = {n}: conv → {there}, transposed conv → {back}"
+          + ("" if divides else f"  (s does not divide n + 2p − k: output_padding = {n - back} restores {n})"))
+
+# %% [markdown]
 # ## What you should take away
-# - A convolution is the sum $\sum_l\sum_\alpha\sum_\beta W^{m,l}_{\alpha,\beta} Y^l_{si+\alpha, sj+\beta} + B^m$: your loop version,
-#   the unfold/einsum version and `F.conv2d` agree; the output size is $\lfloor (n-k+2p)/s \rfloor + 1$.
+# - A convolution is the sum $\sum_l\sum_\alpha\sum_\beta W^{m,l}_{\alpha,\beta} Y^l_{si+\alpha, sj+\beta} + B^m$:
+#   your loop version,
+#   the unfold/einsum version and `F.conv2d` agree; the output size is $\lfloor (n-k+2p)/s \rfloor + 1$. The slides
+#   index the input by the wrong channel and add the bias $k^2 L$ times.
 # - Max pooling keeps "is there material", average pooling keeps "how much".
 # - A conv encoder turns a 32×64 design into $(\mu, \log\sigma^2)$; its receptive field grows with depth.
-# - Transposed convolutions (the adjoint of convolutions) bring the decoder back to the image size.
+# - Transposed convolutions (the adjoint of convolutions) bring the decoder back to the image size: their output
+#   size is $(n-1)s - 2p + k + \text{output\_padding}$, which undoes the convolution's shape change only when $s$
+#   divides $n + 2p - k$.

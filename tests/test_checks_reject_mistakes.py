@@ -1,102 +1,101 @@
-"""Every lesson's self-checks reject a typical mistake (the solutions' nbval run shows they accept the
-right answers)."""
+"""The mistake catalogue (tests/mistakes/): every exercise's self-check rejects each plausible wrong answer with
+a clear message (the diagnosis named in the catalogue, where there is one) and accepts each correct answer written
+differently from the solution."""
 from __future__ import annotations
+
+import importlib
+import inspect
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.distributions import Normal
 
-from utils.checks import ExerciseCheckFailed
-from utils.checks import lesson02, lesson03, lesson04, lesson05, lesson06, lesson07
-from utils.vae import Encoder
+from tests.mistakes import lesson01 as mistakes01
+from tests.mistakes import lesson03 as mistakes03
+from tests.mistakes import lesson04 as mistakes04
+from tests.mistakes import lesson07 as mistakes07
+from tests.mistakes.catalogue import Answer, Exercise
+from utils.checks import ExerciseCheckFailed, ExerciseNotDone
+from utils.checks import lesson01 as checks01
 
-
-def test_lesson02_rejects_missing_prior_wrong_covariance_and_missing_cell_volume() -> None:
-    def no_prior(x, z, W, b, log_sigma):
-        return Normal(z @ W.T + b, torch.exp(log_sigma)).log_prob(x).sum(-1)
-
-    with pytest.raises(ExerciseCheckFailed):
-        lesson02.check_log_joint_torch(no_prior)
-
-    def covariance_without_noise(x, W, b, sigma):
-        M = W.T @ W + sigma**2 * np.eye(W.shape[1])
-        return np.linalg.solve(M, W.T @ (x - b)), np.linalg.inv(M)
-
-    with pytest.raises(ExerciseCheckFailed, match="covariance"):
-        lesson02.check_posterior_params(covariance_without_noise)
-    with pytest.raises(ExerciseCheckFailed, match="log p\\(x\\)"):
-        lesson02.check_grid_posterior(lambda values, cell: (torch.logsumexp(values.flatten(), 0),
-                                                            torch.exp(values - torch.logsumexp(values.flatten(), 0))))
+LESSONS = ("lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson07")
+EXERCISES: list[Exercise] = [exercise for lesson in LESSONS
+                             for exercise in importlib.import_module(f"tests.mistakes.{lesson}").EXERCISES]
+WRONG = [(exercise, answer) for exercise in EXERCISES for answer in exercise.wrong]
+CORRECT = [(exercise, answer) for exercise in EXERCISES for answer in exercise.correct]
 
 
-def test_lesson03_rejects_an_elbo_without_entropy_and_an_optimizer_that_does_nothing() -> None:
-    def without_log_q(log_joint, x, mu, log_std, n_samples, generator):
-        z = mu + torch.exp(log_std) * torch.randn(n_samples, mu.shape[-1], generator=generator, dtype=mu.dtype)
-        return log_joint(x, z).mean()
-
-    with pytest.raises(ExerciseCheckFailed):
-        lesson03.check_elbo_estimate(without_log_q)
-    with pytest.raises(ExerciseCheckFailed, match="KL"):
-        lesson03.check_maximize_elbo(lambda log_joint, x, d, steps, lr, n_samples, seed:
-                                     (torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64),
-                                      [0.0] * steps))
+def _case_id(case: tuple[Exercise, Answer]) -> str:
+    return f"{case[0].number} {case[1].description}"
 
 
-def test_lesson04_rejects_common_mistakes() -> None:
-    with pytest.raises(ExerciseCheckFailed):  # logvar used as log σ
-        lesson04.check_gaussian_kl(lambda mu, logvar: -0.5 * (1 + 2 * logvar - mu**2 - torch.exp(2 * logvar)).sum(-1))
-    with pytest.raises(ExerciseCheckFailed, match="log\\(2πσ²\\)"):
-        lesson04.check_gaussian_log_likelihood(lambda x, mean, sigma: -((x - mean) ** 2).sum(-1) / (2 * sigma**2))
-
-    def sigma_not_exponentiated(f, mu, log_sigma, n, generator):
-        z = mu + log_sigma * torch.randn(n, generator=generator, dtype=mu.dtype)
-        return torch.autograd.grad(f(z).mean(), (mu, log_sigma))
-
-    with pytest.raises(ExerciseCheckFailed):
-        lesson04.check_reparam_gradient(sigma_not_exponentiated)
+def test_every_check_has_a_catalogue_of_six_mistakes_and_two_correct_answers() -> None:
+    checks = {exercise.check.__name__ for exercise in EXERCISES}
+    modules = [importlib.import_module(f"utils.checks.{lesson}") for lesson in LESSONS]
+    every_check = {name for module in modules for name, function in inspect.getmembers(module, inspect.isfunction)
+                   if name.startswith("check_") and function.__module__ == module.__name__}
+    assert checks == every_check
+    for exercise in EXERCISES:
+        assert len(exercise.wrong) >= 6 and len(exercise.correct) >= 2, exercise.number
 
 
-def test_lesson05_rejects_missing_bias_ceiling_and_swapped_pooling() -> None:
-    with pytest.raises(ExerciseCheckFailed, match="conv2d_loops"):
-        lesson05.check_conv2d_loops(lambda Y, W, B, s, p: F.conv2d(Y[None], W, None, s, p)[0])
-    with pytest.raises(ExerciseCheckFailed, match="PyTorch gives"):
-        lesson05.check_conv_output_size(lambda n, k, s=1, p=0: int(np.ceil((n - k + 2 * p) / s)) + 1)
-    with pytest.raises(ExerciseCheckFailed, match="pooling"):
-        lesson05.check_pool2d(lambda Y, size, mode="max": F.avg_pool2d(Y[None], size)[0] if mode == "max"
-                              else F.max_pool2d(Y[None], size)[0])
+@pytest.mark.parametrize("case", WRONG, ids=_case_id)
+def test_the_check_rejects_the_mistake(case: tuple[Exercise, Answer], capsys: pytest.CaptureFixture) -> None:
+    exercise, answer = case
+    with pytest.raises(ExerciseCheckFailed) as failure:
+        exercise.check(answer.function)
+    assert "✅" not in capsys.readouterr().out
+    message = str(failure.value)
+    assert answer.message in message, f"expected the diagnosis {answer.message!r}, got {message!r}"
+    assert "checking your result raised" not in message, "the checker itself failed on this answer"
 
 
-def test_lesson06_rejects_wrong_compliance_and_a_missing_update() -> None:
-    with pytest.raises(ExerciseCheckFailed, match="compliance"):
-        lesson06.check_compliance_from_stiffness(lambda K, U: float(U @ U))
-    with pytest.raises(ExerciseCheckFailed, match="oc_update"):
-        lesson06.check_oc_update(lambda x, dc, dv, volfrac, move=0.2: x)
+@pytest.mark.parametrize("case", CORRECT, ids=_case_id)
+def test_the_check_accepts_the_correct_answer(case: tuple[Exercise, Answer], capsys: pytest.CaptureFixture) -> None:
+    exercise, answer = case
+    exercise.check(answer.function)
+    assert "✅" in capsys.readouterr().out
 
 
-def test_lesson07_rejects_std_for_logvar_pixel_means_and_swapped_halves() -> None:
-    with pytest.raises(ExerciseCheckFailed):
-        lesson07.check_reparameterize(lambda mu, logvar: mu + logvar * torch.randn_like(mu))
+def test_a_stub_is_not_done_whatever_the_check() -> None:
+    def stub(*args, **kwargs):
+        raise NotImplementedError("ancestral_sample")
 
-    def mean_over_pixels(logits, x, mu, logvar, beta=1.0):
-        reconstruction = F.binary_cross_entropy_with_logits(logits, x)
-        kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum(1).mean()
-        return reconstruction + beta * kl, reconstruction, kl
-
-    with pytest.raises(ExerciseCheckFailed, match="reconstruction"):
-        lesson07.check_vae_loss(mean_over_pixels)
-
-    class SwappedEncoder(Encoder):
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logvar, mu = self.to_moments(self.features(x)).chunk(2, dim=-1)
-            return mu, logvar
-
-    with pytest.raises(ExerciseCheckFailed, match="μ with the shipped weights"):
-        lesson07.check_encoder(SwappedEncoder)
+    with pytest.raises(ExerciseNotDone, match="ancestral_sample: not done yet"):
+        checks01.check_ancestral_sample(stub)
 
 
-def test_lesson07_accepts_the_reference_encoder() -> None:
-    lesson07.check_encoder(Encoder)
-    assert isinstance(Encoder(4), nn.Module)
+def _reseeded_numpy(answer, offset: int):
+    """The answer drawing from another stream: what a correct answer that consumes random numbers differently
+    looks like to the check."""
+    return lambda n, w, b, sigma, rng: answer(n, w, b, sigma, np.random.default_rng([int(rng.integers(2**32)), offset]))
+
+
+def _reseeded_torch(answer, offset: int):
+    return lambda *args: answer(*args[:-1], torch.Generator().manual_seed(args[-1].initial_seed() * 1000 + offset))
+
+
+def _reseeded_loop(answer, offset: int):
+    return lambda log_joint, x, d, steps, lr, n_samples, seed: answer(log_joint, x, d, steps=steps, lr=lr,
+                                                                      n_samples=n_samples, seed=seed * 1000 + offset)
+
+
+def _reseeded_global(answer, offset: int):
+    def reseeded(mu, logvar):
+        torch.manual_seed(torch.initial_seed() * 1000 + offset)
+        return answer(mu, logvar)
+    return reseeded
+
+
+STATISTICAL = [(mistakes01.ANCESTRAL, _reseeded_numpy, 50), (mistakes03.ELBO_ESTIMATE, _reseeded_torch, 30),
+               (mistakes03.MAXIMIZE, _reseeded_loop, 8), (mistakes04.REPARAM_GRADIENT, _reseeded_torch, 50),
+               (mistakes07.REPARAMETERIZE, _reseeded_global, 50)]
+
+
+@pytest.mark.parametrize(("exercise", "reseed", "streams"), STATISTICAL, ids=lambda v: getattr(v, "number", ""))
+def test_a_statistical_check_accepts_a_correct_answer_whatever_its_random_stream(exercise, reseed, streams) -> None:
+    """Each statistical check refuses a correct answer with probability < 1e-6 by design; here every correct answer
+    of the catalogue passes with many random streams."""
+    for answer in exercise.correct:
+        for offset in range(streams):
+            exercise.check(reseed(answer.function, offset))

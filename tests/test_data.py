@@ -11,8 +11,14 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from tools.build_dataset import draw_problems, solve
-from utils.data import (DATASET_FILE, MANIFEST_FILE, DataIntegrityError, load_topology_dataset, make_loader,
-                        read_manifest)
+from utils.data import (
+    DATASET_FILE,
+    MANIFEST_FILE,
+    DataIntegrityError,
+    load_topology_dataset,
+    make_loader,
+    read_manifest,
+)
 from utils.paths import DATA_DIR
 from utils.topopt import compliance
 
@@ -110,8 +116,8 @@ def test_loader_batches_and_mirrors(dataset) -> None:
     assert len(loader) == 10 and sum(len(b) for b in loader) == 150
     plain = next(iter(make_loader(dataset, "validation", batch_size=150, shuffle=False)))
     mirrored = next(iter(make_loader(dataset, "validation", batch_size=150, shuffle=False, mirror=True)))
-    flipped = torch.tensor([torch.equal(m, torch.flip(p, dims=(1,))) for p, m in zip(plain, mirrored)])
-    kept = torch.tensor([torch.equal(m, p) for p, m in zip(plain, mirrored)])
+    flipped = torch.tensor([torch.equal(m, torch.flip(p, dims=(1,))) for p, m in zip(plain, mirrored, strict=True)])
+    kept = torch.tensor([torch.equal(m, p) for p, m in zip(plain, mirrored, strict=True)])
     assert torch.all(flipped | kept)
     assert 40 < int(flipped.sum()) < 110  # Binomial(150, ½): mean 75, standard deviation 6.1
     first = next(iter(make_loader(dataset, "train", batch_size=8, seed=3)))
@@ -130,9 +136,10 @@ def test_regeneration_refuses_to_overwrite_without_force(tmp_path: Path, capsys:
 def test_batches_follow_a_dataloaders_order_epoch_after_epoch(dataset) -> None:
     """The shuffled order equals torch's DataLoader's for the same seed, so trainings reproduce."""
     train = torch.as_tensor(dataset.subset("train").density, dtype=torch.float32).unsqueeze(1)
-    reference = DataLoader(TensorDataset(train), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(5))
+    reference = DataLoader(TensorDataset(train), batch_size=64, shuffle=True,
+                           generator=torch.Generator().manual_seed(5))
     batches = make_loader(dataset, "train", batch_size=64, seed=5)
     for _ in range(3):
         ours, theirs = list(batches), [b for (b,) in reference]
         assert len(ours) == len(theirs) == 19
-        assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))

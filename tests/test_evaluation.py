@@ -13,9 +13,16 @@ from torch import nn
 
 from utils import DATA_DIR
 from utils.data import load_topology_dataset
-from utils.evaluation import (active_units, decode_latents, encode_means, judge_against_nearest, nearest_designs,
-                              reconstruction_report, simp_cleanup)
-from utils.latent_explorer import LatentDirections, draw_latent_explorer
+from utils.evaluation import (
+    active_units,
+    decode_latents,
+    encode_means,
+    judge_against_nearest,
+    nearest_designs,
+    reconstruction_report,
+    simp_cleanup,
+)
+from utils.latent_explorer import LatentDirections, draw_latent_explorer, load_status
 from utils.metrics import floating_material, relative_volume_change, threshold
 from utils.topopt import compliance
 from utils.vae import load_checkpoint
@@ -95,12 +102,27 @@ def test_latent_explorer_callback_reports_the_decoded_design(shipped, data) -> N
     means = encode_means(shipped, data.subset("train").density, CPU)
     directions = LatentDirections.from_means(means, count=3)
     np.testing.assert_allclose(np.linalg.norm(directions.directions, axis=1), 1.0, atol=1e-6)
-    case = data.subset("test").load_case(0)
-    numbers = draw_latent_explorer(shipped, CPU, directions, [1.0, -0.5, 0.0], case)
+    test = data.subset("test")
+    case, reference = test.load_case(0), compliance(threshold(test.density[0]), test.load_case(0))
+    numbers = draw_latent_explorer(shipped, CPU, directions, [1.0, -0.5, 0.0], case, reference)
     expected = decode_latents(shipped, directions.point([1.0, -0.5, 0.0])[None], CPU)[0]
     assert numbers["volume fraction"] == pytest.approx(threshold(expected).mean())
     assert numbers["compliance"] == pytest.approx(compliance(threshold(expected), case))
+    assert numbers["load"] == load_status(threshold(expected), case, numbers["compliance"], reference)
     np.testing.assert_allclose(directions.point([0, 0, 0]), directions.center)
+
+
+def test_the_load_status_says_when_the_load_is_not_carried(data) -> None:
+    test = data.subset("test")
+    case, design = test.load_case(0), threshold(test.density[0])
+    reference = compliance(design, case)
+    assert load_status(design, case, reference, reference) == "the load is carried"
+    assert load_status(np.zeros_like(design), case, 1e12, reference).startswith("no material at the load")
+    cut = design.copy()
+    cut[:, 1:3] = 0.0  # sever the structure from the clamped edge
+    cut_compliance = compliance(cut, case)
+    assert cut_compliance > 1e3 * reference
+    assert load_status(cut, case, cut_compliance, reference).startswith("the load is not carried to the supports")
 
 
 def test_kl_per_unit_adds_up_to_the_loss_kl(shipped, data) -> None:
@@ -115,3 +137,29 @@ def test_kl_per_unit_adds_up_to_the_loss_kl(shipped, data) -> None:
     assert per_unit.shape == (shipped.latent_dim,) and np.all(per_unit >= 0)
     np.testing.assert_allclose(per_unit.sum(), kl.item(), rtol=1e-5)
 
+
+
+def test_the_iwae_bound_is_the_log_mean_of_the_weights_and_its_k1_case_is_the_elbo(shipped, data) -> None:
+    from scipy.special import logsumexp
+
+    from utils.evaluation import importance_log_weights, iwae_bound
+    from utils.vae import vae_loss
+    rng = np.random.default_rng(0)
+    log_weights = torch.tensor(rng.normal(-300, 5, size=(1000, 3)))
+    for k in (1, 10, 100, 1000):
+        groups = log_weights.numpy()[: (1000 // k) * k].reshape(-1, k, 3)
+        expected = (logsumexp(groups, axis=1) - np.log(k)).mean(0)
+        np.testing.assert_allclose(iwae_bound(log_weights, k).numpy(), expected, rtol=1e-12)
+    # The mean log-weight is a Monte Carlo estimate of the ELBO; compare with the loss's own estimate (analytic KL),
+    # both with 2000 samples, within 6 standard errors of the log-weights' mean.
+    x = torch.tensor(data.subset("test").density[:2])[:, None]
+    weights = importance_log_weights(shipped, x, 2000, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        mu, logvar = shipped.encoder(x)
+        std = torch.exp(0.5 * logvar)
+        torch.manual_seed(2)
+        elbo = torch.stack([-vae_loss(shipped.decoder(mu + std * torch.randn_like(mu)), x, mu, logvar)[0]
+                            for _ in range(200)])
+    standard_errors = weights.std() / np.sqrt(weights.numel()) + elbo.std() / np.sqrt(200)
+    assert abs(weights.mean() - elbo.mean()) < 6 * standard_errors
+    assert torch.all(iwae_bound(weights, 1000) >= iwae_bound(weights, 1))

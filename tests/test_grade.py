@@ -12,8 +12,16 @@ import nbformat
 import pytest
 
 from tools.build_notebooks import EXERCISES_DIR, SOLUTIONS_DIR
-from tools.grade import (NotebookResult, find_submissions, grade_all, identify_lesson, main, summary_text,
-                         write_feedback, write_gradebook)
+from tools.grade import (
+    NotebookResult,
+    find_submissions,
+    grade_all,
+    identify_lesson,
+    main,
+    summary_text,
+    write_feedback,
+    write_gradebook,
+)
 
 LESSON_1 = "01_latent_variable_models.ipynb"
 TIME_LIMIT_S = 30  # every lesson-1 notebook grades in about 3 s; only the endless loop reaches this

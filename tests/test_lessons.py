@@ -10,9 +10,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tools.build_notebooks import (EXERCISES_DIR, SOLUTIONS_DIR, build_lesson, out_of_sync,
-                                   planned_outputs)
 from tests.conftest import LESSON_SOURCES
+from tools.build_notebooks import EXERCISES_DIR, SOLUTIONS_DIR, build_lesson, out_of_sync, planned_outputs
 
 
 def test_there_are_lessons() -> None:

@@ -3,15 +3,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.metrics import (compliance_error, evaluate_designs, floating_material, keep_largest_component,
-                           load_disrespect, relative_volume_change, solid_components, solid_iou, threshold,
-                           volume_fraction_error)
+from utils.metrics import (
+    compliance_error,
+    evaluate_designs,
+    floating_material,
+    keep_largest_component,
+    load_disrespect,
+    relative_volume_change,
+    solid_components,
+    solid_iou,
+    threshold,
+    volume_fraction_error,
+)
 from utils.topopt import cantilever, compliance
 
 
 def test_iou_of_known_masks() -> None:
-    a = np.zeros((4, 4)); a[:2] = 1
-    b = np.zeros((4, 4)); b[1:3] = 1
+    a = np.zeros((4, 4))
+    a[:2] = 1
+    b = np.zeros((4, 4))
+    b[1:3] = 1
     assert solid_iou(a, b) == 4 / 12
     assert solid_iou(a, a) == 1.0
 
@@ -41,7 +52,8 @@ def test_load_disrespect_checks_the_elements_at_the_load() -> None:
 
 def test_evaluate_designs_on_the_reference_itself_gives_zero_error() -> None:
     case = cantilever(16, 8, 0.5, load_y=4.0, angle_deg=-90.0)
-    design = np.zeros((8, 16)); design[2:6] = 1.0
+    design = np.zeros((8, 16))
+    design[2:6] = 1.0
     metrics = evaluate_designs(design[None], [case], design[None], np.array([compliance(design, case)]))
     assert abs(metrics.compliance_error[0]) < 1e-12
     assert metrics.volume_fraction_error[0] == 0.0
@@ -51,9 +63,12 @@ def test_evaluate_designs_on_the_reference_itself_gives_zero_error() -> None:
 
 def test_volume_fraction_error_compares_thresholded_design_with_thresholded_reference() -> None:
     case = cantilever(16, 8, 0.5, load_y=4.0, angle_deg=-90.0)  # volume target 0.5
-    reference = np.zeros((8, 16)); reference[2:6] = 0.9; reference[6] = 0.4  # thresholded volume 0.5
+    reference = np.zeros((8, 16))
+    reference[2:6] = 0.9
+    reference[6] = 0.4  # thresholded volume 0.5
     grey_copy = np.where(reference > 0.5, 0.6, 0.1)  # other grey values, the same thresholded design
-    thicker = reference.copy(); thicker[6, :8] = 0.7  # 8 more solid elements: volume 72/128
+    thicker = reference.copy()
+    thicker[6, :8] = 0.7  # 8 more solid elements: volume 72/128
     metrics = evaluate_designs(np.stack([grey_copy, thicker]), [case, case], np.stack([reference, reference]),
                                np.full(2, compliance(threshold(reference), case)))
     np.testing.assert_allclose(metrics.volume_fraction_error, [0.0, (72 / 128 - 0.5) / 0.5])

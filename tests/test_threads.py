@@ -10,8 +10,14 @@ import pytest
 import torch
 
 from utils import threads
-from utils.threads import (THREADS_ENV_VAR, _blas_controller, cgroup_cpu_quota, configure_threads,
-                           single_threaded_blas, thread_count)
+from utils.threads import (
+    THREADS_ENV_VAR,
+    _blas_controller,
+    cgroup_cpu_quota,
+    configure_threads,
+    single_threaded_blas,
+    thread_count,
+)
 
 
 def _write(path: Path, text: str) -> None:

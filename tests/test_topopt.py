@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 
-from utils.topopt import (FiniteElementModel, LoadCase, PointLoad, cantilever, compliance, element_stiffness,
-                          mbb_beam, optimize, young_modulus)
+from utils.topopt import (
+    FiniteElementModel,
+    LoadCase,
+    PointLoad,
+    cantilever,
+    compliance,
+    element_stiffness,
+    mbb_beam,
+    optimize,
+    young_modulus,
+)
 
 
 @pytest.mark.parametrize("filter_kind, expected_compliance, expected_iterations",

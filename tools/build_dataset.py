@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from utils.data import (DATASET_FILE, GENERATOR_VERSION, MANIFEST_FILE, SPLIT_NAMES, file_sha256,
-                        load_topology_dataset)
+from utils.data import DATASET_FILE, GENERATOR_VERSION, MANIFEST_FILE, SPLIT_NAMES, file_sha256, load_topology_dataset
 from utils.metrics import threshold
 from utils.threads import usable_cpus
 from utils.topopt import LoadCase, cantilever, compliance, optimize
@@ -44,7 +43,7 @@ def draw_problems(count: int, seed: int) -> list[LoadCase]:
     rng = np.random.default_rng(seed)
     volfrac, load_y, angle = (rng.uniform(*RANGES[k], size=count) for k in ("volfrac", "load_y", "angle_deg"))
     return [cantilever(NELX, NELY, round(float(v), 6), round(float(y), 6), round(float(a), 6))
-            for v, y, a in zip(volfrac, load_y, angle)]
+            for v, y, a in zip(volfrac, load_y, angle, strict=True)]
 
 
 def draw_split(count: int, seed: int) -> np.ndarray:
@@ -124,7 +123,7 @@ def verify(directory: Path, count: int, seed: int) -> float:
     if [c.to_dict() for c in cases] != [json.loads(p) for p in shipped.problems[:count]]:
         raise SystemExit("the regenerated problems differ from the shipped ones (seed or generator changed)")
     results = [solve(case) for case in cases]
-    return float(max(np.abs(r["density"] - d).max() for r, d in zip(results, shipped.density[:count])))
+    return float(max(np.abs(r["density"] - d).max() for r, d in zip(results, shipped.density[:count], strict=True)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,7 +141,8 @@ def _split_exercise_cell(source: Path, index: int, lines: list[str], start_lines
     for offset, line in enumerate(lines):
         stripped = line.strip()
         if offset > 0 and EXERCISE_HEADER.match(stripped):
-            raise MarkerError(f"{_where(source, index, start_lines, offset)}: '# EXERCISE:' must be the cell's first line")
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: "
+                              "'# EXERCISE:' must be the cell's first line")
         if stripped in (BEGIN_ANSWER, END_ANSWER):
             raise MarkerError(f"{_where(source, index, start_lines, offset)}: answer marker in a code cell")
         if stripped == BEGIN_SOLUTION:

@@ -35,7 +35,7 @@ def main() -> int:
     latents = torch.randn(100, model.latent_dim, generator=torch.Generator().manual_seed(1)).numpy()
     samples = decode_latents(model, latents, device)
     metrics, nearest = judge_against_nearest(samples, train)
-    cleaned = np.stack([simp_cleanup(s, train.load_case(int(i))) for s, i in zip(samples, nearest)])
+    cleaned = np.stack([simp_cleanup(s, train.load_case(int(i))) for s, i in zip(samples, nearest, strict=True)])
     print_table({"prior samples": metrics.summary(),
                  "prior samples + 10 SIMP its": judge_against_nearest(cleaned, train)[0].summary()})
     return 0

@@ -279,7 +279,7 @@ def _run_plan(plan: list[_PlannedCell], results: dict[str, ExerciseResult], name
         # The kernel's own stderr (start-up warnings) would clutter the instructor's terminal; what the
         # student's code prints reaches the cell outputs through the kernel's messages, not this stream.
         with client.setup_kernel(env=_kernel_environment(threads), cwd=str(scratch), stderr=subprocess.DEVNULL):
-            for index, (planned, cell) in enumerate(zip(plan, notebook.cells)):
+            for index, (planned, cell) in enumerate(zip(plan, notebook.cells, strict=True)):
                 if time.monotonic() >= deadline:
                     raise CellTimeoutError("time limit")
                 client.execute_cell(cell, index)

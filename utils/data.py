@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 from utils.paths import DATA_DIR
 from utils.topopt import LoadCase
 
@@ -58,7 +57,7 @@ class TopologyData:
         """The full problem of sample ``index``, rebuilt from its stored description."""
         return LoadCase.from_dict(json.loads(str(self.problems[index])))
 
-    def subset(self, split: str) -> "TopologyData":
+    def subset(self, split: str) -> TopologyData:
         """The samples of one split: ``"train"``, ``"validation"`` or ``"test"``."""
         if split not in SPLIT_NAMES:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLIT_NAMES}")
@@ -77,7 +76,8 @@ def read_manifest(directory: Path = DATA_DIR) -> dict:
     except FileNotFoundError:
         raise DataIntegrityError(f"The dataset manifest {path} is missing. {REGENERATE_HINT}") from None
     except json.JSONDecodeError as error:
-        raise DataIntegrityError(f"The dataset manifest {path} is not valid JSON ({error}). {REGENERATE_HINT}") from None
+        raise DataIntegrityError(
+            f"The dataset manifest {path} is not valid JSON ({error}). {REGENERATE_HINT}") from None
 
 
 def load_topology_dataset(directory: Path = DATA_DIR) -> TopologyData:

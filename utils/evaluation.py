@@ -2,8 +2,11 @@
 SIMP cleanup, and the number of active latent units. Used by lesson 7 and tools/evaluate_checkpoint.py."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from utils.data import TopologyData
@@ -44,7 +47,7 @@ def reconstruction_report(model: nn.Module, subset: TopologyData, device: torch.
     reconstructions = reconstruct(model, subset.density, device)
     metrics = evaluate_designs(reconstructions, [subset.load_case(i) for i in range(len(subset))],
                                subset.density, subset.compliance_thresholded)
-    ious = [solid_iou(r, d) for r, d in zip(reconstructions, subset.density)]
+    ious = [solid_iou(r, d) for r, d in zip(reconstructions, subset.density, strict=True)]
     target_misses = np.abs(relative_volume_change(reconstructions, subset.volfrac))
     return {"IoU mean": float(np.mean(ious)), **metrics.summary(),
             "VFE vs target median": float(np.median(target_misses))}
@@ -85,3 +88,36 @@ def kl_per_unit(model: nn.Module, density: np.ndarray, device: torch.device) -> 
 def active_units(model: nn.Module, density: np.ndarray, device: torch.device, threshold: float = 0.01) -> int:
     """Latent dimensions whose posterior mean varies across designs: Var_x(μ_j(x)) > threshold."""
     return int(np.sum(encode_means(model, density, device).var(axis=0) > threshold))
+
+
+@torch.no_grad()
+def importance_log_weights(model: nn.Module, x: torch.Tensor, samples: int, generator: torch.Generator,
+                           chunk: int = 250) -> torch.Tensor:
+    """log w_k = log p(x | z_k) + log p(z_k) − log q(z_k | x) for z_k ~ q(z | x), k = 1..samples: (samples, B).
+
+    ``x: (B, 1, H, W)`` on the model's device; log p(x | z) is the Bernoulli log-likelihood (−BCE) summed over
+    pixels. The mean over k estimates the ELBO; log-mean-exp over K of them is the IWAE bound (Burda et al. 2016).
+    """
+    model.eval()
+    mu, logvar = model.encoder(x)
+    std = torch.exp(0.5 * logvar)
+    weights = []
+    for start in range(0, samples, chunk):
+        count = min(chunk, samples - start)
+        epsilon = torch.randn((count, *mu.shape), generator=generator).to(mu.device)
+        z = mu + std * epsilon
+        logits = model.decoder(z.reshape(-1, mu.shape[1])).reshape(count, *x.shape)
+        log_likelihood = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
+                                                             reduction="none").flatten(2).sum(-1)
+        log_prior = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_posterior = (-0.5 * epsilon**2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        weights.append(log_likelihood + log_prior - log_posterior)
+    return torch.cat(weights)
+
+
+def iwae_bound(log_weights: torch.Tensor, k: int) -> torch.Tensor:
+    """The IWAE bound with K = ``k`` per design, averaged over the ⌊S / k⌋ disjoint groups of the S log-weights
+    ``(S, B)``: mean over groups of log (1/K) Σ_k w_k. K = 1 gives the ELBO estimate."""
+    groups = log_weights.shape[0] // k
+    grouped = log_weights[:groups * k].reshape(groups, k, -1)
+    return (torch.logsumexp(grouped, dim=1) - math.log(k)).mean(0)

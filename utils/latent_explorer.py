@@ -1,10 +1,11 @@
 """The latent explorer of lesson 7: move along the main directions of the latent means and see the
-decoded design, its volume fraction and its compliance. The widget's callback is
+decoded design with its problem's supports and load, its volume fraction, its compliance, and whether it
+carries the load. The widget's callback is
 :func:`draw_latent_explorer`, a plain function."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,8 +13,8 @@ import torch
 from torch import nn
 
 from utils.evaluation import decode_latents
-from utils.metrics import threshold
-from utils.plotting import show_design
+from utils.metrics import floating_material, load_disrespect, threshold
+from utils.plotting import draw_problem, show_design
 from utils.topopt import LoadCase, compliance
 
 
@@ -26,7 +27,7 @@ class LatentDirections:
     scales: np.ndarray
 
     @classmethod
-    def from_means(cls, means: np.ndarray, count: int) -> "LatentDirections":
+    def from_means(cls, means: np.ndarray, count: int) -> LatentDirections:
         center = means.mean(axis=0)
         _, singular_values, vectors = np.linalg.svd(means - center, full_matrices=False)
         return cls(center, vectors[:count], singular_values[:count] / np.sqrt(len(means)))
@@ -36,15 +37,39 @@ class LatentDirections:
         return self.center + (np.asarray(coefficients) * self.scales) @ self.directions
 
 
+# A compliance this many times the reference means the load path is broken: what holds the load is the void
+# stiffness E_min = 1e-9 (orders of magnitude), not a weak member (a few times).
+BROKEN_LOAD_PATH_FACTOR = 1e3
+
+
+def load_status(density: np.ndarray, load_case: LoadCase, design_compliance: float,
+                reference_compliance: float) -> str:
+    """One sentence on whether the thresholded design carries the load to the supports."""
+    if load_disrespect(density, load_case):
+        return "no material at the load: the load is not carried"
+    if design_compliance > BROKEN_LOAD_PATH_FACTOR * reference_compliance:
+        return (f"the load is not carried to the supports: compliance {design_compliance / reference_compliance:.0e} "
+                "× the SIMP design's, held only by the void stiffness")
+    if floating_material(density):
+        return "the load is carried; some material floats, disconnected"
+    return "the load is carried"
+
+
 def draw_latent_explorer(model: nn.Module, device: torch.device, directions: LatentDirections,
-                         coefficients: Sequence[float], load_case: LoadCase) -> dict[str, float]:
-    """Decode the latent point at ``coefficients`` (standard deviations along each direction), draw it and
-    return its volume fraction (thresholded) and its compliance under ``load_case``."""
+                         coefficients: Sequence[float], load_case: LoadCase,
+                         reference_compliance: float) -> dict[str, float | str]:
+    """Decode the latent point at ``coefficients`` (standard deviations along each direction), draw it with the
+    problem's supports and load, and return its volume fraction (thresholded), its compliance under
+    ``load_case`` and whether it carries the load (``reference_compliance``: the SIMP design's)."""
     density = decode_latents(model, directions.point(coefficients)[None], device)[0]
     solid = threshold(density)
-    numbers = {"volume fraction": float(solid.mean()), "compliance": compliance(solid, load_case)}
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    show_design(ax, density, f"VF {numbers['volume fraction']:.3f} (target {load_case.volfrac:.3f}), "
-                             f"compliance {numbers['compliance']:.1f}")
+    design_compliance = compliance(solid, load_case)
+    numbers: dict[str, float | str] = {
+        "volume fraction": float(solid.mean()), "compliance": design_compliance,
+        "load": load_status(solid, load_case, design_compliance, reference_compliance)}
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    show_design(ax, density, f"VF {numbers['volume fraction']:.3f} (target {load_case.volfrac:.3f}), compliance "
+                             f"{design_compliance:.3g} (SIMP: {reference_compliance:.3g})\n{numbers['load']}")
+    draw_problem(ax, load_case)
     plt.show()
     return numbers

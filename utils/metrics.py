@@ -106,9 +106,9 @@ def evaluate_designs(designs: np.ndarray, load_cases: list[LoadCase], reference_
     thresholded = [threshold(d) for d in designs]
     return DesignMetrics(
         compliance_error=np.array([compliance_error(compliance(t, case, penal), c)
-                                   for t, case, c in zip(thresholded, load_cases, reference_compliances)]),
+                                   for t, case, c in zip(thresholded, load_cases, reference_compliances, strict=True)]),
         volume_fraction_error=np.array([volume_fraction_error(t, threshold(reference).mean())
-                                        for t, reference in zip(thresholded, reference_designs)]),
-        load_disrespect=np.array([load_disrespect(t, case) for t, case in zip(thresholded, load_cases)]),
+                                        for t, reference in zip(thresholded, reference_designs, strict=True)]),
+        load_disrespect=np.array([load_disrespect(t, case) for t, case in zip(thresholded, load_cases, strict=True)]),
         floating_material=np.array([floating_material(t) for t in thresholded]),
     )

@@ -4,10 +4,14 @@ Densities use one colour map everywhere: solid material dark, void light.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+if TYPE_CHECKING:
+    from utils.topopt import LoadCase
 
 DENSITY_CMAP = "gray_r"
 
@@ -37,6 +41,21 @@ def show_design(ax: plt.Axes, density: np.ndarray, title: str | None = None) -> 
         spine.set_linewidth(0.5)
     if title is not None:
         ax.set_title(title, fontsize=8)
+
+
+def draw_problem(ax: plt.Axes, load_case: LoadCase, arrow_length: float = 8.0) -> None:
+    """Mark a problem on a design drawn by :func:`show_design`: its supports (triangles at the fixed nodes) and
+    its loads (red arrows starting at the loaded point, in the load's direction; y points up, so −90° is down)."""
+    nely = load_case.nely
+    fixed_nodes = sorted({dof // 2 for dof in load_case.fixed_dofs})
+    columns = np.array([node // (nely + 1) for node in fixed_nodes], dtype=float) - 0.5
+    rows = np.array([node % (nely + 1) for node in fixed_nodes], dtype=float) - 0.5
+    ax.plot(columns, rows, ">", color="tab:blue", markersize=3, clip_on=False, label="support")
+    for load in load_case.loads:
+        dx = arrow_length * np.cos(np.radians(load.angle_deg))
+        dy = -arrow_length * np.sin(np.radians(load.angle_deg))  # image rows grow downwards
+        ax.annotate("", xy=(load.x - 0.5 + dx, load.y - 0.5 + dy), xytext=(load.x - 0.5, load.y - 0.5),
+                    arrowprops={"arrowstyle": "-|>", "color": "tab:red", "lw": 1.5}, annotation_clip=False)
 
 
 def plot_designs(densities: Sequence[np.ndarray] | np.ndarray, titles: Sequence[str] | None = None,

@@ -16,7 +16,7 @@ def format_table(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, 
     headers = list(columns.values())
     widths = [max(len(header), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
     name_width = max(len(name) for name in names)
-    lines = [f"{corner:<{name_width}}" + "".join(f"  {h:>{w}}" for h, w in zip(headers, widths))]
-    lines += [f"{name:<{name_width}}" + "".join(f"  {c:>{w}}" for c, w in zip(row, widths))
-              for name, row in zip(rows, cells)]
+    lines = [f"{corner:<{name_width}}" + "".join(f"  {h:>{w}}" for h, w in zip(headers, widths, strict=True))]
+    lines += [f"{name:<{name_width}}" + "".join(f"  {c:>{w}}" for c, w in zip(row, widths, strict=True))
+              for name, row in zip(rows, cells, strict=True)]
     return "\n".join(lines)

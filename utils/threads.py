@@ -96,10 +96,9 @@ def configure_threads(threads: int | None = None) -> int:
     """
     threads = threads or thread_count()
     torch.set_num_threads(threads)
-    try:
+    # PyTorch allows this call only once, before any inter-op work; later calls raise RuntimeError.
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass  # already started: PyTorch allows this call only once, before any inter-op work
     _blas_controller().limit(limits=threads, user_api="blas")
     return threads
 

@@ -12,9 +12,10 @@ that does not change between iterations (element DOF maps, band positions, the f
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import scipy.linalg
@@ -90,7 +91,7 @@ class LoadCase:
                 "loads": [vars(load) for load in self.loads], "volfrac": self.volfrac}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LoadCase":
+    def from_dict(cls, data: dict) -> LoadCase:
         return cls(int(data["nelx"]), int(data["nely"]), tuple(int(d) for d in data["fixed_dofs"]),
                    tuple(PointLoad(**load) for load in data["loads"]), float(data["volfrac"]))
 
@@ -115,7 +116,8 @@ def mbb_beam(nelx: int = 60, nely: int = 20, volfrac: float = 0.5) -> LoadCase:
 
 def cantilever(nelx: int, nely: int, volfrac: float, load_y: float, angle_deg: float) -> LoadCase:
     """A cantilever clamped along its left edge, loaded on its right edge at height ``load_y`` (from the top)."""
-    clamped = tuple(d for iy in range(nely + 1) for d in (2 * node_number(0, iy, nely), 2 * node_number(0, iy, nely) + 1))
+    clamped = tuple(d for iy in range(nely + 1)
+                    for d in (2 * node_number(0, iy, nely), 2 * node_number(0, iy, nely) + 1))
     return LoadCase(nelx, nely, clamped, (PointLoad(float(nelx), float(load_y), float(angle_deg)),), volfrac)
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -79,12 +78,13 @@ def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: to
 class ConvVAE(nn.Module):
     """Encoder, reparametrization and decoder; ``forward`` returns (logits, μ, log σ²)."""
 
-    def __init__(self, latent_dim: int = 16, width: int = 32, encoder: nn.Module | None = None) -> None:
+    def __init__(self, latent_dim: int = 16, width: int = 32, encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.width = width
         self.encoder = encoder if encoder is not None else Encoder(latent_dim, width)
-        self.decoder = Decoder(latent_dim, width)
+        self.decoder = decoder if decoder is not None else Decoder(latent_dim, width)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x)
@@ -119,38 +119,52 @@ def evaluate_loss(model: nn.Module, loader: Iterable[torch.Tensor], device: torc
         logits, mu, logvar = model(x)
         totals += torch.stack(loss_fn(logits, x, mu, logvar, beta)) * len(x)
         count += len(x)
-    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist()))
+    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist(), strict=True))
+
+
+EpochFunction = Callable[..., dict[str, float]]
+
+
+def train_epoch(model: nn.Module, batches: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer,
+                kl_weight: float, loss_fn: LossFunction = vae_loss) -> dict[str, float]:
+    """One pass over ``batches``: a gradient step on ``loss_fn(logits, x, μ, log σ², kl_weight)`` per batch.
+
+    Returns the epoch's averages per image of the loss, the reconstruction and the KL, each batch weighted by
+    its size. The sums stay on the device: one host synchronisation per epoch, none per batch.
+    """
+    model.train()
+    totals, count = None, 0
+    for x in batches:
+        logits, mu, logvar = model(x)
+        loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, kl_weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        batch_totals = torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
+        totals = batch_totals if totals is None else totals + batch_totals
+        count += len(x)
+    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist(), strict=True))
 
 
 def train_vae(model: nn.Module, train_loader: Iterable[torch.Tensor], validation_loader: Iterable[torch.Tensor],
               epochs: int,
               device: torch.device, beta: float = 1.0, warmup_epochs: int = 10, lr: float = 2e-3,
-              loss_fn: LossFunction = vae_loss, progress: bool = True) -> TrainingHistory:
+              loss_fn: LossFunction = vae_loss, progress: bool = True,
+              epoch_fn: EpochFunction = train_epoch) -> TrainingHistory:
     """Adam on −ELBO with a KL warm-up and cosine learning-rate decay; a tqdm bar over epochs.
 
-    The loaders yield batches ``(B, 1, H, W)``; batches from :func:`utils.data.make_loader` with
-    ``device=device`` are already in place, so an epoch costs the device no host work but one sync.
+    Each epoch is ``epoch_fn(model, batches, optimizer, kl_weight, loss_fn)`` (lesson 7's students write their
+    own). The loaders yield batches ``(B, 1, H, W)`` already on ``device`` (:func:`utils.data.make_loader` with
+    ``device=device``), so an epoch costs the device no host work but one sync.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr / 20)
     history = TrainingHistory()
     bar = tqdm(range(epochs), desc="training", disable=not progress)
     for epoch in bar:
-        model.train()
         weight = kl_weight(epoch, beta, warmup_epochs)
-        totals, count = torch.zeros(3, device=device), 0
-        for x in train_loader:
-            x = x.to(device)  # a no-op for batches already on the device (utils.data.make_loader)
-            logits, mu, logvar = model(x)
-            loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            # Summed on the device: no host synchronisation per batch, one per epoch (the .tolist() below).
-            totals += torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
-            count += len(x)
+        history.train.append(epoch_fn(model, train_loader, optimizer, weight, loss_fn))
         schedule.step()
-        history.train.append(dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist())))
         history.validation.append(evaluate_loss(model, validation_loader, device, weight, loss_fn))
         bar.set_postfix(val_loss=f"{history.validation[-1]['loss']:.1f}")
     return history

@@ -8,7 +8,7 @@ import linecache
 import random
 import sysconfig
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -101,20 +101,84 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
-def assert_close(name: str, actual: Any, expected: Any, *, rtol: float, atol: float, hint: str = "") -> None:
+def _matches(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: np.ndarray | float) -> bool:
+    return (actual.shape == expected.shape and bool(np.all(np.isfinite(actual)))
+            and bool(np.all(np.abs(actual - expected) <= atol + rtol * np.abs(expected))))
+
+
+def _pattern_of_error(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: np.ndarray) -> str:
+    """A sentence naming a structured error (wrong sign, a constant factor, a constant offset), or ""."""
+    if actual.size < 2 and np.all(np.abs(expected) < 1e-12):
+        return ""
+    if _matches(-actual, expected, rtol, atol):
+        return "Your result has the wrong sign."
+    if np.all(actual == 0):
+        return "Your result is zero everywhere."
+    nonzero = np.abs(expected) > 1e-12
+    if np.any(nonzero):
+        ratio = actual[nonzero] / expected[nonzero]
+        if actual.size >= 2 and np.all(np.abs(ratio - ratio.flat[0]) <= 1e-6 * np.abs(ratio.flat[0])) \
+                and _matches(actual, ratio.flat[0] * expected, rtol, atol):
+            return (f"Your result is {ratio.flat[0]:.4g} times the right one everywhere: a constant factor is wrong "
+                    "(a missing ½, a mean taken for a sum, …).")
+    offset = actual - expected
+    if actual.size >= 2 and np.ptp(offset) <= np.min(atol) + rtol * np.abs(expected).max():
+        return (f"Your result is off by the same amount ({offset.flat[0]:+.4g}) everywhere: a constant term "
+                "(a normalising constant such as log 2π) is missing or wrong.")
+    return ""
+
+
+def assert_close(name: str, actual: Any, expected: Any, *, rtol: float, atol: Any, hint: str = "",
+                 mistakes: Mapping[str, Any] | None = None) -> None:
     """Raise :class:`ExerciseCheckFailed` unless ``actual`` matches ``expected`` elementwise.
 
-    The message gives the shapes or the worst mismatch, and ``hint`` (what is usually wrong).
+    The message names what is wrong, the most specific first: a known mistake (``mistakes`` maps a description
+    such as "with σ in place of σ²" to the value that mistake gives), then a structured error (sign, constant
+    factor, constant offset), then the worst mismatch with ``hint`` (what usually causes it).
     """
-    actual_np, expected_np = _to_numpy(actual), _to_numpy(expected)
+    actual_np, expected_np, atol = _to_numpy(actual), _to_numpy(expected), _to_numpy(atol)
+    if _matches(actual_np, expected_np, rtol, atol):
+        return
+    for description, mistaken in (mistakes or {}).items():
+        if _matches(actual_np, _to_numpy(mistaken), rtol, atol):
+            raise ExerciseCheckFailed(f"{name}: your result equals what you get {description}.")
     if actual_np.shape != expected_np.shape:
         raise ExerciseCheckFailed(f"{name}: expected shape {expected_np.shape}, got {actual_np.shape}. {hint}".rstrip())
     if not np.all(np.isfinite(actual_np)):
         raise ExerciseCheckFailed(f"{name}: the result contains NaN or inf. {hint}".rstrip())
+    pattern = _pattern_of_error(actual_np, expected_np, rtol, atol)
+    if pattern:
+        raise ExerciseCheckFailed(f"{name}: {pattern} {hint}".rstrip())
     error = np.abs(actual_np - expected_np)
     allowed = atol + rtol * np.abs(expected_np)
-    if np.any(error > allowed):
-        worst = np.unravel_index(np.argmax(error - allowed), error.shape)
-        raise ExerciseCheckFailed(
-            f"{name}: mismatch at index {tuple(int(i) for i in worst)}: got {actual_np[worst]:.6g}, "
-            f"expected {expected_np[worst]:.6g} (tolerance {allowed[worst]:.2g}). {hint}".rstrip())
+    allowed = np.broadcast_to(allowed, error.shape)
+    worst = np.unravel_index(np.argmax(error - allowed), error.shape)
+    raise ExerciseCheckFailed(
+        f"{name}: mismatch at index {tuple(int(i) for i in worst)}: got {actual_np[worst]:.6g}, "
+        f"expected {expected_np[worst]:.6g} (tolerance {allowed[worst]:.2g}). {hint}".rstrip())
+
+
+def check_draws_from_generator(subject: str, estimate: Callable[[torch.Generator], float]) -> None:
+    """Fail unless ``estimate`` (the student's function run with the given generator) repeats with the same seed
+    and changes with another: every random number must come from the generator argument."""
+    first, again, other = (estimate(torch.Generator().manual_seed(seed)) for seed in (5, 5, 6))
+    if first != again:
+        raise ExerciseCheckFailed(f"{subject}: two calls with the same seed gave different estimates; draw ε with the "
+                                  "`generator` argument (torch.randn(..., generator=generator))")
+    if first == other:
+        raise ExerciseCheckFailed(f"{subject}: generators with different seeds gave the same estimate; draw ε from the "
+                                  "`generator` argument, not from a seed of your own")
+
+
+def gradients(subject: str, output: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The gradients of ``output.sum()`` with respect to each named input; a result that is not differentiable,
+    or that does not depend on one of the inputs, is reported by the input's name."""
+    if not isinstance(output, torch.Tensor) or not output.requires_grad:
+        raise ExerciseCheckFailed(f"{subject}: the result is not differentiable. Compute it with torch operations "
+                                  "only (no .item(), .detach(), .numpy() or NumPy functions).")
+    grads = torch.autograd.grad(output.sum(), tuple(inputs.values()), allow_unused=True)
+    unused = [name for name, grad in zip(inputs, grads, strict=True) if grad is None]
+    if unused:
+        raise ExerciseCheckFailed(f"{subject}: no gradient reaches {', '.join(unused)}: the result must be computed "
+                                  "from it with torch operations, without .detach(), .item() or NumPy.")
+    return dict(zip(inputs, grads, strict=True))

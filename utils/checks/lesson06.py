@@ -1,42 +1,118 @@
-"""Self-checks of lesson 6 (topology optimization). References: the course's solver (utils.topopt)."""
+"""Self-checks of lesson 6 (topology optimization). References: the solver's finite-element model (utils.topopt)
+for the compliance, and the contract of the optimality-criteria step (box and move limits, the volume, one
+Lagrange multiplier for every element) for the update: any exact root-finder meets it, not only bisection."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from utils.checks._core import assert_close, exercise_check, passed
-from utils.topopt import FiniteElementModel, cantilever, optimality_criteria_update, young_modulus
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.topopt import FiniteElementModel, cantilever, mbb_beam, young_modulus
 
 
 @exercise_check
 def check_compliance_from_stiffness(compliance_fn: Callable) -> None:
-    """Uᵀ K U must equal Fᵀ U (the work of the load) for random designs of a small cantilever."""
+    """Uᵀ K U must equal Fᵀ U (the load's work is ½FᵀU; compliance is twice it) for random designs of a cantilever
+    and an MBB beam."""
     rng = np.random.default_rng(601)
-    case = cantilever(12, 6, 0.5, load_y=2.0, angle_deg=-70.0)
-    model = FiniteElementModel(case.nelx, case.nely, case.fixed_dofs)
-    force = case.force_vector()
-    for _ in range(3):
-        young = young_modulus(rng.uniform(0.1, 1.0, case.nelx * case.nely), 3.0)
-        displacement = model.solve(young, force)
-        free = model.free_dofs
-        got = compliance_fn(model.sparse_stiffness(young), displacement[free])
-        assert_close("compliance", got, force[free] @ displacement[free], rtol=1e-9, atol=0,
-                     hint="Compute U @ (K @ U).")
+    for case in (cantilever(12, 6, 0.5, load_y=2.0, angle_deg=-70.0), mbb_beam(10, 5, 0.4)):
+        model = FiniteElementModel(case.nelx, case.nely, case.fixed_dofs)
+        force = case.force_vector()
+        for _ in range(2):
+            young = young_modulus(rng.uniform(0.1, 1.0, case.nelx * case.nely), 3.0)
+            displacement = model.solve(young, force)[model.free_dofs]
+            stiffness = model.sparse_stiffness(young)
+            expected = force[model.free_dofs] @ displacement
+            got = compliance_fn(stiffness, displacement)
+            if np.ndim(got) != 0:
+                raise ExerciseCheckFailed(f"compliance: expected one number, got an array of shape {np.shape(got)}; "
+                                          "Uᵀ K U is a scalar (U @ (K @ U)).")
+            assert_close(f"compliance ({case.nelx}×{case.nely} mesh)", float(got), expected, rtol=1e-9, atol=0,
+                         mistakes={"from Uᵀ U (K left out)": displacement @ displacement,
+                                   "from ½ Uᵀ K U (the strain energy, half the compliance)": 0.5 * expected,
+                                   "from the sum of K U (that is the sum of the forces)":
+                                       (stiffness @ displacement).sum(),
+                                   "from Σ_i K_ii U_i² (the diagonal of K only)":
+                                       stiffness.diagonal() @ displacement**2},
+                         hint="c = Uᵀ K U: the product K U, then its dot product with U.")
     passed("compliance_from_stiffness")
+
+
+# The bisection stops when the multiplier's interval is 1e-3 of its size, which leaves the volume within about
+# 5e-4 of its target; an exact root-finder meets it to rounding.
+VOLUME_TOLERANCE = 1e-3
+# One multiplier for every element: an exact step gives the same implied λ to rounding.
+MULTIPLIER_SPREAD = 1e-6
+
+
+def _implied_multipliers(x: np.ndarray, x_new: np.ndarray, ratio: np.ndarray, power: float) -> np.ndarray:
+    """λ_e such that x_new_e = x_e·(ratio_e / λ_e)^power, for elements strictly inside their bounds."""
+    return ratio * (x / x_new) ** (1 / power)
+
+
+def _consistent(multipliers: np.ndarray) -> bool:
+    return multipliers.size > 0 and np.ptp(multipliers) <= MULTIPLIER_SPREAD * np.median(multipliers)
+
+
+def _oc_cases(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float, float]]:
+    """(name, x, dc, dv, volfrac, move): uniform and non-uniform dv, designs at the [0, 1] bounds, an odd size
+    and a smaller move limit."""
+    near_bounds = np.concatenate([rng.uniform(0.0, 0.05, 100), rng.uniform(0.95, 1.0, 100)])
+    return [
+        ("uniform dv, volume fraction 0.3", rng.uniform(0.15, 0.45, 200), -rng.exponential(1.0, 200), np.ones(200),
+         0.3, 0.2),
+        ("non-uniform dv, volume fraction 0.5", rng.uniform(0.35, 0.65, 200), -rng.exponential(1.0, 200),
+         rng.uniform(0.5, 2.0, 200), 0.5, 0.2),
+        ("a design at the bounds 0 and 1", near_bounds, -rng.exponential(1.0, 200), rng.uniform(0.5, 2.0, 200),
+         0.45, 0.2),
+        ("37 elements, move limit 0.1", rng.uniform(0.2, 0.6, 37), -rng.exponential(2.0, 37),
+         rng.uniform(0.8, 1.2, 37), 0.4, 0.1),
+    ]
+
+
+def _check_oc_contract(name: str, x: np.ndarray, dc: np.ndarray, dv: np.ndarray, volfrac: float, move: float,
+                       x_new: np.ndarray) -> None:
+    if x_new.shape != x.shape or not np.all(np.isfinite(x_new)):
+        raise ExerciseCheckFailed(f"oc_update ({name}): expected {x.shape[0]} finite values, got shape {x_new.shape}")
+    lower, upper = np.maximum(0.0, x - move), np.minimum(1.0, x + move)
+    if np.any(x_new < -1e-12) or np.any(x_new > 1 + 1e-12):
+        raise ExerciseCheckFailed(f"oc_update ({name}): values outside [0, 1] (from {x_new.min():.3g} to "
+                                  f"{x_new.max():.3g}); clip to [max(0, x − move), min(1, x + move)].")
+    if np.any(np.abs(x_new - x) > move + 1e-12):
+        raise ExerciseCheckFailed(f"oc_update ({name}): an element moved by {np.abs(x_new - x).max():.3g}, more than "
+                                  f"the move limit {move}; clip to [max(0, x − move), min(1, x + move)].")
+    volume = x_new.mean()
+    if abs(volume - volfrac) > VOLUME_TOLERANCE:
+        raise ExerciseCheckFailed(
+            f"oc_update ({name}): the new design's volume fraction is {volume:.4f}, the target {volfrac}. Search the "
+            "multiplier λ until the volume is met: a volume above the target needs a larger λ (lower = middle).")
+    inside = (x_new > lower + 1e-9) & (x_new < upper - 1e-9) & (x > 0)
+    ratio = np.maximum(-dc / dv, 0.0)
+    multipliers = _implied_multipliers(x[inside], x_new[inside], ratio[inside], 0.5)
+    if not _consistent(multipliers):
+        for description, other_ratio, power in (("leaves dv out (uses −dc alone)", -dc, 0.5),
+                                                ("multiplies by dv instead of dividing", -dc * dv, 0.5),
+                                                ("has no square root", ratio, 1.0)):
+            if _consistent(_implied_multipliers(x[inside], x_new[inside], other_ratio[inside], power)):
+                raise ExerciseCheckFailed(f"oc_update ({name}): your update {description}: "
+                                          "x_new = x·sqrt(−dc / (λ·dv)).")
+        raise ExerciseCheckFailed(f"oc_update ({name}): the elements that are not at a bound must all satisfy "
+                                  "x_new = x·sqrt(−dc / (λ·dv)) with one λ for the whole design.")
+    unclipped = x * np.sqrt(ratio / np.median(multipliers))
+    at_upper, at_lower = ~inside & (x_new >= upper - 1e-9), ~inside & (x_new <= lower + 1e-9)
+    if np.any(unclipped[at_upper] < upper[at_upper] * (1 - 1e-6)) or \
+            np.any(unclipped[at_lower] > lower[at_lower] * (1 + 1e-6) + 1e-12):
+        raise ExerciseCheckFailed(f"oc_update ({name}): an element sits at a bound that the OC formula with the "
+                                  "design's λ does not reach; clip the formula's value, not the old design.")
 
 
 @exercise_check
 def check_oc_update(oc_update: Callable) -> None:
-    """Against the solver's own OC step on random sensitivities; the volume must match the target."""
+    """The optimality-criteria step's contract on four cases: values in [0, 1] and within the move limit, the
+    volume fraction met, and x_new = clip(x·sqrt(−dc / (λ·dv))) with one multiplier λ for every element."""
     rng = np.random.default_rng(602)
-    for volfrac in (0.3, 0.5):
-        x = rng.uniform(volfrac - 0.15, volfrac + 0.15, 200)
-        dc = -rng.exponential(1.0, 200)
-        dv = np.ones(200)
-        expected, _ = optimality_criteria_update(x, dc, dv, volfrac, lambda design: design)
-        got = oc_update(x, dc, dv, volfrac)
-        assert_close(f"oc_update (volfrac {volfrac})", got, expected, rtol=0, atol=1e-9,
-                     hint="Clip to [max(0, x − move), min(1, x + move)] and bisect until the relative gap < 1e-3.")
-        assert_close("volume of the update", np.mean(got), volfrac, rtol=0, atol=2e-3)
+    for name, x, dc, dv, volfrac, move in _oc_cases(rng):
+        x_new = np.asarray(oc_update(x.copy(), dc.copy(), dv.copy(), volfrac, move), dtype=float)
+        _check_oc_contract(name, x, dc, dv, volfrac, move, x_new)
     passed("oc_update")

@@ -1,73 +1,131 @@
 """Self-checks of lesson 7 (the convolutional VAE). References: exact gradients of the reparametrization,
-torch.distributions for the loss, and the shipped checkpoint for the encoder."""
+torch.distributions for the loss, the shipped checkpoint for the encoder, and the architecture rebuilt with
+F.conv_transpose2d from the student's own layers for the decoder."""
 from __future__ import annotations
 
-from typing import Callable
+import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed
 from utils.data import load_topology_dataset
 from utils.paths import DATA_DIR
-from utils.vae import load_checkpoint
+from utils.vae import ConvVAE, load_checkpoint, vae_loss
+
+# Statistical checks allow 6 standard errors (a correct answer fails one with probability 2e-9, normal
+# approximation); the Kolmogorov–Smirnov p-value is exact, and a threshold of 1e-7 refuses a correct answer with
+# that probability.
+STANDARD_ERRORS = 6.0
+NORMALITY_P_VALUE = 1e-7
 
 
 @exercise_check
 def check_reparameterize(reparameterize: Callable) -> None:
-    """Moments of z (5 standard errors) and exact gradients: dz/dμ = 1, dz/dlog σ² = (z − μ)/2."""
+    """Moments of z (6 standard errors), ε = (z − μ)/σ standard normal (Kolmogorov–Smirnov) and independent across
+    latent dimensions, and exact gradients: dz/dμ = 1, dz/dlog σ² = (z − μ)/2. The student draws ε with
+    torch.randn_like, so the check seeds torch's global generator; the decorator restores it afterwards."""
     torch.manual_seed(701)
     n = 100_000
     mu = torch.tensor([[2.0, -1.0, 0.0]], dtype=torch.float64).repeat(n, 1).requires_grad_()
     logvar = torch.tensor([[np.log(0.25), np.log(4.0), 0.0]], dtype=torch.float64).repeat(n, 1).requires_grad_()
     z = reparameterize(mu, logvar)
-    if z.shape != mu.shape:
-        raise ExerciseCheckFailed(f"reparameterize: expected shape {tuple(mu.shape)}, got {tuple(z.shape)}")
+    if not isinstance(z, torch.Tensor) or z.shape != mu.shape:
+        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise ExerciseCheckFailed(f"reparameterize: expected shape {tuple(mu.shape)}, got {shape}")
     std = torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64)
-    assert_close("mean of z", z.detach().mean(0), [2.0, -1.0, 0.0], rtol=0, atol=5 * float(std.max()) / np.sqrt(n))
-    assert_close("standard deviation of z", z.detach().std(0), std, rtol=0.02, atol=0,
+    error = STANDARD_ERRORS / np.sqrt(n)
+    values = z.detach()
+    assert_close("mean of z", values.mean(0), [2.0, -1.0, 0.0], rtol=0, atol=error * std,
+                 mistakes={"with ε uniform on [0, 1) (torch.rand_like instead of torch.randn_like)":
+                           torch.tensor([2.0, -1.0, 0.0], dtype=torch.float64) + 0.5 * std},
+                 hint="z = μ + σ·ε is centred on μ.")
+    assert_close("standard deviation of z", values.std(0), std, rtol=0, atol=error * std / np.sqrt(2),
+                 mistakes={"with σ = log σ² (logvar used as the standard deviation)": logvar[0].detach().abs(),
+                           "with σ = σ² = exp(logvar)": std**2,
+                           "with σ = exp(2·logvar)": std**4,
+                           "without noise (z = μ)": torch.zeros(3)},
                  hint="σ = exp(logvar / 2): logvar is the log of the variance.")
-    grad_mu, grad_logvar = torch.autograd.grad(z.sum(), (mu, logvar))
-    assert_close("dz/dmu", grad_mu, torch.ones_like(mu), rtol=0, atol=1e-12,
-                 hint="z must be computed from mu and logvar with torch operations.")
-    assert_close("dz/dlogvar", grad_logvar, 0.5 * (z - mu).detach(), rtol=1e-9, atol=1e-12)
+    epsilon = (values - mu.detach()) / std
+    if stats.kstest(epsilon.flatten().numpy(), "norm").pvalue < NORMALITY_P_VALUE:
+        raise ExerciseCheckFailed("reparameterize: ε = (z − μ)/σ is not standard normal (Kolmogorov–Smirnov test); "
+                                  "draw it with torch.randn_like(mu), not torch.rand_like (uniform).")
+    correlation = torch.corrcoef(epsilon.T)[torch.triu_indices(3, 3, 1).unbind()]
+    assert_close("correlation of ε between latent dimensions", correlation, torch.zeros(3), rtol=0, atol=error,
+                 mistakes={"for one noise draw shared by every latent dimension": torch.ones(3)},
+                 hint="Each latent dimension needs its own ε: draw a tensor shaped like mu.")
+    grads = gradients("reparameterize", z, {"mu": mu, "logvar": logvar})
+    assert_close("dz/dmu", grads["mu"], torch.ones_like(mu), rtol=0, atol=1e-12,
+                 hint="z must be computed from mu with torch operations.")
+    assert_close("dz/dlogvar", grads["logvar"], 0.5 * (values - mu.detach()), rtol=1e-9, atol=1e-12,
+                 hint="σ must be computed from logvar: exp(logvar / 2).")
     passed("reparameterize")
 
 
 @exercise_check
 def check_vae_loss(vae_loss: Callable) -> None:
     """Against −Bernoulli(logits).log_prob(x) and kl_divergence(Normal(μ, σ), Normal(0, 1)), for binary and
-    grey targets and β ∈ {0.5, 4}."""
+    grey targets, a batch of one, and β ∈ {0, 0.5, 4}."""
     generator = torch.Generator().manual_seed(702)
-    logits = 3 * torch.randn(6, 1, 32, 64, generator=generator, dtype=torch.float64)
-    mu = torch.randn(6, 16, generator=generator, dtype=torch.float64)
-    logvar = torch.randn(6, 16, generator=generator, dtype=torch.float64)
-    targets = {"binary": (torch.rand(6, 1, 32, 64, generator=generator) > 0.5).double(),
-               "grey": torch.rand(6, 1, 32, 64, generator=generator, dtype=torch.float64)}
-    kl = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(1).mean()
-    for kind, x in targets.items():
-        reconstruction = -Bernoulli(logits=logits, validate_args=False).log_prob(x).flatten(1).sum(1).mean()
-        for beta in (0.5, 4.0):
-            total, got_reconstruction, got_kl = vae_loss(logits, x, mu, logvar, beta)
-            assert_close(f"reconstruction ({kind} targets)", got_reconstruction, reconstruction, rtol=1e-9, atol=1e-9,
-                         hint="Sum the BCE over pixels, then average over the batch.")
-            assert_close("KL", got_kl, kl, rtol=1e-9, atol=1e-9,
-                         hint="Sum lesson 4's −½(1 + log σ² − μ² − σ²) over latents, then average over the batch.")
-            assert_close(f"total (β={beta})", total, reconstruction + beta * kl, rtol=1e-9, atol=1e-9)
+    for batch in (6, 1):
+        logits = 3 * torch.randn(batch, 1, 32, 64, generator=generator, dtype=torch.float64)
+        mu = torch.randn(batch, 16, generator=generator, dtype=torch.float64)
+        logvar = torch.randn(batch, 16, generator=generator, dtype=torch.float64)
+        targets = {"binary": (torch.rand(batch, 1, 32, 64, generator=generator) > 0.5).double(),
+                   "grey": torch.rand(batch, 1, 32, 64, generator=generator, dtype=torch.float64)}
+        kl_terms = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0))
+        kl = kl_terms.sum(1).mean()
+        kl_mistakes = {"for a sum over the batch instead of a mean": kl_terms.sum(),
+                       "for a mean over latent dimensions instead of a sum": kl_terms.mean(),
+                       "with logvar taken for log σ": kl_divergence(Normal(mu, torch.exp(logvar)),
+                                                                    Normal(0.0, 1.0)).sum(1).mean()}
+        for kind, x in targets.items():
+            pixel_terms = -Bernoulli(logits=logits, validate_args=False).log_prob(x).flatten(1)
+            reconstruction = pixel_terms.sum(1).mean()
+            reconstruction_mistakes = {
+                "for a mean over pixels instead of a sum": pixel_terms.mean(),
+                "for a sum over the batch instead of a mean": pixel_terms.sum(),
+                "with probabilities passed as logits (sigmoid applied twice)": -Bernoulli(
+                    logits=torch.sigmoid(logits), validate_args=False).log_prob(x).flatten(1).sum(1).mean(),
+                "with the logits and the targets swapped": -Bernoulli(logits=x, validate_args=False).log_prob(
+                    torch.sigmoid(logits)).flatten(1).sum(1).mean(),
+            }
+            for beta in (0.0, 0.5, 4.0):
+                total, got_reconstruction, got_kl = vae_loss(logits, x, mu, logvar, beta)
+                case = f"{kind} targets, batch {batch}"
+                assert_close(f"reconstruction ({case})", got_reconstruction, reconstruction, rtol=1e-9, atol=1e-9,
+                             mistakes=reconstruction_mistakes,
+                             hint="Sum the pixels' BCE (binary_cross_entropy_with_logits on the logits), then "
+                                  "average over the batch.")
+                assert_close(f"KL ({case})", got_kl, kl, rtol=1e-9, atol=1e-9, mistakes=kl_mistakes,
+                             hint="Sum lesson 4's −½(1 + log σ² − μ² − σ²) over latents, then average over the "
+                                  "batch.")
+                assert_close(f"total (β={beta}, {case})", total, reconstruction + beta * kl, rtol=1e-9, atol=1e-9,
+                             mistakes={"from β·reconstruction + KL (β on the wrong term)": beta * reconstruction + kl,
+                                       "without β (reconstruction + KL)": reconstruction + kl,
+                                       "from reconstruction − β·KL": reconstruction - beta * kl},
+                             hint="total = reconstruction + β·KL.")
     passed("vae_loss")
 
 
 @exercise_check
 def check_encoder(encoder_class: Callable) -> None:
-    """Shapes, gradients to every layer, and — with the shipped checkpoint's weights — the same (μ, log σ²)
-    as the shipped model on real designs."""
-    encoder = encoder_class(8)
-    x = torch.rand(5, 1, 32, 64)
-    mu, logvar = encoder(x)
-    if mu.shape != (5, 8) or logvar.shape != (5, 8):
-        raise ExerciseCheckFailed(f"Encoder: expected μ and log σ² of shape (5, 8), got {tuple(mu.shape)} and "
-                                  f"{tuple(logvar.shape)}")
+    """Shapes (a batch of one included), gradients to every layer, and — with the shipped checkpoint's weights —
+    the same (μ, log σ²) as the shipped model on real designs."""
+    for batch in (5, 1):
+        encoder = encoder_class(8)
+        outputs = encoder(torch.rand(batch, 1, 32, 64))
+        if not (isinstance(outputs, tuple | list) and len(outputs) == 2):
+            raise ExerciseCheckFailed("Encoder: forward must return two tensors, (μ, log σ²)")
+        mu, logvar = outputs
+        if mu.shape != (batch, 8) or logvar.shape != (batch, 8):
+            raise ExerciseCheckFailed(f"Encoder: expected μ and log σ² of shape ({batch}, 8), got {tuple(mu.shape)} "
+                                      f"and {tuple(logvar.shape)}")
     (mu.sum() + logvar.sum()).backward()
     silent = [name for name, p in encoder.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     if silent:
@@ -77,8 +135,196 @@ def check_encoder(encoder_class: Callable) -> None:
     encoder.load_state_dict(shipped.encoder.state_dict())
     designs = torch.tensor(load_topology_dataset().subset("test").density[:8])[:, None]
     with torch.no_grad():
-        got, expected = encoder(designs), shipped.encoder(designs)
-    assert_close("μ with the shipped weights", got[0], expected[0], rtol=1e-5, atol=1e-5,
+        got = encoder(designs)
+        moments = shipped.encoder.to_moments(shipped.encoder.features(designs))
+    mu, logvar = moments.chunk(2, dim=-1)
+    assert_close("μ with the shipped weights", got[0], mu, rtol=1e-5, atol=1e-5,
+                 mistakes={"from the second half of to_moments' output (μ and log σ² swapped)": logvar,
+                           "from every other column (an interleaved split)": moments[:, 0::2],
+                           "with a ReLU on μ (μ can be negative)": torch.relu(mu)},
                  hint="μ is the first half of to_moments' output, log σ² the second.")
-    assert_close("log σ² with the shipped weights", got[1], expected[1], rtol=1e-5, atol=1e-5)
+    assert_close("log σ² with the shipped weights", got[1], logvar, rtol=1e-5, atol=1e-5,
+                 mistakes={"for σ² = exp(log σ²) instead of log σ²": logvar.exp(),
+                           "for log σ = ½·log σ² instead of log σ²": 0.5 * logvar,
+                           "with a ReLU on log σ² (it can be negative)": torch.relu(logvar)},
+                 hint="Return the second half of to_moments' output as it is: the network outputs log σ² directly.")
     passed("Encoder")
+
+
+def _transposed_layers(decoder: nn.Module) -> list[nn.ConvTranspose2d]:
+    return [module for module in decoder.modules() if isinstance(module, nn.ConvTranspose2d)]
+
+
+def _decoder_reference(decoder: nn.Module, z: torch.Tensor, width: int, *, first_relu: bool = True,
+                       relus: bool = True, final: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+                       swap_height_width: bool = False) -> torch.Tensor:
+    """The decoder the exercise asks for, computed with F.conv_transpose2d from the student's own layers (their
+    weights and their kernel, stride and padding choices); the keywords give the usual mistakes."""
+    features = decoder.from_latent(z)
+    if first_relu:
+        features = torch.relu(features)
+    features = features.view(-1, 4 * width, 8, 4).transpose(-1, -2) if swap_height_width else \
+        features.view(-1, 4 * width, 4, 8)
+    layers = _transposed_layers(decoder)
+    for index, layer in enumerate(layers):
+        features = F.conv_transpose2d(features, layer.weight, layer.bias, layer.stride, layer.padding,
+                                      layer.output_padding, layer.groups, layer.dilation)
+        if relus and index < len(layers) - 1:
+            features = torch.relu(features)
+    return final(features)
+
+
+@exercise_check
+def check_decoder(decoder_class: Callable) -> None:
+    """For widths 8 and 16 and batches of 1 and 5: logits of shape (B, 1, 32, 64) that can be negative,
+    gradients to every layer, three transposed convolutions 4w → 2w → w → 1 channels, and the same output as the
+    architecture the exercise describes, rebuilt from the student's own layers (so any kernel, stride and
+    padding that double each side are accepted)."""
+    generator = torch.Generator().manual_seed(704)
+    for width, batch in ((8, 5), (16, 1)):
+        torch.manual_seed(width)  # the student's layers draw their initial weights from the global generator
+        decoder = decoder_class(6, width)
+        z = 3 * torch.randn(batch, 6, generator=generator)
+        if not isinstance(getattr(decoder, "from_latent", None), nn.Linear):
+            raise ExerciseCheckFailed("Decoder: keep the given linear layer self.from_latent")
+        layers = _transposed_layers(decoder)
+        if layers and layers[-1].bias is not None:
+            with torch.no_grad():  # a bias of −1 makes most correct logits negative, whatever the initial weights
+                layers[-1].bias.fill_(-1.0)
+        logits = decoder(z)
+        if not isinstance(logits, torch.Tensor) or logits.shape != (batch, 1, 32, 64):
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ExerciseCheckFailed(f"Decoder (width {width}): expected logits of shape ({batch}, 1, 32, 64), got "
+                                      f"{shape}. Each transposed convolution must double both sides: 4×8 → 8×16 → "
+                                      "16×32 → 32×64 (exercise 5.3's formula).")
+        channels = [(layer.in_channels, layer.out_channels) for layer in layers]
+        wanted = [(4 * width, 2 * width), (2 * width, width), (width, 1)]
+        if channels != wanted:
+            raise ExerciseCheckFailed(f"Decoder (width {width}): expected three nn.ConvTranspose2d with (in, out) "
+                                      f"channels {wanted}, found {channels}.")
+        if not torch.any(logits < 0):
+            raise ExerciseCheckFailed("Decoder: no output is negative. The decoder returns logits (any real number); "
+                                      "put no ReLU or sigmoid after the last transposed convolution.")
+        logits.sum().backward()
+        silent = [name for name, p in decoder.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+        if silent:
+            raise ExerciseCheckFailed(f"Decoder: no gradient reaches {silent}; use every layer in forward")
+        with torch.no_grad():
+            got = decoder(z)
+            expected = _decoder_reference(decoder, z, width)
+            mistakes = {
+                "without the ReLU between the linear layer and the first transposed convolution":
+                    _decoder_reference(decoder, z, width, first_relu=False),
+                "without the ReLUs between the transposed convolutions":
+                    _decoder_reference(decoder, z, width, relus=False),
+                "with a sigmoid after the last layer (the loss expects logits)":
+                    _decoder_reference(decoder, z, width, final=torch.sigmoid),
+                "with a ReLU after the last layer (logits can be negative)":
+                    _decoder_reference(decoder, z, width, final=torch.relu),
+                "with the 4×8 feature maps reshaped as 8×4 and transposed": _decoder_reference(
+                    decoder, z, width, swap_height_width=True),
+            }
+            assert_close(f"Decoder output (width {width}, batch {batch})", got, expected, rtol=1e-5, atol=1e-5,
+                         mistakes=mistakes,
+                         hint="ReLU after from_latent, view as (B, 4·width, 4, 8), then transposed convolution, ReLU, "
+                              "transposed convolution, ReLU, transposed convolution.")
+    passed("Decoder")
+
+
+def _tiny_training_setup(seed: int) -> tuple[nn.Module, list[torch.Tensor]]:
+    """A narrow VAE (width 2, 2 latents) and three batches of 4, 4 and 3 random designs."""
+    torch.manual_seed(seed)
+    model = ConvVAE(latent_dim=2, width=2)
+    generator = torch.Generator().manual_seed(seed)
+    batches = [torch.rand(size, 1, 32, 64, generator=generator) for size in (4, 4, 3)]
+    return model, batches
+
+
+def _reference_epoch(model: nn.Module, batches: list[torch.Tensor], kl_weight: float, seed: int, *,
+                     zero_grad: bool = True, weight: float | None = None, weighted_average: bool = True,
+                     step: bool = True) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """One epoch of Adam (lr 0.01) on reference_loss; returns the averages and the parameters after it. The
+    keywords give the usual mistakes."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    torch.manual_seed(seed)
+    rows, sizes = [], []
+    for x in batches:
+        logits, mu, logvar = model(x)
+        reconstruction = -Bernoulli(logits=logits, validate_args=False).log_prob(x).flatten(1).sum(1).mean()
+        kl = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(1).mean()
+        loss = reconstruction + (kl_weight if weight is None else weight) * kl
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+        rows.append(torch.stack([loss, reconstruction, kl]).detach())
+        sizes.append(len(x))
+    rows_tensor, size_tensor = torch.stack(rows), torch.tensor(sizes, dtype=rows[0].dtype)
+    averages = (rows_tensor * size_tensor[:, None]).sum(0) / size_tensor.sum() if weighted_average \
+        else rows_tensor.mean(0)
+    return dict(zip(("loss", "reconstruction", "kl"), averages.tolist(), strict=True)), \
+        [p.detach().clone() for p in model.parameters()]
+
+
+def _flat(parameters: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([p.flatten() for p in parameters])
+
+
+def _recording_loss(seen_weights: list[float]) -> Callable:
+    """vae_loss that appends the KL weight it receives to ``seen_weights``."""
+    def recording_loss(logits, x, mu, logvar, beta=1.0):
+        seen_weights.append(float(beta))
+        return vae_loss(logits, x, mu, logvar, beta)
+    return recording_loss
+
+
+@exercise_check
+def check_train_epoch(train_epoch: Callable) -> None:
+    """On a narrow VAE and three batches of 4, 4 and 3 designs, with KL weights 0.3 and 1: the parameters after
+    the student's epoch and the returned averages (each batch weighted by its size) equal one epoch of Adam on
+    reconstruction + kl_weight·KL, computed here with torch.distributions, from the same initial weights and the
+    same random numbers; and the loss goes through the ``loss_fn`` argument."""
+    seed = 705
+    for kl_weight in (0.3, 1.0):
+        model, batches = _tiny_training_setup(seed)
+        reference_model = copy.deepcopy(model)
+        initial = _flat([p.detach().clone() for p in model.parameters()])
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        seen_weights: list[float] = []
+        recording_loss = _recording_loss(seen_weights)
+        torch.manual_seed(seed)
+        averages = train_epoch(model, batches, optimizer, kl_weight, recording_loss)
+        if len(seen_weights) != len(batches):
+            raise ExerciseCheckFailed(f"train_epoch: loss_fn was called {len(seen_weights)} times for "
+                                      f"{len(batches)} batches; call the loss_fn argument once per batch.")
+        if any(abs(value - kl_weight) > 1e-12 for value in seen_weights):
+            raise ExerciseCheckFailed(f"train_epoch: loss_fn received β = {seen_weights[0]:g}, but the KL weight of "
+                                      f"this epoch is {kl_weight}; pass kl_weight as loss_fn's last argument.")
+        if not isinstance(averages, dict) or set(averages) != {"loss", "reconstruction", "kl"}:
+            raise ExerciseCheckFailed("train_epoch: return a dict with the keys 'loss', 'reconstruction' and 'kl'")
+        got_parameters = _flat([p.detach() for p in model.parameters()])
+        if torch.equal(got_parameters, initial):
+            raise ExerciseCheckFailed("train_epoch: the parameters did not change; call optimizer.step() after "
+                                      "loss.backward() for every batch.")
+        expected, expected_parameters = _reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed)
+        mistakes = {
+            "without optimizer.zero_grad() (gradients add up over the batches)":
+                _flat(_reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed, zero_grad=False)[1]),
+            "with the KL weighted by 1 instead of kl_weight":
+                _flat(_reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed, weight=1.0)[1]),
+        }
+        assert_close(f"parameters after one epoch (kl_weight {kl_weight})", got_parameters, _flat(expected_parameters),
+                     rtol=1e-4, atol=1e-6, mistakes={k: v for k, v in mistakes.items() if not torch.equal(
+                         v, _flat(expected_parameters))},
+                     hint="For each batch: logits, μ, log σ² = model(x); loss = loss_fn(..., kl_weight)[0]; "
+                          "optimizer.zero_grad(); loss.backward(); optimizer.step().")
+        unweighted = _reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed,
+                                      weighted_average=False)[0]
+        for key in ("loss", "reconstruction", "kl"):
+            assert_close(f"average {key} over the epoch (kl_weight {kl_weight})", averages[key], expected[key],
+                         rtol=1e-5, atol=1e-5,
+                         mistakes={"from a plain mean of the batch means (the last batch has 3 designs, not 4)":
+                                   unweighted[key]},
+                         hint="Weight each batch's mean by its size, then divide by the number of designs.")
+    passed("train_epoch")

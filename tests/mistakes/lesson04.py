@@ -1,0 +1,92 @@
+"""Lesson 4: the Gaussian KL, the Gaussian log-likelihood, the reparametrization gradient."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
+
+from tests.mistakes.catalogue import Answer, Exercise
+from utils.checks import lesson04
+
+GAUSSIAN_KL = Exercise("4.1", lesson04.check_gaussian_kl, wrong=(
+    Answer("logvar as log σ", lambda mu, lv: -0.5 * (1 + 2 * lv - mu**2 - torch.exp(2 * lv)).sum(-1), "log σ"),
+    Answer("σ for σ²", lambda mu, lv: -0.5 * (1 + lv - mu**2 - torch.exp(lv / 2)).sum(-1), "σ in place of σ²"),
+    Answer("no 1", lambda mu, lv: -0.5 * (lv - mu**2 - torch.exp(lv)).sum(-1), "without the 1"),
+    Answer("mean over latents", lambda mu, lv: -0.5 * (1 + lv - mu**2 - torch.exp(lv)).mean(-1), "mean over latent"),
+    Answer("reversed KL", lambda mu, lv: kl_divergence(Normal(torch.zeros_like(mu), 1.0),
+                                                      Normal(mu, torch.exp(lv / 2))).sum(-1), "reversed"),
+    Answer("sums the batch too", lambda mu, lv: -0.5 * (1 + lv - mu**2 - torch.exp(lv)).sum(), "batch too"),
+    Answer("wrong sign", lambda mu, lv: 0.5 * (1 + lv - mu**2 - torch.exp(lv)).sum(-1), "wrong sign"),
+    Answer("no ½", lambda mu, lv: -(1 + lv - mu**2 - torch.exp(lv)).sum(-1), "times the right one"),
+), correct=(
+    Answer("torch.distributions",
+           lambda mu, lv: kl_divergence(Normal(mu, torch.exp(0.5 * lv)), Normal(0.0, 1.0)).sum(-1)),
+    Answer("½ Σ (σ² + μ² − 1 − log σ²)", lambda mu, lv: 0.5 * (lv.exp() + mu.pow(2) - 1 - lv).sum(dim=1)),
+))
+
+GAUSSIAN_LOG_LIKELIHOOD = Exercise("4.2", lesson04.check_gaussian_log_likelihood, wrong=(
+    Answer("no normaliser", lambda x, m, s: -((x - m) ** 2).sum(-1) / (2 * s**2), "off by the same amount"),
+    Answer("σ for σ² throughout", lambda x, m, s: Normal(m, math.sqrt(s)).log_prob(x).sum(-1), "σ in place of σ²"),
+    Answer("σ in the normaliser", lambda x, m, s: -((x - m) ** 2).sum(-1) / (2 * s**2)
+           - 0.5 * x.shape[-1] * math.log(2 * math.pi * s), "normaliser only"),
+    Answer("no ½ on the normaliser", lambda x, m, s: -((x - m) ** 2).sum(-1) / (2 * s**2)
+           - x.shape[-1] * math.log(2 * math.pi * s**2), "without the ½"),
+    Answer("mean over coordinates", lambda x, m, s: Normal(m, s).log_prob(x).mean(-1), "mean over the D"),
+    Answer("no 2 in the exponent", lambda x, m, s: -((x - m) ** 2).sum(-1) / s**2
+           - 0.5 * x.shape[-1] * math.log(2 * math.pi * s**2), "no 2"),
+    Answer("normaliser once", lambda x, m, s: -((x - m) ** 2).sum(-1) / (2 * s**2) - 0.5 * math.log(2 * math.pi * s**2),
+           ""),
+    Answer("sums the batch", lambda x, m, s: Normal(m, s).log_prob(x).sum(), "shape"),
+), correct=(
+    Answer("Independent(Normal)", lambda x, m, s: Independent(Normal(m, s), 1).log_prob(x)),
+    Answer("MultivariateNormal", lambda x, m, s: MultivariateNormal(
+        m, s**2 * torch.eye(x.shape[-1], dtype=x.dtype)).log_prob(x)),
+))
+
+
+def _gradient(f, mu, log_sigma, n, generator, *, sigma_of=torch.exp, reduce="mean", detach_sigma=False):
+    epsilon = torch.randn(n, generator=generator, dtype=mu.dtype)
+    sigma = sigma_of(log_sigma)
+    if detach_sigma:
+        sigma = sigma.detach() + 0 * log_sigma
+    values = f(mu + sigma * epsilon)
+    objective = values.mean() if reduce == "mean" else values.sum()
+    return torch.autograd.grad(objective, (mu, log_sigma))
+
+
+def _own_seed(f, mu, log_sigma, n, generator):
+    return _gradient(f, mu, log_sigma, n, torch.Generator().manual_seed(0))
+
+
+def _score_function(f, mu, log_sigma, n, generator):
+    with torch.no_grad():
+        z = mu + torch.exp(log_sigma) * torch.randn(n, generator=generator, dtype=mu.dtype)
+    log_q = Normal(mu, torch.exp(log_sigma)).log_prob(z)
+    return torch.autograd.grad((f(z) * log_q).mean(), (mu, log_sigma))
+
+
+REPARAM_GRADIENT = Exercise("4.3", lesson04.check_reparam_gradient, wrong=(
+    Answer("σ = log_sigma", lambda *a: _gradient(*a, sigma_of=lambda s: s), ""),
+    Answer("σ² for σ", lambda *a: _gradient(*a, sigma_of=lambda s: torch.exp(2 * s)), ""),
+    Answer("sum over samples", lambda *a: _gradient(*a, reduce="sum"), ""),
+    Answer("σ detached", lambda *a: _gradient(*a, detach_sigma=True), "log_sigma"),
+    Answer("its own seed", _own_seed, "seed"),
+    Answer("score function without a baseline, f not differentiated (wrong sign convention)",
+           lambda f, mu, ls, n, g: tuple(-v for v in _score_function(f, mu, ls, n, g)), ""),
+    Answer("derivative with respect to σ", lambda f, mu, ls, n, g: (lambda gm, gl: (gm, gl / torch.exp(ls)))(
+        *_gradient(f, mu, ls, n, g)), "with respect to σ instead of log σ"),
+), correct=(
+    Answer("Normal(0, 1) noise via .sample-free randn and sum/n", lambda f, mu, ls, n, g: torch.autograd.grad(
+        f(mu + ls.exp() * torch.randn(n, generator=g, dtype=mu.dtype)).sum() / n, [mu, ls])),
+    Answer("backward() then .grad", lambda f, mu, ls, n, g: _backward_gradient(f, mu, ls, n, g)),
+))
+
+
+def _backward_gradient(f, mu, log_sigma, n, generator):
+    mu_leaf, log_sigma_leaf = mu.detach().requires_grad_(), log_sigma.detach().requires_grad_()
+    f(mu_leaf + torch.exp(log_sigma_leaf) * torch.randn(n, generator=generator, dtype=mu.dtype)).mean().backward()
+    return mu_leaf.grad, log_sigma_leaf.grad
+
+
+EXERCISES = (GAUSSIAN_KL, GAUSSIAN_LOG_LIKELIHOOD, REPARAM_GRADIENT)

@@ -1,0 +1,79 @@
+"""Lesson 6: compliance from K and U, the optimality-criteria update."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+from tests.mistakes.catalogue import Answer, Exercise
+from utils.checks import lesson06
+
+COMPLIANCE = Exercise("6.1", lesson06.check_compliance_from_stiffness, wrong=(
+    Answer("Uᵀ U", lambda K, U: float(U @ U), "K left out"),
+    Answer("½ Uᵀ K U", lambda K, U: 0.5 * float(U @ (K @ U)), "strain energy"),
+    Answer("sum of K U", lambda K, U: float((K @ U).sum()), "sum of the forces"),
+    Answer("diagonal only", lambda K, U: float(K.diagonal() @ U**2), "diagonal"),
+    Answer("K U (a vector)", lambda K, U: K @ U, "one number"),
+    Answer("negative", lambda K, U: -float(U @ (K @ U)), "wrong sign"),
+    Answer("Σ U times trace", lambda K, U: float(U.sum() * K.diagonal().sum()), ""),
+), correct=(
+    Answer("K.dot(U).dot(U)", lambda K, U: K.dot(U).dot(U)),
+    Answer("elementwise product summed", lambda K, U: float(np.sum(U * (K @ U)))),
+    Answer("U @ K @ U", lambda K, U: U @ K @ U),
+))
+
+
+def _oc(x, dc, dv, volfrac, move=0.2, *, use_dv="divide", power=0.5, clip_box=True, clip_move=True,
+        direction=1, max_iterations=10_000):
+    lower, upper = 0.0, 1e9
+    ratio = {"divide": -dc / dv, "ignore": -dc, "multiply": -dc * dv}[use_dv]
+    low_bound = np.maximum(0.0, x - move) if clip_box else x - move
+    high_bound = np.minimum(1.0, x + move) if clip_box else x + move
+    for _ in range(max_iterations):
+        if (upper - lower) / (lower + upper) <= 1e-3:
+            break
+        middle = 0.5 * (lower + upper)
+        candidate = x * (np.maximum(ratio, 0.0) / middle) ** power
+        x_new = np.clip(candidate, low_bound, high_bound) if clip_move else np.clip(candidate, 0.0, 1.0)
+        if (x_new.sum() > volfrac * x.size) == (direction > 0):
+            lower = middle
+        else:
+            upper = middle
+    return x_new
+
+
+def _oc_brentq(x, dc, dv, volfrac, move=0.2):
+    def step(multiplier):
+        return np.clip(x * np.sqrt(np.maximum(-dc / dv, 0.0) / multiplier), np.maximum(0.0, x - move),
+                       np.minimum(1.0, x + move))
+    multiplier = optimize.brentq(lambda lam: step(lam).mean() - volfrac, 1e-12, 1e12, xtol=1e-300, rtol=1e-14)
+    return step(multiplier)
+
+
+def _oc_log_bisection(x, dc, dv, volfrac, move=0.2):
+    log_low, log_high = -30.0, 30.0
+    while log_high - log_low > 1e-10:
+        log_mid = 0.5 * (log_low + log_high)
+        x_new = np.clip(x * np.sqrt(np.maximum(-dc / dv, 0.0) * np.exp(-log_mid)), np.maximum(0.0, x - move),
+                        np.minimum(1.0, x + move))
+        log_low, log_high = (log_mid, log_high) if x_new.mean() > volfrac else (log_low, log_mid)
+    return x_new
+
+
+OC_UPDATE = Exercise("6.2", lesson06.check_oc_update, wrong=(
+    Answer("ignores dv", lambda *a: _oc(*a, use_dv="ignore"), "leaves dv out"),
+    Answer("multiplies by dv", lambda *a: _oc(*a, use_dv="multiply"), "multiplies by dv"),
+    Answer("no square root", lambda *a: _oc(*a, power=1.0), "no square root"),
+    Answer("no [0, 1] clip", lambda *a: _oc(*a, clip_box=False), "outside [0, 1]"),
+    Answer("no move limit", lambda *a: _oc(*a, clip_move=False), "move limit"),
+    Answer("bisection the wrong way", lambda *a: _oc(*a, direction=-1), "volume fraction"),
+    Answer("returns x unchanged", lambda x, dc, dv, vf, move=0.2: x, ""),
+    Answer("ignores the move argument", lambda x, dc, dv, vf, move=0.2: _oc(x, dc, dv, vf), "move limit"),
+    Answer("clips the old design", lambda x, dc, dv, vf, move=0.2: np.clip(
+        x * 0 + vf, np.maximum(0, x - move), np.minimum(1, x + move)), ""),
+), correct=(
+    Answer("brentq on λ", _oc_brentq),
+    Answer("bisection in log λ", _oc_log_bisection),
+    Answer("the lesson's bisection, written with a for loop", lambda *a: _oc(*a)),
+))
+
+EXERCISES = (COMPLIANCE, OC_UPDATE)
