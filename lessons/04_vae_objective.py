@@ -1,8 +1,8 @@
 # %% [markdown]
 # # Lesson 4 — The VAE objective
 #
-# **Time estimate:** 35 minutes. **You will:** derive the closed-form KL term, write the Gaussian
-# log-likelihood, compare the reparametrization gradient with the score-function (REINFORCE) gradient,
+# **Time estimate:** 35 minutes. **You will:** derive the closed-form KL term, meet the Gaussian and Bernoulli
+# log-likelihoods, compare the reparametrization gradient with the score-function (REINFORCE) gradient,
 # and train a tiny VAE whose encoder *amortises* inference over a whole dataset.
 #
 # A VAE learns a decoder $p_\theta(x \mid z)$ and an encoder $q_\phi(z \mid x)$ together, by maximising the ELBO of
@@ -22,7 +22,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Normal
 
 from utils import seed_everything
-from utils.checks.lesson04 import check_gaussian_kl, check_gaussian_log_likelihood, check_reparam_gradient
+from utils.checks.lesson04 import check_gaussian_kl, check_reparam_gradient
 from utils.plotting import use_course_style
 
 use_course_style()
@@ -32,8 +32,16 @@ rng = seed_everything(0)
 # ## 1. The KL term in closed form
 #
 # With $q = \mathcal N(\mu, \mathrm{diag}\,\sigma^2)$ and $p = \mathcal N(0, I)$ both factorise over the $d$ latent
-# dimensions, so the KL is a sum of 1-D terms. For one dimension,
+# dimensions, so the KL is a sum of 1-D terms, each $\mathbb E_q[\log q(z) - \log p(z)]$ with
+# $\log \mathcal N(z; m, s^2) = -\tfrac12 \log 2\pi s^2 - (z - m)^2 / 2s^2$.
 #
+# **Exercise 4.1** — derive the closed form of
+# $\mathrm{KL}\big(\mathcal N(\mu, \sigma^2) \,\|\, \mathcal N(0, 1)\big)$ in one dimension (you need only
+# $\mathbb E_q[(z-\mu)^2]$ and $\mathbb E_q[z^2]$), sum it over the $d$ dimensions, and
+# implement it for a batch: `mu` and `logvar` ($\log \sigma^2$, the quantity an encoder outputs) of shape `(B, d)`,
+# result `(B,)`. The check compares with `torch.distributions.kl_divergence` and names the usual slips.
+#
+# <!-- BEGIN ANSWER -->
 # $$\mathrm{KL} = \mathbb E_q\!\left[\log q(z) - \log p(z)\right]
 #   = \mathbb E_q\!\left[-\tfrac12 \log 2\pi\sigma^2 - \tfrac{(z-\mu)^2}{2\sigma^2}
 #     + \tfrac12 \log 2\pi + \tfrac{z^2}{2}\right]
@@ -43,8 +51,7 @@ rng = seed_everything(0)
 #
 # $$\mathrm{KL}\big(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \,\|\, \mathcal N(0, I)\big)
 #   = -\tfrac12 \sum_{j=1}^{d} \left(1 + \log \sigma_j^2 - \mu_j^2 - \sigma_j^2\right).$$
-#
-# **Exercise 4.1** — implement it for a batch: `mu` and `logvar` ($\log \sigma^2$) of shape `(B, d)`, result `(B,)`.
+# <!-- END ANSWER -->
 
 # %%
 # EXERCISE: the closed-form Gaussian KL
@@ -88,22 +95,18 @@ plt.show()
 # $$\log p_\theta(x \mid z) = -\frac{\lVert x - \mu_\theta(z)\rVert^2}{2\sigma^2} - \frac D2 \log(2\pi\sigma^2),$$
 #
 # a scaled squared error plus a constant: with a fixed $\sigma$, $\sigma$ sets how much reconstruction weighs
-# against the KL.
-#
-# **Exercise 4.2** — implement it for a batch: `x` and `mean` of shape `(B, D)`, a scalar `sigma`; result `(B,)`.
+# against the KL. In code, for a batch (`x` and `mean` of shape `(B, D)`), checked against `torch.distributions`:
 
 # %%
-# EXERCISE: the Gaussian log-likelihood
 def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, sigma: float) -> torch.Tensor:
     """log N(x; mean, sigma² I) per row: (B, D) → (B,)."""
-    # BEGIN SOLUTION
     dim = x.shape[-1]
     return -((x - mean) ** 2).sum(-1) / (2 * sigma**2) - 0.5 * dim * np.log(2 * np.pi * sigma**2)
-    # END SOLUTION
 
 
-# %%
-check_gaussian_log_likelihood(gaussian_log_likelihood)
+x_check, mean_check = torch.randn(5, 7), torch.randn(5, 7)
+torch.testing.assert_close(gaussian_log_likelihood(x_check, mean_check, 0.3),
+                           Normal(mean_check, 0.3).log_prob(x_check).sum(-1))
 
 # %% [markdown]
 # For images whose pixels are (nearly) 0 or 1 — like lesson 7's topology designs — a **Bernoulli**
@@ -146,7 +149,7 @@ print("−BCE equals the Bernoulli log-likelihood:", (-bce).numpy().round(3))
 #   = \mathbb E_\varepsilon[\nabla_\phi f(\mu + \sigma \varepsilon)]$
 #   — needs $f$ to be differentiable.
 #
-# **Exercise 4.3** — return the reparametrization estimate of the gradient of $\mathbb E_q[f(z)]$ with
+# **Exercise 4.2** — return the reparametrization estimate of the gradient of $\mathbb E_q[f(z)]$ with
 # respect to `mu` and `log_sigma` (scalar tensors with `requires_grad=True`), from `n_samples` draws of
 # $\varepsilon$ made with `generator`. Use `torch.autograd.grad`.
 

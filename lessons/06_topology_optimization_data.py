@@ -28,35 +28,54 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from utils import seed_everything
-from utils.checks.lesson06 import check_compliance_from_stiffness, check_oc_update
+from utils.checks.lesson06 import check_compliance_sensitivity, check_oc_update
 from utils.data import load_topology_dataset, read_manifest
 from utils.metrics import solid_components
 from utils.plotting import plot_designs, show_design, use_course_style
-from utils.topopt import compliance, mbb_beam, optimize
+from utils.topopt import E0, E_MIN, compliance, mbb_beam, optimize
 
 use_course_style()
 rng = seed_everything(0)
 
 # %% [markdown]
-# **Exercise 6.1** — given the stiffness matrix `K` (a scipy sparse matrix over the free degrees of freedom)
-# and the displacements `U` (numpy vector) that solve $KU = F$, return the compliance $U^\top K U$.
+# **How does the compliance change when one element gets denser?** The optimiser of section 2 needs
+# $\partial c / \partial x_e$ for every element, and it gets all of them from the single solve $K U = F$ it has
+# already done. Differentiate $K(x)\,U(x) = F$ (the load does not depend on $x$):
+# $\frac{\partial K}{\partial x_e} U + K \frac{\partial U}{\partial x_e} = 0$. Then use $c = F^\top U$, the symmetry of
+# $K$, and $K = \sum_e E(x_e)\, K_e$, where $K_e$ is element $e$'s unit-stiffness matrix placed in the global one, so
+# that $U^\top K_e U = u_e^\top k_0\, u_e$ (the element's displacements $u_e$ and its 8×8 matrix $k_0$).
+#
+# **Exercise 6.1** — derive $\partial c / \partial x_e$ and implement it for every element at once, from the
+# densities `x`, the element energies `energies` $= u_e^\top k_0 u_e$ (what `FiniteElementModel.element_energies(U)`
+# returns) and the penalty `penal`; `E0` and `E_MIN` are imported above. The check compares with finite
+# differences of the compliance, one element at a time.
 
 # %%
-# EXERCISE: compliance from K and U
-def compliance_from_stiffness(K, U: np.ndarray) -> float:
-    """c = Uᵀ K U for a sparse K: (n, n) and U: (n,)."""
+# EXERCISE: the compliance sensitivity
+def compliance_sensitivity(x: np.ndarray, energies: np.ndarray, penal: float) -> np.ndarray:
+    """∂c/∂x_e for every element: x and energies (u_eᵀ k0 u_e) of shape (n_elements,)."""
     # BEGIN SOLUTION
-    return float(U @ (K @ U))
+    return -penal * x ** (penal - 1) * (E0 - E_MIN) * energies
     # END SOLUTION
 
 
 # %%
-check_compliance_from_stiffness(compliance_from_stiffness)
+check_compliance_sensitivity(compliance_sensitivity)
+
+# %% [markdown]
+# <!-- BEGIN ANSWER -->
+# $K \frac{\partial U}{\partial x_e} = -\frac{\partial K}{\partial x_e} U$ gives
+# $\frac{\partial c}{\partial x_e} = F^\top \frac{\partial U}{\partial x_e} = U^\top K \frac{\partial U}{\partial x_e}
+# = -U^\top \frac{\partial K}{\partial x_e} U = -E'(x_e)\, u_e^\top k_0\, u_e$ (using $F = KU$ and $K = K^\top$), with
+# $E'(x_e) = p\, x_e^{p-1} (E_0 - E_{\min})$. The sensitivity is never positive: more material never makes the
+# structure less stiff. Differentiating $U^\top K U$ while holding $U$ fixed gives the opposite sign, because
+# $U$ changes too.
+# <!-- END ANSWER -->
 
 # %% [markdown]
 # ## 2. The optimality-criteria update
 #
-# Each iteration solves $KU = F$, computes the sensitivities
+# Each iteration solves $KU = F$, computes the sensitivities of exercise 6.1,
 # $\partial c / \partial x_e = -p\,x_e^{p-1}(E_0 - E_{\min})\,
 # u_e^\top k_0 u_e$ (always $\le 0$: more material never hurts), filters them, then updates every element by
 #

@@ -2,8 +2,9 @@
 # # Lesson 7 — A convolutional VAE on topology designs, judged by physics
 #
 # **Time estimate:** 45 minutes (the notebook itself runs in about 3 minutes on 2 CPU cores).
-# **You will:** assemble lesson 4's objective and lesson 5's convolutions into a VAE, train it on lesson 6's
-# designs, and judge what it learned — by pixels, and by physics: compliance, volume, connectivity.
+# **You will:** build the VAE yourself from lesson 4's objective and lesson 5's convolutions (the loss, the decoder
+# and the training epoch are your exercises), train it on lesson 6's designs, and judge what it learned — by
+# pixels, and by physics: compliance, volume, connectivity.
 #
 # **The model.** Encoder: three stride-2 convolutions (32×64 → 4×8) and a linear layer to $(\mu, \log\sigma^2)$.
 # Decoder: a linear layer back to 4×8 feature maps and three transposed convolutions to 32×64 **logits**.
@@ -34,13 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from utils import DATA_DIR, get_device, seed_everything
-from utils.checks.lesson07 import (
-    check_decoder,
-    check_encoder,
-    check_reparameterize,
-    check_train_epoch,
-    check_vae_loss,
-)
+from utils.checks.lesson07 import check_decoder, check_train_epoch, check_vae_loss
 from utils.data import load_topology_dataset, make_loader
 from utils.evaluation import (
     active_units,
@@ -70,24 +65,18 @@ notebook_start = time.perf_counter()
 # %% [markdown]
 # ## 1. The pieces
 #
-# **Exercise 7.1** — the reparametrization trick of lessons 3–4 with the encoder's parameters:
-# $z = \mu + \sigma \odot \varepsilon$, $\sigma = \exp(\tfrac12 \log\sigma^2)$, $\varepsilon \sim \mathcal N(0, I)$
-# (`torch.randn_like`).
+# The reparametrization trick of lessons 3–4, with the encoder's outputs: the network returns $\log\sigma^2$ (any
+# real number, unlike $\sigma$), so $\sigma = \exp(\tfrac12 \log\sigma^2)$ and $z = \mu + \sigma \odot \varepsilon$,
+# $\varepsilon \sim \mathcal N(0, I)$.
 
 # %%
-# EXERCISE: the reparametrization
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps for mu, logvar: (B, d); returns (B, d)."""
-    # BEGIN SOLUTION
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-    # END SOLUTION
 
-
-# %%
-check_reparameterize(reparameterize)
 
 # %% [markdown]
-# **Exercise 7.2** — the loss, averaged over the batch: reconstruction
+# **Exercise 7.1** — the loss, averaged over the batch: reconstruction
 # $= \sum_{\text{pixels}} \text{BCE}$ (use `F.binary_cross_entropy_with_logits(..., reduction="none")`),
 # KL $=$ lesson 4's
 # closed form summed over latent dimensions, and the total $\text{reconstruction} + \beta\,\text{KL}$. Return all three.
@@ -108,12 +97,10 @@ def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: to
 check_vae_loss(vae_loss)
 
 # %% [markdown]
-# **Exercise 7.3** — the encoder's forward pass. Its layers are given (the stride-2 stack of lesson 5);
-# pass `x` through `self.features`, then `self.to_moments`, and split the result into $\mu$ and $\log\sigma^2$
-# (first and second half of the last dimension: `.chunk(2, dim=-1)`).
+# The encoder is lesson 5's stride-2 stack followed by a linear layer whose $2d$ outputs are split into $\mu$ (first
+# half) and $\log\sigma^2$ (second half).
 
 # %%
-# EXERCISE: the encoder's forward pass
 class Encoder(nn.Module):
     """x: (B, 1, 32, 64) → (μ, log σ²), each (B, latent_dim)."""
 
@@ -128,18 +115,12 @@ class Encoder(nn.Module):
         self.to_moments = nn.Linear(4 * width * 4 * 8, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # BEGIN SOLUTION
         mu, logvar = self.to_moments(self.features(x)).chunk(2, dim=-1)
         return mu, logvar
-        # END SOLUTION
-
-
-# %%
-check_encoder(Encoder)
 
 
 # %% [markdown]
-# **Exercise 7.4** — the decoder, the encoder's mirror image. The linear layer `from_latent` (given) maps $z$ to
+# **Exercise 7.2** — the decoder, the encoder's mirror image. The linear layer `from_latent` (given) maps $z$ to
 # $4w \cdot 4 \cdot 8$ numbers, read as $4w$ feature maps of 4×8 ($w$ = `width`). Add `self.upsample`: three
 # `nn.ConvTranspose2d` layers with $4w \to 2w \to w \to 1$ channels, each doubling both sides
 # (4×8 → 8×16 → 16×32 → 32×64: choose kernel, stride and padding with exercise 5.3's formula), and a ReLU
@@ -177,11 +158,12 @@ check_decoder(Decoder)
 
 
 # %% [markdown]
-# The whole VAE puts your four pieces together. Its layer names match the shipped checkpoint's.
+# The whole VAE puts the pieces together: the encoder, the reparametrization, your decoder. Its layer names match
+# the shipped checkpoint's.
 
 # %%
 class TopologyVAE(ConvVAE):
-    """Your encoder, your reparametrization, your decoder; ``width`` channels in the first layer."""
+    """The encoder, the reparametrization and your decoder; ``width`` channels in the first layer."""
 
     def __init__(self, latent_dim: int, width: int = 32) -> None:
         super().__init__(latent_dim, width, encoder=Encoder(latent_dim, width), decoder=Decoder(latent_dim, width))
@@ -194,7 +176,7 @@ class TopologyVAE(ConvVAE):
 # %% [markdown]
 # ## 2. Training
 #
-# **Exercise 7.5** — one training epoch. For each batch `x` of `batches`: run the model (`logits, mu, logvar =
+# **Exercise 7.3** — one training epoch. For each batch `x` of `batches`: run the model (`logits, mu, logvar =
 # model(x)`), compute `loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, kl_weight)`, clear the old
 # gradients, backpropagate the loss and take an optimizer step. Return the epoch's averages per design of the
 # three numbers, `{"loss": …, "reconstruction": …, "kl": …}` as floats, each batch weighted by its number of designs

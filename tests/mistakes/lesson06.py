@@ -1,4 +1,4 @@
-"""Lesson 6: compliance from K and U, the optimality-criteria update."""
+"""Lesson 6: the compliance sensitivity, the optimality-criteria update."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,19 +6,30 @@ from scipy import optimize
 
 from tests.mistakes.catalogue import Answer, Exercise
 from utils.checks import lesson06
+from utils.topopt import E0, E_MIN, young_modulus
 
-COMPLIANCE = Exercise("6.1", lesson06.check_compliance_from_stiffness, wrong=(
-    Answer("Uᵀ U", lambda K, U: float(U @ U), "K left out"),
-    Answer("½ Uᵀ K U", lambda K, U: 0.5 * float(U @ (K @ U)), "strain energy"),
-    Answer("sum of K U", lambda K, U: float((K @ U).sum()), "sum of the forces"),
-    Answer("diagonal only", lambda K, U: float(K.diagonal() @ U**2), "diagonal"),
-    Answer("K U (a vector)", lambda K, U: K @ U, "one number"),
-    Answer("negative", lambda K, U: -float(U @ (K @ U)), "wrong sign"),
-    Answer("Σ U times trace", lambda K, U: float(U.sum() * K.diagonal().sum()), ""),
+
+def _sensitivity(x, energies, penal, *, sign=-1.0, factor=True, power=None, young=False, with_energies=True):
+    slope = (penal if factor else 1.0) * x ** (penal - 1 if power is None else power) * (E0 - E_MIN)
+    if young:
+        slope = young_modulus(x, penal)
+    return sign * slope * (energies if with_energies else 1.0)
+
+
+SENSITIVITY = Exercise("6.1", lesson06.check_compliance_sensitivity, wrong=(
+    Answer("U held fixed (positive)", lambda *a: _sensitivity(*a, sign=1.0), "opposite sign"),
+    Answer("no factor p", lambda *a: _sensitivity(*a, factor=False), "factor p"),
+    Answer("E instead of E'", lambda *a: _sensitivity(*a, young=True), "instead of its derivative"),
+    Answer("x^p", lambda x, e, p: _sensitivity(x, e, p, factor=False, power=p), "instead of its derivative"),
+    Answer("no energies", lambda *a: _sensitivity(*a, with_energies=False), "without the energies"),
+    Answer("F·U sum (a scalar)", lambda x, e, p: float(-(p * x ** (p - 1) * e).sum()), "one value per element"),
+    Answer("½ of it (strain energy)", lambda *a: 0.5 * _sensitivity(*a), "times the right one"),
+    Answer("zero (FᵀU with U treated as constant)", lambda x, e, p: np.zeros_like(x), "zero"),
 ), correct=(
-    Answer("K.dot(U).dot(U)", lambda K, U: K.dot(U).dot(U)),
-    Answer("elementwise product summed", lambda K, U: float(np.sum(U * (K @ U)))),
-    Answer("U @ K @ U", lambda K, U: U @ K @ U),
+    Answer("E'(x) written out with E_MIN", lambda x, e, p: -(p * x ** (p - 1) * E0 - p * x ** (p - 1) * E_MIN) * e),
+    Answer("derivative by complex step of E(x)", lambda x, e, p: -np.imag(young_modulus(x + 1e-30j, p)) / 1e-30 * e),
+    Answer("the solver's own formula in a loop", lambda x, e, p: np.array(
+        [-p * xi ** (p - 1) * (E0 - E_MIN) * ei for xi, ei in zip(x, e, strict=True)])),
 ))
 
 
@@ -76,4 +87,4 @@ OC_UPDATE = Exercise("6.2", lesson06.check_oc_update, wrong=(
     Answer("the lesson's bisection, written with a for loop", lambda *a: _oc(*a)),
 ))
 
-EXERCISES = (COMPLIANCE, OC_UPDATE)
+EXERCISES = (SENSITIVITY, OC_UPDATE)

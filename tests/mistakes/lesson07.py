@@ -1,4 +1,4 @@
-"""Lesson 7: the reparametrization, the β-VAE loss, the encoder, the decoder, one training epoch."""
+"""Lesson 7: the β-VAE loss, the decoder, one training epoch."""
 from __future__ import annotations
 
 import torch
@@ -8,26 +8,9 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from tests.mistakes.catalogue import Answer, Exercise
 from utils.checks import lesson07
-from utils.vae import Decoder, Encoder
+from utils.vae import Decoder
 from utils.vae import train_epoch as reference_train_epoch
 from utils.vae import vae_loss as vae_loss_reference
-
-REPARAMETERIZE = Exercise("7.1", lesson07.check_reparameterize, wrong=(
-    Answer("logvar as σ", lambda mu, lv: mu + lv * torch.randn_like(mu), "logvar used as the standard deviation"),
-    Answer("σ² as σ", lambda mu, lv: mu + torch.exp(lv) * torch.randn_like(mu), "σ = σ² = exp(logvar)"),
-    Answer("uniform noise", lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.rand_like(mu), "torch.rand_like"),
-    Answer("centred uniform noise of variance 1", lambda mu, lv: mu + torch.exp(0.5 * lv)
-           * (torch.rand_like(mu) - 0.5) * 12**0.5, "not standard normal"),
-    Answer("one ε per row", lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.randn(mu.shape[0], 1, dtype=mu.dtype),
-           "shared by every latent dimension"),
-    Answer("mu detached", lambda mu, lv: mu.detach() + torch.exp(0.5 * lv) * torch.randn_like(mu), "mu"),
-    Answer("σ via NumPy", lambda mu, lv: mu + torch.as_tensor((0.5 * lv).detach().exp().numpy())
-           * torch.randn_like(mu), "logvar"),
-    Answer("returns μ", lambda mu, lv: mu.clone(), "without noise"),
-), correct=(
-    Answer("Normal.rsample", lambda mu, lv: Normal(mu, torch.exp(0.5 * lv)).rsample()),
-    Answer("sqrt of exp", lambda mu, lv: mu + torch.sqrt(torch.exp(lv)) * torch.randn(mu.shape, dtype=mu.dtype)),
-))
 
 
 def _loss(logits, x, mu, logvar, beta=1.0, *, pixel="sum", batch="mean", kl_std=lambda lv: torch.exp(0.5 * lv),
@@ -42,7 +25,7 @@ def _loss(logits, x, mu, logvar, beta=1.0, *, pixel="sum", batch="mean", kl_std=
     return total, reconstruction, kl
 
 
-VAE_LOSS = Exercise("7.2", lesson07.check_vae_loss, wrong=(
+VAE_LOSS = Exercise("7.1", lesson07.check_vae_loss, wrong=(
     Answer("mean over pixels", lambda *a: _loss(*a, pixel="mean"), "mean over pixels"),
     Answer("sum over the batch", lambda *a: _loss(*a, batch="sum"), "sum over the batch"),
     Answer("β on the reconstruction", lambda *a: _loss(*a, beta_on="reconstruction"), "β on the wrong term"),
@@ -62,38 +45,6 @@ VAE_LOSS = Exercise("7.2", lesson07.check_vae_loss, wrong=(
         F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="sum") / x.shape[0],
         0.5 * (mu.pow(2) + lv.exp() - 1 - lv).sum() / mu.shape[0])),
 ))
-
-
-def _encoder(split):
-    class StudentEncoder(Encoder):
-        def forward(self, x):
-            return split(self.to_moments(self.features(x)))
-    return StudentEncoder
-
-
-class _ExplicitLayers(Encoder):
-    def forward(self, x):
-        for layer in self.features:
-            x = layer(x)
-        moments = self.to_moments(x)
-        d = moments.shape[-1] // 2
-        return moments[:, :d], moments[:, d:]
-
-
-ENCODER = Exercise("7.3", lesson07.check_encoder, wrong=(
-    Answer("halves swapped", _encoder(lambda m: m.chunk(2, dim=-1)[::-1]), "swapped"),
-    Answer("interleaved split", _encoder(lambda m: (m[:, 0::2], m[:, 1::2])), "interleaved"),
-    Answer("exp on logvar", _encoder(lambda m: (m.chunk(2, -1)[0], m.chunk(2, -1)[1].exp())), "σ² = exp"),
-    Answer("½ logvar", _encoder(lambda m: (m.chunk(2, -1)[0], 0.5 * m.chunk(2, -1)[1])), "log σ = ½"),
-    Answer("ReLU on the moments", _encoder(lambda m: torch.relu(m).chunk(2, -1)), "ReLU"),
-    Answer("the same half twice", _encoder(lambda m: (m.chunk(2, -1)[0], m.chunk(2, -1)[0])), ""),
-    Answer("split along the batch", _encoder(lambda m: m.chunk(2, dim=0)), "shape"),
-    Answer("returns the whole vector once", _encoder(lambda m: m), "two tensors"),
-), correct=(
-    Answer("explicit layers and slicing", _ExplicitLayers),
-    Answer("torch.split", _encoder(lambda m: torch.split(m, m.shape[-1] // 2, dim=1))),
-))
-
 
 
 def _decoder(layers, forward=None):
@@ -123,7 +74,7 @@ def _stack(width, k=4, p=1, q=0, first_relu=True, relus=True, final=()):
     return nn.Sequential(*layers, *final)
 
 
-DECODER = Exercise("7.4", lesson07.check_decoder, wrong=(
+DECODER = Exercise("7.2", lesson07.check_decoder, wrong=(
     Answer("no first ReLU", _decoder(lambda w: _stack(w, first_relu=False)), "between the linear layer"),
     Answer("no ReLUs between", _decoder(lambda w: _stack(w, relus=False)), "between the transposed"),
     Answer("sigmoid at the end", _decoder(lambda w: _stack(w, final=(nn.Sigmoid(),))), "no output is negative"),
@@ -217,7 +168,7 @@ def _epoch_by_hand(model, batches, optimizer, kl_weight, loss_fn=vae_loss_refere
     return {key: total / designs for key, total in sums.items()}
 
 
-TRAIN_EPOCH = Exercise("7.5", lesson07.check_train_epoch, wrong=(
+TRAIN_EPOCH = Exercise("7.3", lesson07.check_train_epoch, wrong=(
     Answer("no zero_grad", lambda *a: _epoch(*a, zero_grad=False), "without optimizer.zero_grad()"),
     Answer("β = 1 instead of the warm-up weight", lambda *a: _epoch(*a, weight=1.0), "received β = 1"),
     Answer("mean of batch means", lambda *a: _epoch(*a, weighted=False), "plain mean of the batch means"),
@@ -232,4 +183,4 @@ TRAIN_EPOCH = Exercise("7.5", lesson07.check_train_epoch, wrong=(
     Answer("set grads to None and sum floats", _epoch_by_hand),
 ))
 
-EXERCISES = (REPARAMETERIZE, VAE_LOSS, ENCODER, DECODER, TRAIN_EPOCH)
+EXERCISES = (VAE_LOSS, DECODER, TRAIN_EPOCH)

@@ -107,23 +107,24 @@ def _matches(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: np.nda
 
 
 def _pattern_of_error(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: np.ndarray) -> str:
-    """A sentence naming a structured error (wrong sign, a constant factor, a constant offset), or ""."""
+    """A sentence naming a structured error (wrong sign, zero, a constant factor, a constant offset), or ""."""
     if actual.size < 2 and np.all(np.abs(expected) < 1e-12):
         return ""
     if _matches(-actual, expected, rtol, atol):
         return "Your result has the wrong sign."
     if np.all(actual == 0):
         return "Your result is zero everywhere."
+    if actual.size < 2:
+        return ""
     nonzero = np.abs(expected) > 1e-12
     if np.any(nonzero):
-        ratio = actual[nonzero] / expected[nonzero]
-        if actual.size >= 2 and np.all(np.abs(ratio - ratio.flat[0]) <= 1e-6 * np.abs(ratio.flat[0])) \
-                and _matches(actual, ratio.flat[0] * expected, rtol, atol):
-            return (f"Your result is {ratio.flat[0]:.4g} times the right one everywhere: a constant factor is wrong "
+        ratio = float(np.median(actual[nonzero] / expected[nonzero]))
+        if _matches(actual, ratio * expected, rtol, atol):
+            return (f"Your result is {ratio:.4g} times the right one everywhere: a constant factor is wrong "
                     "(a missing ½, a mean taken for a sum, …).")
-    offset = actual - expected
-    if actual.size >= 2 and np.ptp(offset) <= np.min(atol) + rtol * np.abs(expected).max():
-        return (f"Your result is off by the same amount ({offset.flat[0]:+.4g}) everywhere: a constant term "
+    offset = float(np.median(actual - expected))
+    if _matches(actual, expected + offset, rtol, atol):
+        return (f"Your result is off by the same amount ({offset:+.4g}) everywhere: a constant term "
                 "(a normalising constant such as log 2π) is missing or wrong.")
     return ""
 

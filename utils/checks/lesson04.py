@@ -44,32 +44,6 @@ def check_gaussian_kl(gaussian_kl: Callable) -> None:
     passed("gaussian_kl")
 
 
-@exercise_check
-def check_gaussian_log_likelihood(log_likelihood: Callable) -> None:
-    """Against ``Normal(mean, sigma).log_prob(x).sum(-1)`` for D ∈ {1, 7, 64}, σ ∈ {0.5, 1, 0.1} and a batch of
-    one."""
-    generator = torch.Generator().manual_seed(402)
-    for batch, dim, sigma in ((3, 1, 0.5), (1, 7, 1.0), (4, 64, 0.1)):
-        x = torch.randn(batch, dim, generator=generator, dtype=torch.float64)
-        mean = torch.randn(batch, dim, generator=generator, dtype=torch.float64)
-        expected = Normal(mean, sigma).log_prob(x).sum(-1)
-        squared = ((x - mean) ** 2).sum(-1)
-        normaliser = 0.5 * dim * np.log(2 * np.pi * sigma**2)
-        mistakes = {
-            "with σ in place of σ² (in the exponent and the normaliser)": Normal(mean, sigma**0.5).log_prob(x).sum(-1),
-            "with σ in place of σ² in the normaliser only":
-                -squared / (2 * sigma**2) - 0.5 * dim * np.log(2 * np.pi * sigma),
-            "with D·log(2πσ²) for the normaliser, without the ½": -squared / (2 * sigma**2) - 2 * normaliser,
-            "for a mean over the D coordinates instead of a sum": Normal(mean, sigma).log_prob(x).mean(-1),
-        }
-        if sigma != 1.0:
-            mistakes["with σ² in the exponent's denominator but no 2"] = -squared / sigma**2 - normaliser
-        assert_close(f"gaussian_log_likelihood (batch {batch}, D={dim}, σ={sigma})", log_likelihood(x, mean, sigma),
-                     expected, rtol=1e-9, atol=1e-9, mistakes=mistakes,
-                     hint="log N(x; m, σ²I) = −‖x − m‖² / (2σ²) − (D/2)·log(2πσ²), one value per row.")
-    passed("gaussian_log_likelihood")
-
-
 def _check_gradient_estimate(reparam_gradient: Callable, function: Callable, mu_value: float, sigma_value: float,
                              exact: tuple[float, float], spread: tuple[float, float], name: str) -> None:
     """One function: the estimate with 200 000 samples must match the exact gradients within STANDARD_ERRORS
