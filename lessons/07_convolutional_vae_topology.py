@@ -4,7 +4,7 @@
 # **Time estimate:** 45 minutes (the notebook itself runs in about 3 minutes on 2 CPU cores).
 # **You will:** build the VAE yourself from lesson 4's objective and lesson 5's convolutions (the loss, the decoder
 # and the training epoch are your exercises), train it on lesson 6's designs, and judge what it learned — by
-# pixels, and by physics: compliance, volume, connectivity.
+# pixels, and by physics (your fourth exercise): compliance, volume, connectivity.
 #
 # **The model.** Encoder: three stride-2 convolutions (32×64 → 4×8) and a linear layer to $(\mu, \log\sigma^2)$.
 # Decoder: a linear layer back to 4×8 feature maps and three transposed convolutions to 32×64 **logits**.
@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from utils import DATA_DIR, get_device, seed_everything
-from utils.checks.lesson07 import check_decoder, check_train_epoch, check_vae_loss
+from utils.checks.lesson07 import check_decoder, check_physics_errors, check_train_epoch, check_vae_loss
 from utils.data import load_topology_dataset, make_loader
 from utils.evaluation import (
     active_units,
@@ -50,7 +50,7 @@ from utils.evaluation import (
     simp_cleanup,
 )
 from utils.latent_explorer import LatentDirections, draw_latent_explorer
-from utils.metrics import keep_largest_component, relative_volume_change, solid_iou, threshold
+from utils.metrics import evaluate_designs, keep_largest_component, relative_volume_change, solid_iou, threshold
 from utils.plotting import plot_designs, use_course_style
 from utils.tables import format_table
 from utils.topopt import compliance
@@ -407,9 +407,38 @@ plt.show()
 # design** (in pixels), against that design — an honest but generous referee. Why not against the problem's
 # volume *target*? Lesson 6 showed that thresholding alone moves the originals off it; section 8 shows how
 # that misleads.
+#
+# **Exercise 7.4** — the two numbers that judge a reconstruction: given a decoded `design`, its grey `original`
+# (the SIMP design) and its `problem` (a `LoadCase`), return `(CE, VFE)` as defined above, like with like. Use
+# `threshold` (at 0.5) and `compliance(density, problem)` (lesson 6's solver). The check tries designs equal to
+# their originals (both numbers must be 0), thicker, thinner and cut ones.
+
+# %%
+# EXERCISE: judging a reconstruction by physics
+def physics_errors(design: np.ndarray, original: np.ndarray, problem) -> tuple[float, float]:
+    """(CE, VFE) of a design (nely, nelx) against its grey original under the original's problem."""
+    # BEGIN SOLUTION
+    solid, reference = threshold(design), threshold(original)
+    compliance_error = compliance(solid, problem) / compliance(reference, problem) - 1
+    volume_fraction_error = abs(solid.mean() - reference.mean()) / reference.mean()
+    return float(compliance_error), float(volume_fraction_error)
+    # END SOLUTION
+
+
+# %%
+check_physics_errors(physics_errors)
+
+# %% [markdown]
+# The table below applies the same definitions (with `utils.metrics`) to every test reconstruction, and adds the
+# two yes/no checks; we first confirm that your function agrees with it on the first ten reconstructions.
 
 # %%
 report = reconstruction_report(model, test, device)
+first_ten = evaluate_designs(reconstructions[:10], [test.load_case(i) for i in range(10)], test.density[:10],
+                             np.array([compliance(threshold(test.density[i]), test.load_case(i)) for i in range(10)]))
+yours = np.array([physics_errors(reconstructions[i], test.density[i], test.load_case(i)) for i in range(10)])
+np.testing.assert_allclose(yours[:, 0], first_ten.compliance_error, rtol=1e-9)
+np.testing.assert_allclose(yours[:, 1], first_ten.volume_fraction_error, rtol=1e-9)
 prior_metrics, prior_nearest = judge_against_nearest(prior_samples, train)
 interpolation_metrics, _ = judge_against_nearest(interpolation, train)
 rows = {"reconstructions (test)": report,

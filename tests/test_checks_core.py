@@ -48,7 +48,7 @@ def _checker_frames(error: BaseException) -> list[str]:
 
 
 def test_every_exercise_has_a_check() -> None:
-    assert len(CHECKS) == 18
+    assert len(CHECKS) == 19
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)

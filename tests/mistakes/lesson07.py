@@ -1,6 +1,7 @@
-"""Lesson 7: the β-VAE loss, the decoder, one training epoch."""
+"""Lesson 7: the β-VAE loss, the decoder, one training epoch, the physics errors."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -8,6 +9,8 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from tests.mistakes.catalogue import Answer, Exercise
 from utils.checks import lesson07
+from utils.metrics import compliance_error, threshold, volume_fraction_error
+from utils.topopt import compliance
 from utils.vae import Decoder
 from utils.vae import train_epoch as reference_train_epoch
 from utils.vae import vae_loss as vae_loss_reference
@@ -183,4 +186,40 @@ TRAIN_EPOCH = Exercise("7.3", lesson07.check_train_epoch, wrong=(
     Answer("set grads to None and sum floats", _epoch_by_hand),
 ))
 
-EXERCISES = (VAE_LOSS, DECODER, TRAIN_EPOCH)
+
+
+def _errors(design, original, problem, *, threshold_design=True, threshold_original=True, ce="ratio",
+            vfe_reference="original", absolute=True):
+    solid = threshold(design) if threshold_design else np.asarray(design)
+    reference = threshold(original) if threshold_original else np.asarray(original)
+    c, c_ref = compliance(solid, problem), compliance(reference, problem)
+    compliance_error = {"ratio": c / c_ref - 1, "inverted": c_ref / c - 1, "difference": c - c_ref}[ce]
+    volume, reference_volume = solid.mean(), reference.mean()
+    target = {"original": reference_volume, "target": problem.volfrac}[vfe_reference]
+    difference = volume - target
+    return float(compliance_error), float((abs(difference) if absolute else difference) / target)
+
+
+def _errors_via_metrics(design, original, problem):
+    solid, reference = threshold(design), threshold(original)
+    return (compliance_error(compliance(solid, problem), compliance(reference, problem)),
+            volume_fraction_error(solid, reference.mean()))
+
+
+PHYSICS_ERRORS = Exercise("7.4", lesson07.check_physics_errors, wrong=(
+    Answer("grey design", lambda *a: _errors(*a, threshold_design=False), "without thresholding the design"),
+    Answer("grey original", lambda *a: _errors(*a, threshold_original=False), "without thresholding the original"),
+    Answer("ratio upside down", lambda *a: _errors(*a, ce="inverted"), "upside down"),
+    Answer("a difference", lambda *a: _errors(*a, ce="difference"), "a difference"),
+    Answer("VFE against the target", lambda *a: _errors(*a, vfe_reference="target"), "volume target"),
+    Answer("signed VFE", lambda *a: _errors(*a, absolute=False), "without the absolute value"),
+    Answer("nothing thresholded", lambda *a: _errors(*a, threshold_design=False, threshold_original=False), ""),
+    Answer("CE in per cent", lambda *a: (lambda ce, vfe: (100 * ce, vfe))(*_errors(*a)), "per cent"),
+), correct=(
+    Answer("utils.metrics' definitions", _errors_via_metrics),
+    Answer("explicit ratios with numpy booleans", lambda d, o, p: (
+        compliance((d > 0.5).astype(float), p) / compliance((o > 0.5).astype(float), p) - 1,
+        abs((d > 0.5).sum() - (o > 0.5).sum()) / (o > 0.5).sum())),
+))
+
+EXERCISES = (VAE_LOSS, DECODER, TRAIN_EPOCH, PHYSICS_ERRORS)

@@ -1,17 +1,21 @@
 """Self-checks of lesson 7 (the convolutional VAE). References: torch.distributions for the loss, the architecture
-rebuilt with F.conv_transpose2d from the student's own layers for the decoder, and one epoch of Adam computed
-independently for the training epoch."""
+rebuilt with F.conv_transpose2d from the student's own layers for the decoder, one epoch of Adam computed
+independently for the training epoch, and the course's solver for the physics errors."""
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.data import load_topology_dataset
+from utils.metrics import threshold
+from utils.topopt import LoadCase, compliance
 from utils.vae import ConvVAE, vae_loss
 
 
@@ -238,3 +242,62 @@ def check_train_epoch(train_epoch: Callable) -> None:
                                    unweighted[key]},
                          hint="Weight each batch's mean by its size, then divide by the number of designs.")
     passed("train_epoch")
+
+
+def _judging_cases() -> list[tuple[str, np.ndarray, np.ndarray, LoadCase]]:
+    """(name, design, grey original, problem) on real test designs: the original itself, a thickened and a
+    thinned copy (grey values moved across 0.5), and a copy with a column of material removed."""
+    test = load_topology_dataset().subset("test")
+    cases = []
+    for index in (0, 7, 21):
+        original = test.density[index]
+        cases.append((f"test design {index} against itself", original.copy(), original, test.load_case(index)))
+    original, problem = test.density[3], test.load_case(3)
+    cases.append(("a thickened copy of test design 3", np.clip(original + 0.3, 0, 1), original, problem))
+    cases.append(("a thinned copy of test design 3", np.clip(original - 0.3, 0, 1), original, problem))
+    cut = original.copy()
+    cut[:, 30:32] = 0.0
+    cases.append(("test design 3 cut in two", cut, original, problem))
+    return cases
+
+
+@exercise_check
+def check_physics_errors(physics_errors: Callable) -> None:
+    """On real test designs, against the course's solver: CE = C(thr design)/C(thr original) − 1 and VFE =
+    |VF − VF_ref|/VF_ref of the thresholded designs. A design equal to its original must score 0 on both,
+    a thicker one a negative CE, a cut one a CE of orders of magnitude."""
+    for name, design, original, problem in _judging_cases():
+        got = physics_errors(design.copy(), original.copy(), problem)
+        if not (isinstance(got, tuple | list) and len(got) == 2):
+            raise ExerciseCheckFailed("physics_errors: return two numbers, (CE, VFE)")
+        solid, solid_original = threshold(design), threshold(original)
+        reference_compliance = compliance(solid_original, problem)
+        design_compliance = compliance(solid, problem)
+        expected_ce = design_compliance / reference_compliance - 1
+        volume, reference_volume = solid.mean(), solid_original.mean()
+        expected_vfe = abs(volume - reference_volume) / reference_volume
+        grey_volume, grey_reference = np.mean(design), np.mean(original)
+        ce_mistakes = {
+            "without thresholding the design (its grey compliance)":
+                compliance(design, problem) / reference_compliance - 1,
+            "without thresholding the original (the grey SIMP compliance as the reference)":
+                design_compliance / compliance(original, problem) - 1,
+            "from C_ref / C − 1 (the ratio upside down)": reference_compliance / design_compliance - 1,
+            "from C − C_ref (a difference, not a relative error)": design_compliance - reference_compliance,
+            "in per cent (100 × the ratio − 1)": 100 * expected_ce,
+        }
+        assert_close(f"CE ({name})", float(got[0]), expected_ce, rtol=1e-6, atol=1e-9,
+                     mistakes={k: v for k, v in ce_mistakes.items() if not np.isclose(v, expected_ce)},
+                     hint="Threshold both designs at 0.5, solve each under the problem, CE = C_design / C_ref − 1.")
+        vfe_mistakes = {
+            "against the problem's volume target instead of the thresholded original's volume":
+                abs(volume - problem.volfrac) / problem.volfrac,
+            "from the grey volumes (no thresholding)": abs(grey_volume - grey_reference) / grey_reference,
+            "without the absolute value": (volume - reference_volume) / reference_volume,
+            "divided by the design's volume instead of the original's":
+                abs(volume - reference_volume) / max(volume, 1e-12),
+        }
+        assert_close(f"VFE ({name})", float(got[1]), expected_vfe, rtol=1e-6, atol=1e-9,
+                     mistakes={k: v for k, v in vfe_mistakes.items() if not np.isclose(v, expected_vfe)},
+                     hint="VFE = |VF − VF_ref| / VF_ref with VF the share of solid elements after thresholding.")
+    passed("physics_errors")
