@@ -34,7 +34,7 @@ from scipy.special import entr
 from torch import nn
 from tqdm.auto import tqdm
 
-from utils import DATA_DIR, get_device, seed_everything
+from utils import get_device, seed_everything
 from utils.checks.lesson07 import check_decoder, check_physics_errors, check_train_epoch, check_vae_loss
 from utils.data import load_topology_dataset, make_loader
 from utils.evaluation import (
@@ -52,6 +52,7 @@ from utils.evaluation import (
 from utils.latent_explorer import LatentDirections, draw_latent_explorer
 from utils.metrics import evaluate_designs, keep_largest_component, relative_volume_change, solid_iou, threshold
 from utils.plotting import plot_designs, use_course_style
+from utils.settings import CHECKPOINT_PATH, LATENT_DIM
 from utils.tables import format_table
 from utils.topopt import compliance
 from utils.vae import CheckpointError, ConvVAE, gaussian_kl_terms, load_checkpoint, train_vae
@@ -222,7 +223,6 @@ check_train_epoch(train_epoch)
 # epochs (default 150; on a GPU, try 400) and `VAE_COURSE_WIDTH` the width.
 
 # %%
-LATENT_DIM = 16
 EPOCHS = int(os.environ.get("VAE_COURSE_EPOCHS", 150))
 WIDTH = int(os.environ.get("VAE_COURSE_WIDTH", 16))
 data = load_topology_dataset()
@@ -596,7 +596,7 @@ assert int(np.sum(free_units < COLLAPSED_NATS)) == 0 and free_final["reconstruct
 # architecture. Its SHA-256 is recorded beside it and checked on every load.
 
 # %%
-shipped, record = load_checkpoint(DATA_DIR / "vae_topology.pt", device)
+shipped, record = load_checkpoint(CHECKPOINT_PATH, device)
 print(f"loaded the shipped checkpoint: {record['settings']['epochs']} epochs, trained on {record['device']} "
       f"in {record['training_seconds']:.0f} s")
 shipped_report = reconstruction_report(shipped, test, device)
@@ -667,9 +667,9 @@ plt.show()
 
 # %%
 with tempfile.TemporaryDirectory() as folder:
-    damaged = Path(folder) / "vae_topology.pt"
-    shutil.copy(DATA_DIR / "vae_topology.pt", damaged)
-    shutil.copy(DATA_DIR / "vae_topology.pt.sha256.json", folder)
+    damaged = Path(folder) / CHECKPOINT_PATH.name
+    shutil.copy(CHECKPOINT_PATH, damaged)
+    shutil.copy(f"{CHECKPOINT_PATH}.sha256.json", folder)
     payload = bytearray(damaged.read_bytes())
     payload[-100] ^= 0xFF
     damaged.write_bytes(bytes(payload))

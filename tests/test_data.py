@@ -143,3 +143,18 @@ def test_batches_follow_a_dataloaders_order_epoch_after_epoch(dataset) -> None:
         ours, theirs = list(batches), [b for (b,) in reference]
         assert len(ours) == len(theirs) == 19
         assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+def test_the_shared_settings_are_those_of_the_shipped_data_and_checkpoint() -> None:
+    """utils.settings is the one place for the grid, the solver, the ranges and the latent size: the shipped
+    dataset's manifest and the checkpoint's record must say the same (else regenerate: make data, make checkpoint)."""
+    import json
+
+    from utils.data import read_manifest
+    from utils.settings import CHECKPOINT_PATH, DATASET_SOLVER, LATENT_DIM, NELX, NELY, PARAMETER_RANGES
+    manifest = read_manifest()
+    assert (manifest["domain"]["nelx"], manifest["domain"]["nely"]) == (NELX, NELY)
+    assert manifest["solver"] == DATASET_SOLVER.as_dict()
+    assert manifest["parameter_ranges"] == {name: list(bounds) for name, bounds in PARAMETER_RANGES.items()}
+    record = json.loads(CHECKPOINT_PATH.with_name(f"{CHECKPOINT_PATH.name}.sha256.json").read_text())
+    assert record["settings"]["latent_dim"] == LATENT_DIM

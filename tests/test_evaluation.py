@@ -11,7 +11,6 @@ import torch
 from scipy.ndimage import maximum_filter
 from torch import nn
 
-from utils import DATA_DIR
 from utils.data import load_topology_dataset
 from utils.evaluation import (
     active_units,
@@ -24,6 +23,7 @@ from utils.evaluation import (
 )
 from utils.latent_explorer import LatentDirections, draw_latent_explorer, load_status
 from utils.metrics import floating_material, relative_volume_change, threshold
+from utils.settings import CHECKPOINT_PATH
 from utils.topopt import compliance
 from utils.vae import load_checkpoint
 
@@ -32,7 +32,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_checkpoint(DATA_DIR / "vae_topology.pt")[0]
+    return load_checkpoint(CHECKPOINT_PATH)[0]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 from tools import release
 from tools.build_notebooks import EXERCISES_DIR
 from utils.paths import DATA_DIR
+from utils.settings import CHECKPOINT_FILE
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +47,9 @@ def test_release_is_reproducible(released: tuple[Path, Path], tmp_path: Path) ->
 def test_release_refuses_damaged_data_and_stale_notebooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(DATA_DIR, tmp_path / "data")
     assert release.damaged_data(tmp_path / "data") == []
-    with (tmp_path / "data" / "vae_topology.pt").open("ab") as handle:
+    with (tmp_path / "data" / CHECKPOINT_FILE).open("ab") as handle:
         handle.write(b"tampered")
-    assert any("vae_topology.pt" in problem for problem in release.damaged_data(tmp_path / "data"))
+    assert any(CHECKPOINT_FILE in problem for problem in release.damaged_data(tmp_path / "data"))
 
     monkeypatch.setattr(release, "stale_notebooks", lambda: ["notebooks/01_x.ipynb: differs from its source"])
     with pytest.raises(SystemExit, match="refusing to release"):

@@ -25,23 +25,22 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from utils.data import DATASET_FILE, GENERATOR_VERSION, MANIFEST_FILE, SPLIT_NAMES, file_sha256, load_topology_dataset
+from utils.data import GENERATOR_VERSION, SPLIT_NAMES, file_sha256, load_topology_dataset
 from utils.metrics import threshold
+from utils.settings import DATASET_FILE, DATASET_SOLVER, MANIFEST_FILE, NELX, NELY, PARAMETER_RANGES
 from utils.threads import usable_cpus
 from utils.topopt import LoadCase, cantilever, compliance, optimize
 
-NELX, NELY = 64, 32
-PENAL, RMIN, MAX_ITERATIONS, TOLERANCE = 3.0, 2.0, 100, 0.01
-RANGES = {"volfrac": (0.30, 0.50), "load_y": (0.0, float(NELY)), "angle_deg": (-150.0, -30.0)}
 DEFAULT_SEED = 2026
 DEFAULT_COUNT = 1500
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
 def draw_problems(count: int, seed: int) -> list[LoadCase]:
-    """The ``count`` load cases of the dataset, drawn uniformly in :data:`RANGES` with ``seed``."""
+    """The ``count`` load cases of the dataset, drawn uniformly in the parameter ranges of
+    :mod:`utils.settings` with ``seed``."""
     rng = np.random.default_rng(seed)
-    volfrac, load_y, angle = (rng.uniform(*RANGES[k], size=count) for k in ("volfrac", "load_y", "angle_deg"))
+    volfrac, load_y, angle = (rng.uniform(*PARAMETER_RANGES[k], size=count) for k in ("volfrac", "load_y", "angle_deg"))
     return [cantilever(NELX, NELY, round(float(v), 6), round(float(y), 6), round(float(a), 6))
             for v, y, a in zip(volfrac, load_y, angle, strict=True)]
 
@@ -59,11 +58,11 @@ def draw_split(count: int, seed: int) -> np.ndarray:
 
 def solve(case: LoadCase) -> dict:
     """Optimise one load case; return its design and figures."""
-    result = optimize(case, penal=PENAL, rmin=RMIN, filter_kind="sensitivity",
-                      max_iterations=MAX_ITERATIONS, tolerance=TOLERANCE)
+    result = optimize(case, penal=DATASET_SOLVER.penal, rmin=DATASET_SOLVER.rmin, filter_kind=DATASET_SOLVER.filter,
+                      max_iterations=DATASET_SOLVER.max_iterations, tolerance=DATASET_SOLVER.tolerance)
     thresholded = threshold(result.density)
     return {"density": result.density.astype(np.float32), "compliance": result.compliance,
-            "compliance_thresholded": compliance(thresholded, case, PENAL),
+            "compliance_thresholded": compliance(thresholded, case, DATASET_SOLVER.penal),
             "iterations": result.iterations, "converged": result.converged}
 
 
@@ -107,9 +106,8 @@ def write_dataset(directory: Path, cases: list[LoadCase], results: list[dict], s
         "split_counts": {name: int(np.sum(arrays["split"] == code)) for code, name in enumerate(SPLIT_NAMES)},
         "domain": {"nelx": NELX, "nely": NELY, "supports": "left edge clamped",
                    "load": "one unit point load on the right edge"},
-        "solver": {"penal": PENAL, "rmin": RMIN, "filter": "sensitivity", "max_iterations": MAX_ITERATIONS,
-                   "tolerance": TOLERANCE},
-        "parameter_ranges": RANGES,
+        "solver": DATASET_SOLVER.as_dict(),
+        "parameter_ranges": PARAMETER_RANGES,
         "converged": int(arrays["converged"].sum()),
     }
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import torch
 
-from utils import DATA_DIR, get_device
+from utils import get_device
 from utils.data import load_topology_dataset
 from utils.evaluation import decode_latents, judge_against_nearest, reconstruction_report, simp_cleanup
 from utils.metrics import relative_volume_change
+from utils.settings import CHECKPOINT_PATH
 from utils.vae import load_checkpoint
 
 
@@ -25,7 +26,7 @@ def print_table(rows: dict[str, dict[str, float]]) -> None:
 
 def main() -> int:
     device = get_device()
-    model, record = load_checkpoint(DATA_DIR / "vae_topology.pt", device)
+    model, record = load_checkpoint(CHECKPOINT_PATH, device)
     data = load_topology_dataset()
     test, train = data.subset("test"), data.subset("train")
     print(f"shipped checkpoint: {record['settings']}, SHA-256 {record['sha256'][:12]}…, on {device}")

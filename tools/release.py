@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.build_notebooks import EXERCISES_DIR, LESSONS_DIR, SOLUTIONS_DIR, out_of_sync, planned_outputs  # noqa: E402
 from utils.data import file_sha256  # noqa: E402
 from utils.paths import DATA_DIR, REPO_ROOT  # noqa: E402
+from utils.settings import CHECKPOINT_RECORD_FILE, MANIFEST_FILE  # noqa: E402
 
 RELEASE_NAME = "vae-course-student"
 INSTRUCTOR_ONLY_REQUIREMENTS = ("pytest", "nbval", "jupytext", "ruff")
-CHECKSUM_RECORDS = ("topology_64x32.manifest.json", "vae_topology.pt.sha256.json")
+CHECKSUM_RECORDS = (MANIFEST_FILE, CHECKPOINT_RECORD_FILE)
 ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
 
 STUDENT_README = """\

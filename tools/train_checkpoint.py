@@ -12,19 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-from utils import DATA_DIR, get_device, seed_everything
+from utils import get_device, seed_everything
 from utils.data import load_topology_dataset, make_loader
+from utils.settings import CHECKPOINT_PATH, LATENT_DIM
 from utils.vae import ConvVAE, save_checkpoint, train_vae
 
-CHECKPOINT = DATA_DIR / "vae_topology.pt"
-SETTINGS = {"latent_dim": 16, "width": 32, "epochs": 600, "batch_size": 64, "lr": 2e-3, "beta": 1.0,
+SETTINGS = {"latent_dim": LATENT_DIM, "width": 32, "epochs": 600, "batch_size": 64, "lr": 2e-3, "beta": 1.0,
             "warmup_epochs": 40, "seed": 0}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Retrain the shipped VAE checkpoint.")
     parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
-    parser.add_argument("--out", type=Path, default=CHECKPOINT)
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_PATH)
     args = parser.parse_args(argv)
     settings = {**SETTINGS, "epochs": args.epochs}
     seed_everything(settings["seed"])

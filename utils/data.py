@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from utils.paths import DATA_DIR
+from utils.settings import DATASET_FILE, MANIFEST_FILE
 from utils.topopt import LoadCase
 
-DATASET_FILE = "topology_64x32.npz"
-MANIFEST_FILE = "topology_64x32.manifest.json"
 GENERATOR_VERSION = "1.0"
 SPLIT_NAMES = ("train", "validation", "test")
 REGENERATE_HINT = "Restore it with `git checkout -- data/` or regenerate it with `make data` (a few minutes)."

@@ -11,10 +11,9 @@ from torch import nn
 
 from utils.data import TopologyData
 from utils.metrics import DesignMetrics, evaluate_designs, relative_volume_change, solid_iou
+from utils.settings import DATASET_SOLVER
 from utils.topopt import LoadCase, optimize
 from utils.vae import gaussian_kl_terms
-
-SIMP_PENAL, SIMP_RMIN = 3.0, 2.0  # the dataset's solver settings
 
 
 @torch.no_grad()
@@ -72,7 +71,7 @@ def judge_against_nearest(designs: np.ndarray, reference: TopologyData) -> tuple
 
 def simp_cleanup(design: np.ndarray, load_case: LoadCase, iterations: int = 10) -> np.ndarray:
     """A few SIMP iterations warm-started from ``design`` (the dataset's solver settings)."""
-    return optimize(load_case, penal=SIMP_PENAL, rmin=SIMP_RMIN, max_iterations=iterations,
+    return optimize(load_case, penal=DATASET_SOLVER.penal, rmin=DATASET_SOLVER.rmin, max_iterations=iterations,
                     initial_density=design).density
 
 

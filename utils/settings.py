@@ -1,0 +1,41 @@
+"""Settings shared by the lessons, the tools and the checks: the dataset's grid, parameter ranges and solver,
+the VAE's latent size, and the shipped checkpoint's file. Each lives here once; everything else imports it.
+
+Changing the grid or the solver settings changes the dataset: regenerate it with ``make data`` (and the
+checkpoint with ``make checkpoint``), then review the figures the lessons assert.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from utils.paths import DATA_DIR
+from utils.topopt import FilterKind
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """The SIMP settings every design of the dataset was optimised with (lesson 6)."""
+
+    penal: float = 3.0
+    rmin: float = 2.0
+    filter: FilterKind = "sensitivity"
+    max_iterations: int = 100
+    tolerance: float = 0.01
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+# The dataset: a NELX × NELY cantilever (left edge clamped), a unit point load on the right edge.
+NELX, NELY = 64, 32
+DATASET_SOLVER = SolverSettings()
+PARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    "volfrac": (0.30, 0.50), "load_y": (0.0, float(NELY)), "angle_deg": (-150.0, -30.0)}
+DATASET_FILE = f"topology_{NELX}x{NELY}.npz"
+MANIFEST_FILE = f"topology_{NELX}x{NELY}.manifest.json"
+
+# The VAE of lesson 7 and of the shipped checkpoint.
+LATENT_DIM = 16
+CHECKPOINT_FILE = "vae_topology.pt"
+CHECKPOINT_PATH = DATA_DIR / CHECKPOINT_FILE
+CHECKPOINT_RECORD_FILE = f"{CHECKPOINT_FILE}.sha256.json"
