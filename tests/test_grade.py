@@ -228,3 +228,15 @@ def test_cli_refuses_to_write_inside_the_submissions(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--out", str(tmp_path / "grades")])
     assert not (tmp_path / "grades").exists()
+
+
+def test_lesson_7_grades_all_four_exercises_with_one_training_epoch(tmp_path: Path) -> None:
+    """Lesson 7's last check comes after its training: the grader trains one epoch, so a full solution grades in
+    seconds, and the exercise version is 'not done' throughout (its stub epoch stops the training cell)."""
+    lesson_7 = "07_convolutional_vae_topology.ipynb"
+    _write(tmp_path / "submissions" / "solution.ipynb", _notebook(SOLUTIONS_DIR, lesson_7))
+    _write(tmp_path / "submissions" / "exercise.ipynb", _notebook(EXERCISES_DIR, lesson_7))
+    results = {r.student: r for r in grade_all(tmp_path / "submissions", expected_lesson=7, workers=2,
+                                              time_limit_s=120, progress=False)}
+    assert _statuses(results["solution"]) == ["pass"] * 4
+    assert _statuses(results["exercise"]) == ["not done"] * 4
