@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.settings import LATENT_DIM
+
 
 class Encoder(nn.Module):
     """Three strided convolutions (32×64 → 4×8) and a linear layer to (μ, log σ²)."""
@@ -78,7 +80,7 @@ def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: to
 class ConvVAE(nn.Module):
     """Encoder, reparametrization and decoder; ``forward`` returns (logits, μ, log σ²)."""
 
-    def __init__(self, latent_dim: int = 16, width: int = 32, encoder: nn.Module | None = None,
+    def __init__(self, latent_dim: int = LATENT_DIM, width: int = 32, encoder: nn.Module | None = None,
                  decoder: nn.Module | None = None) -> None:
         super().__init__()
         self.latent_dim = latent_dim
@@ -133,15 +135,14 @@ def train_epoch(model: nn.Module, batches: Iterable[torch.Tensor], optimizer: to
     its size. The sums stay on the device: one host synchronisation per epoch, none per batch.
     """
     model.train()
-    totals, count = None, 0
+    totals, count = 0.0, 0
     for x in batches:
         logits, mu, logvar = model(x)
         loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, kl_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        batch_totals = torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
-        totals = batch_totals if totals is None else totals + batch_totals
+        totals = totals + torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
         count += len(x)
     return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist(), strict=True))
 
