@@ -10,7 +10,8 @@ export GOMP_SPINCOUNT ?= 1000
 # JupyterLab refuses to run as root unless told to (containers, CI machines).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint benchmark evaluate grade release clean-venv
+.PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
+	evaluate-cvae grade release clean-venv
 
 setup: $(STAMP)
 
@@ -53,13 +54,19 @@ notebooks-force: $(STAMP)
 check-sync: notebooks
 	git diff --exit-code -- notebooks solutions
 
-## Instructor: regenerate the topology dataset in data/ (parallel, with a progress bar).
+## Instructor: regenerate the topology dataset in data/ (parallel, with a progress bar), then lesson 8's 24
+## out-of-distribution problems. Both refuse to overwrite; FORCE=1 overwrites.
 data: $(STAMP)
-	$(PY) tools/build_dataset.py
+	$(PY) tools/build_dataset.py $(if $(FORCE),--force,)
+	$(PY) tools/build_dataset.py --out-of-distribution $(if $(FORCE),--force,)
 
 ## Instructor: retrain the shipped VAE checkpoint (uses a GPU when present).
 checkpoint: $(STAMP)
 	$(PY) tools/train_checkpoint.py
+
+## Instructor: retrain lesson 8's shipped models (the CVAE, the naive CVAE, the baseline; a GPU when present).
+cvae-checkpoint: $(STAMP)
+	$(PY) tools/train_cvae.py
 
 ## Instructor: pack what students need (exercise notebooks, utils, data, requirements, a student README)
 ## into dist/vae-course-student/ and dist/vae-course-student.zip; refuses stale notebooks or damaged data.
@@ -72,6 +79,9 @@ benchmark: $(STAMP)
 
 evaluate: $(STAMP)
 	$(PY) tools/evaluate_checkpoint.py
+
+evaluate-cvae: $(STAMP)
+	$(PY) tools/evaluate_cvae.py
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
 ## course's own checks; writes $(GRADES)/gradebook.csv and one feedback file per student. LESSON=N optional.

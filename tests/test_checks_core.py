@@ -23,10 +23,12 @@ from utils.checks import (
     lesson05,
     lesson06,
     lesson07,
+    lesson08,
 )
 from utils.vae import Decoder
 
-CHECKS = [function for module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07)
+CHECKS = [function for module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
+                                                 lesson08)
           for name, function in inspect.getmembers(module, inspect.isfunction)
           if name.startswith("check_") and function.__module__ == module.__name__]
 CHECKS_DIR = Path(lesson01.__file__).parent
@@ -48,7 +50,7 @@ def _checker_frames(error: BaseException) -> list[str]:
 
 
 def test_every_exercise_has_a_check() -> None:
-    assert len(CHECKS) == 19
+    assert len(CHECKS) == 21
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)

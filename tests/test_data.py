@@ -158,3 +158,16 @@ def test_the_shared_settings_are_those_of_the_shipped_data_and_checkpoint() -> N
     assert manifest["parameter_ranges"] == {name: list(bounds) for name, bounds in PARAMETER_RANGES.items()}
     record = json.loads(CHECKPOINT_PATH.with_name(f"{CHECKPOINT_PATH.name}.sha256.json").read_text())
     assert record["settings"]["latent_dim"] == LATENT_DIM
+
+
+def test_out_of_distribution_problems_regenerate_identically(tmp_path: Path) -> None:
+    """`make data` also writes lesson 8's 24 out-of-distribution problems: same problems, same solver, same
+    designs and the same checksummed file as the one shipped."""
+    from tools.build_dataset import out_of_distribution_problems
+    from utils.settings import DATASET_SOLVER, OOD_MANIFEST_FILE
+    shipped = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE)
+    cases = out_of_distribution_problems()
+    assert [c.to_dict() for c in cases] == [json.loads(p) for p in shipped.problems]
+    assert read_manifest(manifest_file=OOD_MANIFEST_FILE)["solver"] == DATASET_SOLVER.as_dict()
+    for index in (0, 13):
+        np.testing.assert_allclose(solve(cases[index])["density"], shipped.density[index], atol=1e-5)

@@ -240,3 +240,15 @@ def test_lesson_7_grades_all_four_exercises_with_one_training_epoch(tmp_path: Pa
                                               time_limit_s=120, progress=False)}
     assert _statuses(results["solution"]) == ["pass"] * 4
     assert _statuses(results["exercise"]) == ["not done"] * 4
+
+
+def test_lesson_8_grades_both_exercises_with_one_training_epoch(tmp_path: Path) -> None:
+    """Lesson 8's last check (best-of-k) comes after its three trainings: with the grader's one epoch each, a
+    full solution grades in seconds, and the exercise version is 'not done' on both."""
+    lesson_8 = "08_conditional_vae_design.ipynb"
+    _write(tmp_path / "submissions" / "solution.ipynb", _notebook(SOLUTIONS_DIR, lesson_8))
+    _write(tmp_path / "submissions" / "exercise.ipynb", _notebook(EXERCISES_DIR, lesson_8))
+    results = {r.student: r for r in grade_all(tmp_path / "submissions", expected_lesson=8, workers=2,
+                                              time_limit_s=120, progress=False)}
+    assert _statuses(results["solution"]) == ["pass"] * 2
+    assert _statuses(results["exercise"]) == ["not done"] * 2

@@ -26,3 +26,23 @@ def test_evaluate_checkpoint_prints_every_metric(capsys: pytest.CaptureFixture) 
                    "VFE vs target median"):
         assert column in printed
     assert "prior samples + 10 SIMP its" in printed
+
+
+def test_train_cvae_writes_the_three_loadable_models(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tools import train_cvae
+    from utils.cvae import load_models
+    out = tmp_path / "cvae.pt"
+    assert train_cvae.main(["--epochs", "1", "--out", str(out)]) == 0
+    models, record = load_models(out)
+    assert set(models) == {"cvae", "naive", "baseline"} and record["settings"]["epochs"] == 1
+    assert models["baseline"].latent_dim == 0 and models["cvae"].prior is not None and models["naive"].prior is None
+    assert "validation −ELBO" in capsys.readouterr().out
+
+
+def test_evaluate_cvae_prints_every_table(capsys: pytest.CaptureFixture) -> None:
+    from tools import evaluate_cvae
+    assert evaluate_cvae.main(["--problems", "6"]) == 0
+    printed = capsys.readouterr().out
+    for text in ("test problems (6)", "out-of-distribution problems (6)", "best of 16 + 10 SIMP its",
+                 "E_min = 1e-3", "shortcut test, naive", "ms per design", "warm start from the CVAE"):
+        assert text in printed

@@ -11,6 +11,9 @@ generator version, seed, parameter ranges, counts, split). Deterministic: the sa
 designs. Refuses to overwrite an existing dataset unless ``--force``.
 
 ``--verify K`` regenerates the first K samples and compares them with the shipped file instead.
+
+``--out-of-distribution`` writes instead the small set of lesson 8's problems outside the training ranges
+(``data/topology_64x32_ood.npz`` and its manifest; every problem in its "test" split), same solver.
 """
 from __future__ import annotations
 
@@ -27,7 +30,16 @@ from tqdm.auto import tqdm
 
 from utils.data import GENERATOR_VERSION, SPLIT_NAMES, file_sha256, load_topology_dataset
 from utils.metrics import threshold
-from utils.settings import DATASET_FILE, DATASET_SOLVER, MANIFEST_FILE, NELX, NELY, PARAMETER_RANGES
+from utils.settings import (
+    DATASET_FILE,
+    DATASET_SOLVER,
+    MANIFEST_FILE,
+    NELX,
+    NELY,
+    OOD_DATASET_FILE,
+    OOD_MANIFEST_FILE,
+    PARAMETER_RANGES,
+)
 from utils.threads import usable_cpus
 from utils.topopt import LoadCase, cantilever, compliance, optimize
 
@@ -43,6 +55,15 @@ def draw_problems(count: int, seed: int) -> list[LoadCase]:
     volfrac, load_y, angle = (rng.uniform(*PARAMETER_RANGES[k], size=count) for k in ("volfrac", "load_y", "angle_deg"))
     return [cantilever(NELX, NELY, round(float(v), 6), round(float(y), 6), round(float(a), 6))
             for v, y, a in zip(volfrac, load_y, angle, strict=True)]
+
+
+def out_of_distribution_problems() -> list[LoadCase]:
+    """24 problems outside the training ranges (volume fraction 0.30–0.50, angle −150°…−30°): 12 with a volume
+    fraction of 0.25 or 0.55, 8 with a load direction outside the range (near-horizontal or upwards), 4 with both."""
+    cases = [cantilever(NELX, NELY, v, y, a) for v in (0.25, 0.55) for y in (4.0, 16.0, 28.0) for a in (-60.0, -120.0)]
+    cases += [cantilever(NELX, NELY, 0.4, y, a) for a in (-175.0, -5.0, 60.0, 120.0) for y in (8.0, 24.0)]
+    cases += [cantilever(NELX, NELY, v, 16.0, a) for v in (0.25, 0.55) for a in (-10.0, -170.0)]
+    return cases
 
 
 def draw_split(count: int, seed: int) -> np.ndarray:
@@ -78,8 +99,11 @@ def solve_all(cases: list[LoadCase], workers: int) -> list[dict]:
         return list(tqdm(pool.map(solve, cases, chunksize=8), total=len(cases), desc="SIMP designs"))
 
 
-def write_dataset(directory: Path, cases: list[LoadCase], results: list[dict], seed: int) -> Path:
-    """Write the archive and its manifest (the archive first, via a temporary name)."""
+def write_dataset(directory: Path, cases: list[LoadCase], results: list[dict], seed: int,
+                  file_name: str = DATASET_FILE, manifest_name: str = MANIFEST_FILE,
+                  split: np.ndarray | None = None) -> Path:
+    """Write the archive and its manifest (the archive first, via a temporary name); ``split`` defaults to the
+    seed's random split."""
     arrays = {
         "density": np.stack([r["density"] for r in results]),
         "volfrac": np.array([c.volfrac for c in cases]),
@@ -89,15 +113,15 @@ def write_dataset(directory: Path, cases: list[LoadCase], results: list[dict], s
         "compliance_thresholded": np.array([r["compliance_thresholded"] for r in results]),
         "iterations": np.array([r["iterations"] for r in results], dtype=np.int16),
         "converged": np.array([r["converged"] for r in results]),
-        "split": draw_split(len(cases), seed),
+        "split": draw_split(len(cases), seed) if split is None else split,
         "problems": np.array([json.dumps(c.to_dict()) for c in cases]),
     }
-    archive = directory / DATASET_FILE
+    archive = directory / file_name
     temporary = archive.with_suffix(".tmp.npz")
     np.savez_compressed(temporary, **arrays)
     os.replace(temporary, archive)
     manifest = {
-        "file": DATASET_FILE,
+        "file": file_name,
         "sha256": file_sha256(archive),
         "generator_version": GENERATOR_VERSION,
         "command": "make data  (python tools/build_dataset.py)",
@@ -110,7 +134,7 @@ def write_dataset(directory: Path, cases: list[LoadCase], results: list[dict], s
         "parameter_ranges": PARAMETER_RANGES,
         "converged": int(arrays["converged"].sum()),
     }
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    (directory / manifest_name).write_text(json.dumps(manifest, indent=2) + "\n")
     return archive
 
 
@@ -124,6 +148,20 @@ def verify(directory: Path, count: int, seed: int) -> float:
     return float(max(np.abs(r["density"] - d).max() for r, d in zip(results, shipped.density[:count], strict=True)))
 
 
+def write_out_of_distribution(directory: Path, workers: int, force: bool) -> int:
+    """Solve and write the out-of-distribution problems (refuses to overwrite unless ``force``)."""
+    if (directory / OOD_DATASET_FILE).exists() and not force:
+        print(f"error: {directory / OOD_DATASET_FILE} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    directory.mkdir(parents=True, exist_ok=True)
+    cases = out_of_distribution_problems()
+    test_split = np.full(len(cases), SPLIT_NAMES.index("test"), dtype=np.int8)
+    archive = write_dataset(directory, cases, solve_all(cases, workers), 0, OOD_DATASET_FILE, OOD_MANIFEST_FILE,
+                            test_split)
+    print(f"wrote {archive} ({archive.stat().st_size / 1e3:.0f} kB) and its manifest")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the topology dataset.")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
@@ -132,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
     parser.add_argument("--verify", type=int, metavar="K", help="regenerate K samples and compare instead")
+    parser.add_argument("--out-of-distribution", action="store_true",
+                        help="write lesson 8's out-of-distribution problems instead")
     args = parser.parse_args(argv)
+    if args.out_of_distribution:
+        return write_out_of_distribution(args.out, args.workers, args.force)
     if args.verify:
         difference = verify(args.out, args.verify, args.seed)
         print(f"largest density difference over {args.verify} regenerated samples: {difference:.2e}")

@@ -24,11 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.build_notebooks import EXERCISES_DIR, LESSONS_DIR, SOLUTIONS_DIR, out_of_sync, planned_outputs  # noqa: E402
 from utils.data import file_sha256  # noqa: E402
 from utils.paths import DATA_DIR, REPO_ROOT  # noqa: E402
-from utils.settings import CHECKPOINT_RECORD_FILE, MANIFEST_FILE  # noqa: E402
+from utils.settings import (  # noqa: E402
+    CHECKPOINT_RECORD_FILE,
+    CVAE_CHECKPOINT_RECORD_FILE,
+    MANIFEST_FILE,
+    OOD_MANIFEST_FILE,
+)
 
 RELEASE_NAME = "vae-course-student"
 INSTRUCTOR_ONLY_REQUIREMENTS = ("pytest", "nbval", "jupytext", "ruff")
-CHECKSUM_RECORDS = (MANIFEST_FILE, CHECKPOINT_RECORD_FILE)
+CHECKSUM_RECORDS = (MANIFEST_FILE, OOD_MANIFEST_FILE, CHECKPOINT_RECORD_FILE, CVAE_CHECKPOINT_RECORD_FILE)
 ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
 
 STUDENT_README = """\
@@ -72,7 +77,7 @@ graded by running **your exercise cells** with fresh copies of the course's own 
 | --- | --- |
 | `notebooks/` | the lessons, with their exercises |
 | `utils/` | the course's helpers: plotting, the solver, the data, the self-checks |
-| `data/` | the topology dataset and the trained VAE, with their SHA-256 records |
+| `data/` | the topology dataset, lesson 8's extra problems and the trained models, with their SHA-256 records |
 
 A GPU is used when present; everything runs on a laptop CPU in minutes.
 """

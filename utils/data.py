@@ -63,13 +63,17 @@ class TopologyData:
         mask = self.split == SPLIT_NAMES.index(split)
         return TopologyData(**{name: getattr(self, name)[mask] for name in self.__dataclass_fields__})
 
+    def take(self, indices: np.ndarray) -> TopologyData:
+        """The samples at ``indices``, in that order (repeats allowed)."""
+        return TopologyData(**{name: getattr(self, name)[indices] for name in self.__dataclass_fields__})
+
     def __len__(self) -> int:
         return int(self.density.shape[0])
 
 
-def read_manifest(directory: Path = DATA_DIR) -> dict:
+def read_manifest(directory: Path = DATA_DIR, manifest_file: str = MANIFEST_FILE) -> dict:
     """The dataset's manifest; a clear error if it is missing or unreadable."""
-    path = Path(directory) / MANIFEST_FILE
+    path = Path(directory) / manifest_file
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -79,10 +83,11 @@ def read_manifest(directory: Path = DATA_DIR) -> dict:
             f"The dataset manifest {path} is not valid JSON ({error}). {REGENERATE_HINT}") from None
 
 
-def load_topology_dataset(directory: Path = DATA_DIR) -> TopologyData:
-    """Load and verify the shipped dataset (checksum against the manifest, then every array)."""
+def load_topology_dataset(directory: Path = DATA_DIR, manifest_file: str = MANIFEST_FILE) -> TopologyData:
+    """Load and verify the shipped dataset (checksum against the manifest, then every array);
+    ``manifest_file=OOD_MANIFEST_FILE`` loads lesson 8's out-of-distribution problems instead."""
     directory = Path(directory)
-    manifest = read_manifest(directory)
+    manifest = read_manifest(directory, manifest_file)
     path = directory / manifest.get("file", DATASET_FILE)
     if not path.exists():
         raise DataIntegrityError(f"The dataset {path} is missing. {REGENERATE_HINT}")

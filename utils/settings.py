@@ -33,9 +33,17 @@ PARAMETER_RANGES: dict[str, tuple[float, float]] = {
     "volfrac": (0.30, 0.50), "load_y": (0.0, float(NELY)), "angle_deg": (-150.0, -30.0)}
 DATASET_FILE = f"topology_{NELX}x{NELY}.npz"
 MANIFEST_FILE = f"topology_{NELX}x{NELY}.manifest.json"
+# Lesson 8's problems outside the training ranges, solved by the same SIMP settings.
+OOD_DATASET_FILE = f"topology_{NELX}x{NELY}_ood.npz"
+OOD_MANIFEST_FILE = f"topology_{NELX}x{NELY}_ood.manifest.json"
 
 # The VAE of lesson 7 and of the shipped checkpoint.
 LATENT_DIM = 16
 CHECKPOINT_FILE = "vae_topology.pt"
 CHECKPOINT_PATH = DATA_DIR / CHECKPOINT_FILE
 CHECKPOINT_RECORD_FILE = f"{CHECKPOINT_FILE}.sha256.json"
+
+# Lesson 8's conditional VAE, its naive variant and the deterministic baseline, in one shipped file.
+CVAE_CHECKPOINT_FILE = "cvae_topology.pt"
+CVAE_CHECKPOINT_PATH = DATA_DIR / CVAE_CHECKPOINT_FILE
+CVAE_CHECKPOINT_RECORD_FILE = f"{CVAE_CHECKPOINT_FILE}.sha256.json"

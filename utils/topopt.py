@@ -228,20 +228,22 @@ class OptimizationResult:
     snapshots: list[np.ndarray]
 
 
-def young_modulus(density: np.ndarray, penal: float) -> np.ndarray:
+def young_modulus(density: np.ndarray, penal: float, e_min: float = E_MIN) -> np.ndarray:
     """SIMP interpolation E(x) = Emin + x^p (E0 − Emin)."""
-    return E_MIN + density**penal * (E0 - E_MIN)
+    return e_min + density**penal * (E0 - e_min)
 
 
 def compliance(density: np.ndarray, load_case: LoadCase, penal: float = 3.0,
-               model: FiniteElementModel | None = None) -> float:
-    """Compliance ``c = Fᵀ U`` of any density image ``(nely, nelx)`` in [0, 1] (grey or thresholded)."""
+               model: FiniteElementModel | None = None, e_min: float = E_MIN) -> float:
+    """Compliance ``c = Fᵀ U`` of any density image ``(nely, nelx)`` in [0, 1] (grey or thresholded).
+
+    ``e_min`` is the void's stiffness: the course's 1e-9 by default; TopoDiff's evaluation uses 1e-3."""
     density = np.asarray(density, dtype=float)
     if density.shape != (load_case.nely, load_case.nelx):
         raise ValueError(f"density has shape {density.shape}, the load case needs {(load_case.nely, load_case.nelx)}")
     model = model or FiniteElementModel(load_case.nelx, load_case.nely, load_case.fixed_dofs)
     force = load_case.force_vector()
-    displacement = model.solve(young_modulus(np.clip(density, 0, 1).ravel(order="F"), penal), force)
+    displacement = model.solve(young_modulus(np.clip(density, 0, 1).ravel(order="F"), penal, e_min), force)
     return float(force @ displacement)
 
 

@@ -158,15 +158,26 @@ def train_vae(model: nn.Module, train_loader: Iterable[torch.Tensor], validation
     own). The loaders yield batches ``(B, 1, H, W)`` already on ``device`` (:func:`utils.data.make_loader` with
     ``device=device``), so an epoch costs the device no host work but one sync.
     """
+    return fit(model, epochs, lr, beta, warmup_epochs, progress,
+               lambda optimizer, weight: epoch_fn(model, train_loader, optimizer, weight, loss_fn),
+               lambda weight: evaluate_loss(model, validation_loader, device, weight, loss_fn))
+
+
+def fit(model: nn.Module, epochs: int, lr: float, beta: float, warmup_epochs: int, progress: bool,
+        train_one: Callable[[torch.optim.Optimizer, float], dict[str, float]],
+        validate_one: Callable[[float], dict[str, float]]) -> TrainingHistory:
+    """The schedule every training of the course shares: Adam, a linear KL warm-up to β, cosine learning-rate decay
+    to lr/20, and a tqdm bar over epochs. Each epoch calls ``train_one(optimizer, kl_weight)`` then
+    ``validate_one(kl_weight)``; both return the epoch's averages, which the history keeps."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr / 20)
     history = TrainingHistory()
     bar = tqdm(range(epochs), desc="training", disable=not progress)
     for epoch in bar:
         weight = kl_weight(epoch, beta, warmup_epochs)
-        history.train.append(epoch_fn(model, train_loader, optimizer, weight, loss_fn))
+        history.train.append(train_one(optimizer, weight))
         schedule.step()
-        history.validation.append(evaluate_loss(model, validation_loader, device, weight, loss_fn))
+        history.validation.append(validate_one(weight))
         bar.set_postfix(val_loss=f"{history.validation[-1]['loss']:.1f}")
     return history
 
@@ -175,10 +186,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, or its bytes do not match the recorded SHA-256."""
 
 
-def save_checkpoint(model: ConvVAE, path: Path, metadata: dict) -> str:
-    """Save weights and settings; write ``<path>.sha256.json`` with the file's SHA-256; return it."""
+def write_recorded(payload: dict, path: Path, metadata: dict) -> str:
+    """``torch.save`` the payload to ``path``; write ``<path>.sha256.json`` with the file's SHA-256 and
+    ``metadata``; return the SHA-256."""
     buffer = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "latent_dim": model.latent_dim, "width": model.width}, buffer)
+    torch.save(payload, buffer)
     data = buffer.getvalue()
     Path(path).write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
@@ -187,20 +199,32 @@ def save_checkpoint(model: ConvVAE, path: Path, metadata: dict) -> str:
     return digest
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[ConvVAE, dict]:
-    """Load a checkpoint after checking its SHA-256 against ``<path>.sha256.json``."""
+def save_checkpoint(model: ConvVAE, path: Path, metadata: dict) -> str:
+    """Save weights and settings; write ``<path>.sha256.json`` with the file's SHA-256; return it."""
+    return write_recorded({"state_dict": model.state_dict(), "latent_dim": model.latent_dim, "width": model.width},
+                          path, metadata)
+
+
+def read_verified(path: Path, retrain_command: str) -> tuple[bytes, dict]:
+    """The bytes of a checkpoint and its ``<path>.sha256.json`` record, after checking the bytes' SHA-256 against
+    the record; a :class:`CheckpointError` naming ``retrain_command`` if either is missing or they disagree."""
     path = Path(path)
     record_path = Path(f"{path}.sha256.json")
+    hint = f"Restore them with `git checkout -- data/` or retrain with `{retrain_command}`."
     if not path.exists() or not record_path.exists():
-        raise CheckpointError(f"Checkpoint {path} or its checksum record is missing. Restore them with "
-                              "`git checkout -- data/` or retrain with `make checkpoint`.")
+        raise CheckpointError(f"Checkpoint {path} or its checksum record is missing. {hint}")
     record = json.loads(record_path.read_text())
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != record["sha256"]:
         raise CheckpointError(f"Checkpoint {path} does not match its recorded SHA-256 ({digest[:12]}… instead of "
-                              f"{record['sha256'][:12]}…): it is corrupted or was replaced. Restore it with "
-                              "`git checkout -- data/` or retrain with `make checkpoint`.")
+                              f"{record['sha256'][:12]}…): it is corrupted or was replaced. {hint}")
+    return data, record
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[ConvVAE, dict]:
+    """Load a checkpoint after checking its SHA-256 against ``<path>.sha256.json``."""
+    data, record = read_verified(path, "make checkpoint")
     payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     model = ConvVAE(payload["latent_dim"], payload["width"]).to(device)
     model.load_state_dict(payload["state_dict"])

@@ -2,9 +2,9 @@
 
 What a headless nbval run cannot see: the lab loads, a freshly opened notebook is not marked modified,
 lesson 1 stops at exercise 1.1 with the student's NotImplementedError, the ELBO explorer (lesson 3) and the
-latent explorer (lesson 7) render and redraw when a slider moves, lesson 7's tqdm bar renders, and the
-browser console shows no error. The lab serves a scratch copy of the notebooks, so nothing in the
-repository is written; lesson 7 trains for 3 epochs (VAE_COURSE_EPOCHS).
+latent explorer (lesson 7) and the design explorer (lesson 8) render and redraw when a slider moves, lesson 7's
+tqdm bar renders, and the browser console shows no error. The lab serves a scratch copy of the notebooks, so
+nothing in the repository is written; lessons 7 and 8 train for 3 epochs (VAE_COURSE_EPOCHS).
 """
 from __future__ import annotations
 
@@ -154,5 +154,13 @@ def test_lesson_7_progress_bar_and_latent_explorer(page: Page, lab_url: str) -> 
     _run_all(page)
     expect(page.locator(".widget-hprogress, .progress").first).to_be_attached(timeout=180_000)
     expect(page.get_by_text("trained 3 epochs")).to_be_visible(timeout=180_000)
+    _move_slider_and_wait_for_new_figure(page)
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_lesson_8_design_explorer_redraws_when_a_slider_moves(page: Page, lab_url: str) -> None:
+    _open(page, lab_url, "solutions/08_conditional_vae_design.ipynb")
+    _run_all(page)
+    expect(page.get_by_text("standard: 3 epochs")).to_be_visible(timeout=180_000)
     _move_slider_and_wait_for_new_figure(page)
     assert page.console_errors == []  # type: ignore[attr-defined]

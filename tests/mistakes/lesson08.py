@@ -1,0 +1,92 @@
+"""Lesson 8: the KL between two diagonal Gaussians (the conditional ELBO's regulariser), best-of-k selection."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from tests.mistakes.catalogue import Answer, Exercise
+from utils.checks import lesson08
+
+
+def _kl(mu_q, lv_q, mu_p, lv_p, *, log_sigma=False, minus_one=True, divide_mean=True, reduce="sum"):
+    var_q, var_p = (torch.exp(2 * lv_q), torch.exp(2 * lv_p)) if log_sigma else (lv_q.exp(), lv_p.exp())
+    log_ratio = torch.log(var_p) - torch.log(var_q)
+    mean_term = (mu_q - mu_p) ** 2 / (var_p if divide_mean else 1)
+    terms = 0.5 * (log_ratio + var_q / var_p + mean_term - (1 if minus_one else 0))
+    return {"sum": terms.sum(-1), "mean": terms.mean(-1), "all": terms.sum()}[reduce]
+
+
+GAUSSIAN_KL_BETWEEN = Exercise("8.1", lesson08.check_gaussian_kl_between, wrong=(
+    Answer("reversed KL(p ‖ q)", lambda mq, lq, mp, lp: _kl(mp, lp, mq, lq), "reversed"),
+    Answer("logvar as log σ", lambda *a: _kl(*a, log_sigma=True), "log σ"),
+    Answer("no −1", lambda *a: _kl(*a, minus_one=False), "without the −1"),
+    Answer("mean term not divided by σ_p²", lambda *a: _kl(*a, divide_mean=False), "not divided by σ_p²"),
+    Answer("lesson 4's KL, prior ignored", lambda mq, lq, mp, lp: -0.5 * (1 + lq - mq**2 - lq.exp()).sum(-1),
+           "ignores the prior"),
+    Answer("mean over latents", lambda *a: _kl(*a, reduce="mean"), "mean over latent"),
+    Answer("sums the batch too", lambda *a: _kl(*a, reduce="all"), "batch too"),
+    Answer("wrong sign", lambda *a: -_kl(*a), "wrong sign"),
+    Answer("σ ratio inverted",
+           lambda mq, lq, mp, lp: 0.5 * (lp - lq + (lp.exp() + (mq - mp) ** 2) / lq.exp() - 1).sum(-1), ""),
+), correct=(
+    Answer("torch.distributions", lambda mq, lq, mp, lp: kl_divergence(Normal(mq, torch.exp(0.5 * lq)),
+                                                                      Normal(mp, torch.exp(0.5 * lp))).sum(-1)),
+    Answer("through the standard deviations", lambda mq, lq, mp, lp: (
+        torch.log(torch.exp(0.5 * lp) / torch.exp(0.5 * lq))
+        + (torch.exp(lq) + (mq - mp).pow(2)) / (2 * torch.exp(lp)) - 0.5).sum(dim=1)),
+    Answer("E_q[log q − log p] with the entropy in closed form", lambda mq, lq, mp, lp: (
+        -0.5 * (1 + lq) + 0.5 * lp + 0.5 * (lq.exp() + (mq - mp) ** 2) * torch.exp(-lp)).sum(-1)),
+))
+
+
+def _choose(compliances, volumes, targets, tolerance, *, absolute=False, two_sided=False, fallback="lightest",
+            ignore_volume=False, axis=0, pick=np.argmin):
+    limit = targets + tolerance if absolute else targets * (1 + tolerance)
+    admissible = volumes <= limit
+    if two_sided:
+        admissible &= volumes >= targets * (1 - tolerance)
+    if ignore_volume:
+        admissible = np.ones_like(admissible)
+    ranked = np.where(admissible, compliances, np.inf if pick is np.argmin else -np.inf)
+    chosen = pick(ranked, axis=axis)
+    none = ~admissible.any(axis=0)
+    fallbacks = {"lightest": volumes.argmin(axis=0), "stiffest": compliances.argmin(axis=0),
+                 "first": np.zeros(compliances.shape[1], dtype=int)}
+    return np.where(none, fallbacks[fallback], chosen)
+
+
+def _loop_choice(compliances, volumes, targets, tolerance):
+    chosen = []
+    for j in range(compliances.shape[1]):
+        best, best_cost = None, float("inf")
+        for k in range(compliances.shape[0]):
+            if volumes[k, j] <= targets[j] * (1 + tolerance) and compliances[k, j] < best_cost:
+                best, best_cost = k, compliances[k, j]
+        chosen.append(int(np.argmin(volumes[:, j])) if best is None else best)
+    return chosen
+
+
+CHOOSE_BEST_OF_K = Exercise("8.2", lesson08.check_choose_best_of_k, wrong=(
+    Answer("compliance alone (volume ignored)", lambda *a: _choose(*a, ignore_volume=True),
+           "heavier than the tolerance"),
+    Answer("absolute tolerance (target + 0.03)", lambda *a: _choose(*a, absolute=True),
+           "heavier than the tolerance"),
+    Answer("lighter designs excluded too", lambda *a: _choose(*a, two_sided=True), "lighter than the target"),
+    Answer("highest compliance", lambda *a: _choose(*a, pick=np.argmax), "lowest compliance"),
+    Answer("stiffest when none is admissible", lambda *a: _choose(*a, fallback="stiffest"), "least material"),
+    Answer("first sample when none is admissible", lambda *a: _choose(*a, fallback="first"), "least material"),
+    Answer("reduces over problems (axis 1)", lambda c, v, t, tol: np.argmin(np.where(v <= t * (1 + tol), c, np.inf),
+                                                                            axis=1), "shape"),
+    Answer("returns the chosen compliances", lambda c, v, t, tol: np.take_along_axis(
+        c, _choose(c, v, t, tol)[None], 0)[0], "not sample indices"),
+), correct=(
+    Answer("loop over problems", _loop_choice),
+    Answer("masked array", lambda c, v, t, tol: np.where(
+        (v <= t * (1 + tol)).any(0), np.ma.masked_array(c, mask=v > t * (1 + tol)).argmin(0), v.argmin(0))),
+    Answer("torch", lambda c, v, t, tol: torch.where(
+        torch.as_tensor(v <= t * (1 + tol)).any(0),
+        torch.as_tensor(np.where(v <= t * (1 + tol), c, np.inf)).argmin(0), torch.as_tensor(v).argmin(0)).numpy()),
+))
+
+EXERCISES = (GAUSSIAN_KL_BETWEEN, CHOOSE_BEST_OF_K)

@@ -1,0 +1,125 @@
+"""Self-checks of lesson 8 (the conditional VAE). References: torch.distributions for the KL between two Gaussians,
+and a per-problem loop over the selection rule for best-of-k."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+
+
+def _normal(mu: torch.Tensor, logvar: torch.Tensor) -> Normal:
+    return Normal(mu, torch.exp(0.5 * logvar))
+
+
+@exercise_check
+def check_gaussian_kl_between(gaussian_kl_between: Callable) -> None:
+    """Against ``kl_divergence(Normal(μ_q, σ_q), Normal(μ_p, σ_p))`` summed over dimensions, for d ∈ {1, 4, 8}, a
+    batch of one, q = p (KL = 0) and the standard prior (lesson 4's formula)."""
+    generator = torch.Generator().manual_seed(801)
+    for batch, dim in ((5, 1), (1, 4), (3, 8)):
+        mu_q, mu_p = (2 * torch.randn(batch, dim, generator=generator, dtype=torch.float64) for _ in range(2))
+        logvar_q, logvar_p = (1.5 * torch.randn(batch, dim, generator=generator, dtype=torch.float64)
+                              for _ in range(2))
+        q, p = _normal(mu_q, logvar_q), _normal(mu_p, logvar_p)
+        terms = kl_divergence(q, p)
+        var_q, var_p = logvar_q.exp(), logvar_p.exp()
+        mistakes = {
+            "for the reversed divergence KL(p ‖ q)": kl_divergence(p, q).sum(-1),
+            "with logvar taken for log σ": kl_divergence(Normal(mu_q, var_q), Normal(mu_p, var_p)).sum(-1),
+            "without the −1 inside the sum": (terms + 0.5).sum(-1),
+            "with (μ_q − μ_p)² not divided by σ_p²":
+                0.5 * (logvar_p - logvar_q + var_q / var_p + (mu_q - mu_p) ** 2 - 1).sum(-1),
+            "for lesson 4's KL to N(0, I), which ignores the prior's μ_p and σ_p":
+                kl_divergence(q, Normal(0.0, 1.0)).sum(-1),
+            "for a mean over latent dimensions instead of a sum": terms.mean(-1),
+            "for a sum over the batch too (one number, not one per row)": terms.sum(),
+        }
+        assert_close(f"gaussian_kl_between (batch {batch}, d={dim})",
+                     gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p), terms.sum(-1), rtol=1e-9, atol=1e-9,
+                     mistakes=mistakes,
+                     hint="KL(q ‖ p) = ½ Σ_j (log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1) over the last "
+                          "dimension, one value per row; logvar is log σ².")
+    mu, logvar = torch.randn(2, 3, generator=generator), torch.randn(2, 3, generator=generator)
+    assert_close("gaussian_kl_between(q, q)", gaussian_kl_between(mu, logvar, mu, logvar), torch.zeros(2), rtol=0,
+                 atol=1e-6, hint="KL(q ‖ p) is zero when q = p.")
+    zeros = torch.zeros_like(mu)
+    assert_close("gaussian_kl_between(q, N(0, I))", gaussian_kl_between(mu, logvar, zeros, zeros),
+                 kl_divergence(_normal(mu, logvar), Normal(0.0, 1.0)).sum(-1), rtol=1e-5, atol=1e-6,
+                 hint="With μ_p = 0 and log σ_p² = 0 the formula must reduce to lesson 4's KL to N(0, I).")
+    passed("gaussian_kl_between")
+
+
+def _selection_by_rule(compliances: np.ndarray, volumes: np.ndarray, targets: np.ndarray,
+                       tolerance: float) -> list[int]:
+    """The selection rule, problem by problem: the stiffest admissible sample, else the lightest sample."""
+    chosen = []
+    for problem in range(compliances.shape[1]):
+        limit = targets[problem] * (1 + tolerance)
+        admissible = [k for k in range(compliances.shape[0]) if volumes[k, problem] <= limit]
+        ranking = compliances[:, problem] if admissible else volumes[:, problem]
+        chosen.append(min(admissible or range(compliances.shape[0]), key=ranking.__getitem__))
+    return chosen
+
+
+def _selection_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]:
+    """(name, compliances (k, N), volumes (k, N), targets (N,), tolerance): random problems, then edge cases."""
+    rng = np.random.default_rng(802)
+    cases = []
+    for k, n in ((16, 12), (5, 40), (1, 3)):
+        targets = rng.uniform(0.3, 0.5, n)
+        volumes = targets * (1 + rng.uniform(-0.06, 0.08, (k, n)))
+        # Heavier designs are stiffer, as in the real problem; noise keeps the ranking from being volume alone.
+        compliances = 80 * (targets / volumes) ** 3 * rng.lognormal(0.0, 0.1, (k, n))
+        cases.append((f"{k} samples for {n} problems", compliances, volumes, targets, 0.03))
+    targets = np.array([0.4, 0.3])
+    volumes = np.array([[0.45, 0.36], [0.43, 0.33], [0.44, 0.35]])
+    compliances = np.array([[50.0, 60.0], [70.0, 90.0], [60.0, 70.0]])
+    cases.append(("no sample within the volume tolerance", compliances, volumes, targets, 0.03))
+    volumes = np.array([[0.38, 0.30], [0.46, 0.355], [0.40, 0.29]])
+    compliances = np.array([[90.0, 80.0], [40.0, 30.0], [70.0, 85.0]])
+    cases.append(("the stiffest sample is far too heavy", compliances, volumes, targets, 0.03))
+    cases.append(("a wider tolerance admits it", compliances, volumes, targets, 0.2))
+    return cases
+
+
+@exercise_check
+def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
+    """On random problems (16, 5 and 1 samples) and three hand-made ones (no admissible sample, a too heavy
+    stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample."""
+    for name, compliances, volumes, targets, tolerance in _selection_cases():
+        answer = np.asarray(choose_best_of_k(compliances.copy(), volumes.copy(), targets.copy(), tolerance))
+        expected = np.array(_selection_by_rule(compliances, volumes, targets, tolerance))
+        if answer.shape != expected.shape:
+            raise ExerciseCheckFailed(
+                f"choose_best_of_k ({name}): returned shape {answer.shape}, expected {expected.shape}: one sample "
+                "index per problem (the arrays are (k samples, N problems); reduce over axis 0).")
+        if np.issubdtype(answer.dtype, np.floating) and not np.allclose(answer, np.round(answer)):
+            raise ExerciseCheckFailed(f"choose_best_of_k ({name}): returned {answer[:4]}…, not sample indices: "
+                                      "return the index k of the chosen sample for each problem, not its compliance.")
+        wrong = np.flatnonzero(answer != expected)
+        if wrong.size:
+            j = int(wrong[0])
+            picked, right = int(answer[j]), int(expected[j])
+            limit = targets[j] * (1 + tolerance)
+            detail = (f"problem {j} (target {targets[j]:.3f}, admissible up to {limit:.4f}): you chose sample {picked} "
+                      f"(volume {volumes[picked, j]:.4f}, compliance {compliances[picked, j]:.1f}); the rule chooses "
+                      f"sample {right} (volume {volumes[right, j]:.4f}, compliance {compliances[right, j]:.1f}).")
+            admissible = volumes[:, j] <= limit
+            if not admissible.any():
+                why = "No sample is within the tolerance here: then take the one with the least material."
+            elif not admissible[picked]:
+                why = ("Your choice is heavier than the tolerance allows: more material always lowers compliance, so "
+                       "compliance alone rewards the heaviest design. Only samples with volume ≤ target·(1 + "
+                       "tolerance) compete.")
+            elif compliances[picked, j] > compliances[right, j]:
+                why = ("Among the admissible samples, take the one with the lowest compliance (the stiffest); samples "
+                       "lighter than the target are admissible too.")
+            else:
+                why = "Check which samples are admissible and which is the stiffest of them."
+            raise ExerciseCheckFailed(f"choose_best_of_k ({name}), {len(wrong)} of {len(expected)} problems wrong; "
+                                      f"{detail} {why}")
+    passed("choose_best_of_k")

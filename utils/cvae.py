@@ -1,0 +1,222 @@
+"""The conditional VAE of lesson 8 and its deterministic baseline, promoted here so that the lesson, the
+retraining script, the evaluation script and the shipped checkpoint share one definition.
+
+A problem of the dataset (a cantilever with one load on its right edge) is the condition
+``c = (standardised volume fraction, load height in [−1, 1], cos 2θ, sin 2θ)``: :func:`condition_vector`.
+The encoder q(z | x, c) sees ``c`` as four constant image channels beside the design; the decoder
+p(x | z, c) takes ``c`` beside ``z``; the prior p(z | c) is either N(0, I) (``prior="standard"``, the naive
+CVAE) or a small network of ``c`` (``prior="learned"``). ``latent_dim=0`` leaves the latent out: the same
+decoder, fed the condition only, is the deterministic baseline (a regression of the design on the problem).
+
+Images are densities ``x: (B, 1, 32, 64)`` in [0, 1]; decoders return Bernoulli logits. Losses are per
+design, in nats.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from utils.data import TopologyData
+from utils.settings import LATENT_DIM, NELY, PARAMETER_RANGES
+from utils.vae import Decoder, Encoder, TrainingHistory, fit, read_verified, write_recorded
+
+CONDITION_DIM = 4
+PriorKind = Literal["standard", "learned"]
+
+
+def condition_vector(volfrac: np.ndarray | float, load_y: np.ndarray | float,
+                     angle_deg: np.ndarray | float) -> torch.Tensor:
+    """The condition of each problem, ``(N, 4)`` (scalars broadcast against arrays): the volume fraction
+    standardised over the dataset's range (−1 at its lower end, +1 at its upper end), the load's height from the
+    top mapped to [−1, 1], and the load's line of action as (cos 2θ, sin 2θ). Compliance is quadratic in the
+    load, so a load and its opposite (θ and θ + 180°) have the same optimal design: the doubled angle gives both
+    the same condition, and it is continuous where the angle itself jumps by 360°."""
+    low, high = PARAMETER_RANGES["volfrac"]
+    volfrac, load_y, angle = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64))
+                                                   for v in (volfrac, load_y, angle_deg)))
+    doubled = np.radians(2 * angle)
+    columns = [(2 * volfrac - low - high) / (high - low), 2 * load_y / NELY - 1, np.cos(doubled), np.sin(doubled)]
+    return torch.as_tensor(np.stack(columns, axis=1), dtype=torch.float32)
+
+
+def problem_conditions(problems: TopologyData) -> torch.Tensor:
+    """The condition vectors ``(N, 4)`` of every problem of a split."""
+    return condition_vector(problems.volfrac, problems.load_y, problems.angle_deg)
+
+
+class ConditionalEncoder(nn.Module):
+    """q(z | x, c): the course's encoder on five channels, the design and the four condition values, each
+    spread over the image as a constant channel (so every pixel's filter sees the problem)."""
+
+    def __init__(self, latent_dim: int, width: int = 32) -> None:
+        super().__init__()
+        self.body = Encoder(latent_dim, width)
+        first = self.body.features[0]
+        self.body.features[0] = nn.Conv2d(1 + CONDITION_DIM, first.out_channels, 4, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 1, H, W), c: (B, 4) → μ, log σ²: (B, latent_dim) each."""
+        channels = c[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+        return self.body(torch.cat([x, channels], dim=1))
+
+
+class ConditionalPrior(nn.Module):
+    """p(z | c) = N(μ(c), diag σ²(c)): a two-layer network of the condition."""
+
+    def __init__(self, latent_dim: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(CONDITION_DIM, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 2 * latent_dim))
+
+    def forward(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """c: (B, 4) → μ, log σ²: (B, latent_dim) each."""
+        mu, logvar = self.net(c).chunk(2, dim=-1)
+        return mu, logvar
+
+
+class ConditionalVAE(nn.Module):
+    """q(z | x, c), p(z | c) and p(x | z, c); ``forward`` returns (logits, (μ_q, log σ²_q), (μ_p, log σ²_p)).
+
+    The decoder is lesson 7's, with ``latent_dim + 4`` inputs: z and c side by side. ``latent_dim=0`` gives the
+    deterministic baseline (no encoder, no prior, a KL of zero)."""
+
+    def __init__(self, latent_dim: int = LATENT_DIM, width: int = 32, prior: PriorKind = "learned") -> None:
+        super().__init__()
+        self.latent_dim, self.width, self.prior_kind = latent_dim, width, prior
+        self.encoder = ConditionalEncoder(latent_dim, width) if latent_dim else None
+        self.prior = ConditionalPrior(latent_dim) if latent_dim and prior == "learned" else None
+        self.decoder = Decoder(latent_dim + CONDITION_DIM, width)
+
+    def prior_moments(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """μ_p(c), log σ²_p(c): (B, latent_dim) each; zeros for the standard prior N(0, I)."""
+        if self.prior is None:
+            zeros = c.new_zeros(len(c), self.latent_dim)
+            return zeros, zeros
+        return self.prior(c)
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """z: (B, latent_dim), c: (B, 4) → logits (B, 1, 32, 64)."""
+        return self.decoder(torch.cat([z, c], dim=1))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor],
+                                                                  tuple[torch.Tensor, torch.Tensor]]:
+        prior = self.prior_moments(c)
+        if self.encoder is None:
+            return self.decode(prior[0], c), prior, prior
+        mu, logvar = self.encoder(x, c)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return self.decode(z, c), (mu, logvar), prior
+
+    @torch.no_grad()
+    def generate(self, c: torch.Tensor, samples: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Densities in [0, 1] for the problems ``c: (N, 4)``: ``samples=0`` decodes the prior's mean once,
+        ``(1, N, 32, 64)``; ``samples=k`` decodes k draws z ~ p(z | c) per problem, ``(k, N, 32, 64)``."""
+        self.eval()
+        mu, logvar = self.prior_moments(c)
+        if samples == 0 or self.latent_dim == 0:  # without a latent, every sample is the same design
+            return torch.sigmoid(self.decode(mu, c))[None, :, 0].expand(max(samples, 1), -1, -1, -1)
+        noise = torch.randn((samples, *mu.shape), generator=generator).to(mu.device)
+        z = mu + torch.exp(0.5 * logvar) * noise
+        # One draw for all problems at a time: decoding 16 × 150 latents at once would hold ~0.4 GB of activations.
+        return torch.stack([torch.sigmoid(self.decode(draw, c))[:, 0] for draw in z])
+
+
+def gaussian_kl_terms_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
+                        logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) of every latent dimension:
+    ½ (log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1), shape of ``mu_q``."""
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
+
+
+def cvae_loss(logits: torch.Tensor, x: torch.Tensor, posterior: tuple[torch.Tensor, torch.Tensor],
+              prior: tuple[torch.Tensor, torch.Tensor], beta: float = 1.0
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(−conditional ELBO_β, reconstruction, KL(q(z|x,c) ‖ p(z|c))), each averaged over the batch, summed
+    over pixels / latents."""
+    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
+    kl = gaussian_kl_terms_between(*posterior, *prior).sum(1).mean()
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+class ConditionedBatches:
+    """Mini-batches ``(x: (B, 1, 32, 64), c: (B, 4))`` of one split, both held on ``device``; shuffled each epoch
+    from its own generator when ``shuffle``."""
+
+    def __init__(self, density: np.ndarray, conditions: torch.Tensor, batch_size: int, shuffle: bool,
+                 seed: int = 0, device: torch.device | str = "cpu") -> None:
+        self.images = torch.as_tensor(np.asarray(density, dtype=np.float32)).unsqueeze(1).to(device)
+        self.conditions = conditions.to(device)
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = (torch.randperm(len(self.images), generator=self.generator) if self.shuffle
+                 else torch.arange(len(self.images))).to(self.images.device)
+        for start in range(0, len(self.images), self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield self.images[index], self.conditions[index]
+
+
+ConditionalLoss = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def _epoch(model: ConditionalVAE, batches: ConditionedBatches, weight: float,
+           optimizer: torch.optim.Optimizer | None, loss_fn: ConditionalLoss) -> dict[str, float]:
+    """One pass: a gradient step per batch when ``optimizer`` is given, else evaluation only."""
+    model.train(optimizer is not None)
+    totals, count = 0.0, 0
+    with torch.set_grad_enabled(optimizer is not None):
+        for x, c in batches:
+            logits, posterior, prior = model(x, c)
+            loss, reconstruction, kl = loss_fn(logits, x, posterior, prior, weight)
+            if optimizer is not None:
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            totals = totals + torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
+            count += len(x)
+    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist(), strict=True))
+
+
+def train_conditional(model: ConditionalVAE, train_batches: ConditionedBatches,
+                      validation_batches: ConditionedBatches, epochs: int, beta: float = 1.0, warmup_epochs: int = 20,
+                      lr: float = 2e-3, progress: bool = True, loss_fn: ConditionalLoss = cvae_loss
+                      ) -> TrainingHistory:
+    """Adam on the negative conditional ELBO with lesson 7's KL warm-up and cosine learning-rate decay; the loss is
+    ``loss_fn(logits, x, (μ_q, log σ²_q), (μ_p, log σ²_p), kl_weight)`` (lesson 8 passes one built on the
+    student's KL)."""
+    return fit(model, epochs, lr, beta, warmup_epochs, progress,
+               lambda optimizer, weight: _epoch(model, train_batches, weight, optimizer, loss_fn),
+               lambda weight: _epoch(model, validation_batches, weight, None, loss_fn))
+
+
+def _settings(model: ConditionalVAE) -> dict[str, int | str]:
+    return {"latent_dim": model.latent_dim, "width": model.width, "prior": model.prior_kind}
+
+
+def save_models(models: dict[str, ConditionalVAE], path: Path, metadata: dict) -> str:
+    """Save several named models in one file; write ``<path>.sha256.json`` with its SHA-256; return it."""
+    return write_recorded({name: {"state_dict": m.state_dict(), **_settings(m)} for name, m in models.items()},
+                          path, metadata)
+
+
+def load_models(path: Path, device: torch.device | str = "cpu") -> tuple[dict[str, ConditionalVAE], dict]:
+    """The models saved by :func:`save_models`, after checking the file's SHA-256 against its record."""
+    data, record = read_verified(path, "make cvae-checkpoint")
+    payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    models = {}
+    for name, entry in payload.items():
+        model = ConditionalVAE(entry["latent_dim"], entry["width"], entry["prior"]).to(device)
+        model.load_state_dict(entry["state_dict"])
+        models[name] = model.eval()
+    return models, record
