@@ -149,7 +149,7 @@ def test_a_broken_design_costs_far_less_with_topodiffs_void_stiffness(test_split
 def test_warm_starting_from_the_simp_design_needs_fewer_iterations(test_split) -> None:
     few = test_split.take(np.arange(4))
     study = warm_start_study(few.density, few)
-    assert np.all(study.warm_iterations <= 2)
+    assert np.all(study.warm_iterations == 2)  # the start itself never counts; one OC update keeps SIMP's optimum
     assert np.all(study.uniform_iterations > study.warm_iterations)
 
 

@@ -113,13 +113,18 @@ def _timed_history(case: LoadCase, max_iterations: int, start: np.ndarray | None
 def warm_start_study(designs: np.ndarray, problems: TopologyData, max_iterations: int = 100) -> WarmStartStudy:
     """SIMP from a uniform start (the dataset's settings) and from each generated design ``(N, nely, nelx)``;
     the target is the uniform run's final compliance; seconds scale the measured run time by the share of its
-    iterations needed."""
+    iterations needed.
+
+    A uniform start meets the volume target from its first iteration; a generated design need not, and a heavier
+    design is stiffer. So the generated design itself never counts as reaching the target: a warm start's count
+    begins with the design after the first OC update, which enforces the volume (its smallest count is 2)."""
     rows = []
     for design, case in zip(designs, problem_load_cases(problems), strict=True):
         uniform, uniform_time = _timed_history(case, DATASET_SOLVER.max_iterations, None)
         warm, warm_time = _timed_history(case, max_iterations, design)
         target = uniform[-1]
-        counts = [iterations_to_reach(uniform, target), iterations_to_reach(warm, target)]
+        after_first_update = iterations_to_reach(warm[1:], target)
+        counts = [iterations_to_reach(uniform, target), None if after_first_update is None else after_first_update + 1]
         seconds = [np.nan if n is None else t * n / len(h)
                    for n, t, h in zip(counts, (uniform_time, warm_time), (uniform, warm), strict=True)]
         rows.append([np.nan if n is None else n for n in counts] + seconds)
