@@ -230,25 +230,15 @@ def test_cli_refuses_to_write_inside_the_submissions(tmp_path: Path) -> None:
     assert not (tmp_path / "grades").exists()
 
 
-def test_lesson_7_grades_all_four_exercises_with_one_training_epoch(tmp_path: Path) -> None:
-    """Lesson 7's last check comes after its training: the grader trains one epoch, so a full solution grades in
-    seconds, and the exercise version is 'not done' throughout (its stub epoch stops the training cell)."""
-    lesson_7 = "07_convolutional_vae_topology.ipynb"
-    _write(tmp_path / "submissions" / "solution.ipynb", _notebook(SOLUTIONS_DIR, lesson_7))
-    _write(tmp_path / "submissions" / "exercise.ipynb", _notebook(EXERCISES_DIR, lesson_7))
-    results = {r.student: r for r in grade_all(tmp_path / "submissions", expected_lesson=7, workers=2,
+@pytest.mark.parametrize(("notebook_name", "lesson", "exercises"), [
+    ("07_convolutional_vae_topology.ipynb", 7, 4), ("08_conditional_vae_design.ipynb", 8, 2)])
+def test_the_training_lessons_grade_every_exercise_with_one_training_epoch(tmp_path: Path, notebook_name: str,
+                                                                          lesson: int, exercises: int) -> None:
+    """Lessons 7 and 8 check exercises after their trainings: the grader trains one epoch, so a full solution grades
+    in seconds, and the exercise version is 'not done' throughout (lesson 7's stub epoch stops its training cell)."""
+    _write(tmp_path / "submissions" / "solution.ipynb", _notebook(SOLUTIONS_DIR, notebook_name))
+    _write(tmp_path / "submissions" / "exercise.ipynb", _notebook(EXERCISES_DIR, notebook_name))
+    results = {r.student: r for r in grade_all(tmp_path / "submissions", expected_lesson=lesson, workers=2,
                                               time_limit_s=120, progress=False)}
-    assert _statuses(results["solution"]) == ["pass"] * 4
-    assert _statuses(results["exercise"]) == ["not done"] * 4
-
-
-def test_lesson_8_grades_both_exercises_with_one_training_epoch(tmp_path: Path) -> None:
-    """Lesson 8's last check (best-of-k) comes after its three trainings: with the grader's one epoch each, a
-    full solution grades in seconds, and the exercise version is 'not done' on both."""
-    lesson_8 = "08_conditional_vae_design.ipynb"
-    _write(tmp_path / "submissions" / "solution.ipynb", _notebook(SOLUTIONS_DIR, lesson_8))
-    _write(tmp_path / "submissions" / "exercise.ipynb", _notebook(EXERCISES_DIR, lesson_8))
-    results = {r.student: r for r in grade_all(tmp_path / "submissions", expected_lesson=8, workers=2,
-                                              time_limit_s=120, progress=False)}
-    assert _statuses(results["solution"]) == ["pass"] * 2
-    assert _statuses(results["exercise"]) == ["not done"] * 2
+    assert _statuses(results["solution"]) == ["pass"] * exercises
+    assert _statuses(results["exercise"]) == ["not done"] * exercises
