@@ -31,10 +31,11 @@ from utils.generation import (
     generation_table,
     judge_for_problems,
     shortcut_test,
+    smoothed,
     warm_start_study,
 )
-from utils.metrics import threshold
-from utils.settings import CVAE_CHECKPOINT_PATH, NELX, NELY, OOD_MANIFEST_FILE, PARAMETER_RANGES
+from utils.metrics import floating_material, threshold
+from utils.settings import CVAE_CHECKPOINT_PATH, DATASET_SOLVER, NELX, NELY, OOD_MANIFEST_FILE, PARAMETER_RANGES
 from utils.topopt import cantilever, compliance
 from utils.vae import CheckpointError
 
@@ -175,17 +176,42 @@ def test_out_of_distribution_problems_lie_outside_the_training_ranges() -> None:
                                [compliance(threshold(ood.density[i]), ood.load_case(i)) for i in range(3)])
 
 
+@pytest.mark.parametrize("rmin", [1.5, DATASET_SOLVER.rmin, 3.0])
+def test_smoothing_is_the_hat_filter_as_a_convolution(rmin: float) -> None:
+    from scipy import ndimage
+    reach = int(np.ceil(rmin)) - 1
+    offsets = np.arange(-reach, reach + 1)
+    hat = np.maximum(0.0, rmin - np.hypot(*np.meshgrid(offsets, offsets, indexing="ij")))
+    designs = np.random.default_rng(0).random((2, 3, 7, 11))
+    inside = ndimage.correlate(np.ones((7, 11)), hat, mode="constant")
+    expected = np.stack([[ndimage.correlate(d, hat, mode="constant") / inside for d in row] for row in designs])
+    np.testing.assert_allclose(smoothed(designs, rmin), expected, rtol=1e-12)
+
+
+def test_smoothing_joins_a_member_drawn_in_dashes_and_keeps_a_uniform_design() -> None:
+    np.testing.assert_allclose(smoothed(np.full((NELY, NELX), 0.3)), 0.3, rtol=1e-12)
+    design = np.zeros((NELY, NELX))
+    design[:4], design[-4:] = 1.0, 1.0                      # two chords
+    dashes = np.where(np.arange(4, NELY - 4) % 3 == 0, 0.45, 0.6)
+    design[4:-4, 29:32] = dashes[:, None]                   # a web three elements wide, drawn near 0.5 in dashes
+    assert floating_material(threshold(design)) and not floating_material(threshold(smoothed(design)))
+
+
 def test_shipped_models_reach_the_figures_issue_14_asks(shipped, test_split) -> None:
     models, _ = shipped
     cvae = generation_table(generate_for_problems(models["cvae"], test_split, samples=16), test_split)
     decoded, best, simp = cvae["as decoded"], cvae["best of 16"], cvae["best of 16 + 10 SIMP its"]
+    decoded_smoothed = cvae["as decoded, smoothed"]
     assert decoded["load disrespect share"] <= 0.02
     assert decoded["|CE| median"] <= 0.05
-    # Issue #14 asks for at most 15 %; the shipped CVAE has 18 % (27 of 150 designs). The fragments are thin members
-    # that SIMP itself leaves grey (density near 0.5), drawn a little lighter, which the threshold cuts (lesson 8,
-    # section 6). Asserted at what the checkpoint reaches, so that a retraining cannot make it worse unnoticed.
+    # Issue #14 asks for at most 15 %; the shipped CVAE has 18 % (27 of 150 designs) as decoded. The fragments are
+    # thin members drawn near 0.5 that the pixel-by-pixel threshold cuts (lesson 8, section 6); training on black-and-
+    # white targets made it worse (20 %). Asserted at what the checkpoint reaches, so that a retraining cannot make it
+    # worse unnoticed; the smoothed decoding below meets 15 %, at a higher |CE|.
     assert decoded["floating material share"] <= 0.18 + 1e-9
     assert decoded["VFE median"] <= 0.03
+    assert decoded_smoothed["load disrespect share"] <= 0.02 and decoded_smoothed["VFE median"] <= 0.03
+    assert decoded_smoothed["floating material share"] <= 0.15 and decoded_smoothed["|CE| median"] <= 0.05
     assert best["|CE| median"] <= 0.02
     assert simp["|CE| median"] <= 0.01 and simp["floating material share"] <= 0.03
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tools import evaluate_checkpoint, train_checkpoint
@@ -35,14 +36,31 @@ def test_train_cvae_writes_the_three_loadable_models(tmp_path: Path, capsys: pyt
     assert train_cvae.main(["--epochs", "1", "--out", str(out)]) == 0
     models, record = load_models(out)
     assert set(models) == {"cvae", "naive", "baseline"} and record["settings"]["epochs"] == 1
+    assert record["settings"]["targets"] == "grey"
     assert models["baseline"].latent_dim == 0 and models["cvae"].prior is not None and models["naive"].prior is None
     assert "validation −ELBO" in capsys.readouterr().out
+
+
+def test_train_cvae_can_train_on_the_thresholded_designs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import train_cvae
+    from utils.cvae import ConditionedBatches, load_models
+    targets = []
+
+    def recording_batches(density, *args, **kwargs) -> ConditionedBatches:
+        targets.append(np.asarray(density))
+        return ConditionedBatches(density, *args, **kwargs)
+
+    monkeypatch.setattr(train_cvae, "ConditionedBatches", recording_batches)
+    out = tmp_path / "thresholded.pt"
+    assert train_cvae.main(["--epochs", "1", "--out", str(out), "--thresholded-targets"]) == 0
+    assert load_models(out)[1]["settings"]["targets"] == "thresholded"
+    assert len(targets) == 6 and all(set(np.unique(t)) == {0.0, 1.0} for t in targets)
 
 
 def test_evaluate_cvae_prints_every_table(capsys: pytest.CaptureFixture) -> None:
     from tools import evaluate_cvae
     assert evaluate_cvae.main(["--problems", "6"]) == 0
     printed = capsys.readouterr().out
-    for text in ("test problems (6)", "out-of-distribution problems (6)", "best of 16 + 10 SIMP its",
+    for text in ("test problems (6)", "out-of-distribution problems (6)", "best of 16 + 10 SIMP its", "smoothed",
                  "E_min = 1e-3", "shortcut test, naive", "ms per design", "warm start from the CVAE"):
         assert text in printed
