@@ -2,6 +2,7 @@
 checkpoints, and the shipped models against the figures issue #14 asks of them."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib
@@ -64,8 +65,9 @@ def test_condition_maps_the_ranges_to_plus_minus_one_and_a_load_to_its_opposite(
 
 def test_shapes_of_the_three_kinds_of_model() -> None:
     x, c = torch.rand(3, 1, 32, 64), condition_vector([0.3, 0.4, 0.5], [1.0, 2.0, 3.0], [-90.0, -60.0, -30.0])
-    for latent_dim, prior in ((5, "learned"), (5, "standard"), (0, "standard")):
-        model = ConditionalVAE(latent_dim, width=4, prior=prior)
+    for (latent_dim, prior), refined in itertools.product(((5, "learned"), (5, "standard"), (0, "standard")),
+                                                          (False, True)):
+        model = ConditionalVAE(latent_dim, width=4, prior=prior, refined=refined)
         logits, (mu_q, _), (mu_p, logvar_p) = model(x, c)
         assert logits.shape == (3, 1, 32, 64) and mu_q.shape == mu_p.shape == (3, latent_dim)
         assert model.generate(c).shape == (1, 3, 32, 64) and model.generate(c, 4).shape == (4, 3, 32, 64)
@@ -110,11 +112,12 @@ def test_training_lowers_the_validation_loss(test_split) -> None:
 
 
 def test_checkpoint_round_trip_tamper_and_missing(tmp_path: Path) -> None:
-    models = {"a": ConditionalVAE(3, 4, "learned"), "b": ConditionalVAE(0, 4)}
+    models = {"a": ConditionalVAE(3, 4, "learned"), "b": ConditionalVAE(0, 4, refined=True)}
     path = tmp_path / "models.pt"
     digest = save_models(models, path, {"note": "test"})
     loaded, record = load_models(path)
     assert record["sha256"] == digest and record["note"] == "test" and set(loaded) == {"a", "b"}
+    assert not loaded["a"].refined and loaded["b"].refined
     c = condition_vector([0.35, 0.45], [3.0, 20.0], [-80.0, -40.0])
     for name in models:
         torch.testing.assert_close(loaded[name].generate(c), models[name].generate(c))
@@ -204,14 +207,11 @@ def test_shipped_models_reach_the_figures_issue_14_asks(shipped, test_split) -> 
     decoded_smoothed = cvae["as decoded, smoothed"]
     assert decoded["load disrespect share"] <= 0.02
     assert decoded["|CE| median"] <= 0.05
-    # Issue #14 asks for at most 15 %; the shipped CVAE has 18 % (27 of 150 designs) as decoded. The fragments are
-    # thin members drawn near 0.5 that the pixel-by-pixel threshold cuts (lesson 8, section 6); training on black-and-
-    # white targets made it worse (20 %). Asserted at what the checkpoint reaches, so that a retraining cannot make it
-    # worse unnoticed; the smoothed decoding below meets 15 %, at a higher |CE|.
-    assert decoded["floating material share"] <= 0.18 + 1e-9
+    assert decoded["floating material share"] <= 0.15
     assert decoded["VFE median"] <= 0.03
-    assert decoded_smoothed["load disrespect share"] <= 0.02 and decoded_smoothed["VFE median"] <= 0.03
-    assert decoded_smoothed["floating material share"] <= 0.15 and decoded_smoothed["|CE| median"] <= 0.05
+    # Smoothing before the threshold (a named post-processing) trades floating material for compliance.
+    assert decoded_smoothed["floating material share"] < decoded["floating material share"]
+    assert decoded_smoothed["|CE| median"] > decoded["|CE| median"]
     assert best["|CE| median"] <= 0.02
     assert simp["|CE| median"] <= 0.01 and simp["floating material share"] <= 0.03
 

@@ -13,6 +13,7 @@ from utils.topopt import (
     compliance,
     element_stiffness,
     mbb_beam,
+    optimality_criteria_update,
     optimize,
     young_modulus,
 )
@@ -89,3 +90,25 @@ def test_warm_start_from_an_optimum_stays_there() -> None:
     again = optimize(case, rmin=1.5, initial_density=first.density, max_iterations=5)
     assert again.iterations <= 5
     np.testing.assert_allclose(again.compliance, first.compliance, rtol=0.02)
+
+
+def test_oc_step_from_far_below_the_target_grows_by_the_move_limit() -> None:
+    """A warm start with too little material (here 0.1 against a target of 0.55) cannot reach the volume in one
+    move-limited step: the step adds all the move limit allows (0.1 → 0.3 where the sensitivity is negative, an
+    element at 0 stays at 0 as OC's multiplicative update leaves it) instead of dividing by a multiplier of zero."""
+    x = np.full(200, 0.1)
+    x[:20] = 0.0
+    dc, dv = -np.linspace(1.0, 2.0, 200), np.ones(200)
+    x_new, x_physical = optimality_criteria_update(x, dc, dv, 0.55, lambda v: v, move=0.2)
+    np.testing.assert_allclose(x_new[20:], 0.3)
+    np.testing.assert_array_equal(x_new[:20], 0.0)
+    np.testing.assert_array_equal(x_physical, x_new)
+    # A reachable target is still met by bisection, to its relative tolerance.
+    x_new, _ = optimality_criteria_update(np.full(200, 0.5), dc, dv, 0.55, lambda v: v, move=0.2)
+    assert abs(x_new.mean() / 0.55 - 1) < 2e-3
+
+
+def test_simp_warm_started_far_below_a_large_volume_fraction_reaches_it() -> None:
+    case = cantilever(32, 16, 0.55, 8.0, -90.0)
+    result = optimize(case, rmin=1.5, initial_density=np.full((16, 32), 0.05), max_iterations=10)
+    assert abs(result.density.mean() / 0.55 - 1) < 0.01 and np.isfinite(result.compliance)

@@ -7,9 +7,11 @@ with the standard prior N(0, I) (``naive``), and the deterministic baseline, the
 finds one (results then differ from a CPU run in the last digits). Writes ``data/cvae_topology.pt`` and
 ``data/cvae_topology.pt.sha256.json`` (checksum, settings, validation losses, training time).
 
+The decoders end with a full-resolution refinement stage (``utils.cvae.RefinedDecoder``); ``--plain-decoder``
+trains them with lesson 7's decoder instead, the comparison lesson 8 quotes for floating material.
 ``--thresholded-targets`` trains on the designs thresholded at 0.5 (black and white, the designs the judge compares
-against) instead of SIMP's grey densities: lesson 8 quotes what that does to floating material. Pass ``--out`` with it
-so that the shipped file stays as it is.
+against) instead of SIMP's grey densities: lesson 8 quotes what that does to floating material. Pass ``--out`` with
+either flag so that the shipped file stays as it is.
 """
 from __future__ import annotations
 
@@ -38,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=CVAE_CHECKPOINT_PATH)
     parser.add_argument("--thresholded-targets", action="store_true",
                         help="train on the designs thresholded at 0.5 instead of SIMP's grey densities")
+    parser.add_argument("--plain-decoder", action="store_true",
+                        help="lesson 7's decoder, without the full-resolution refinement stage")
     args = parser.parse_args(argv)
-    settings = {**SETTINGS, "epochs": args.epochs, "targets": "thresholded" if args.thresholded_targets else "grey"}
+    settings = {**SETTINGS, "epochs": args.epochs, "targets": "thresholded" if args.thresholded_targets else "grey",
+                "refined": not args.plain_decoder}
     targets = threshold if args.thresholded_targets else np.asarray
     device = get_device()
     data = load_topology_dataset()
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     models, record = {}, {}
     for name, shape in MODELS.items():
         seed_everything(settings["seed"])
-        model = ConditionalVAE(shape["latent_dim"], settings["width"], shape["prior"]).to(device)
+        model = ConditionalVAE(shape["latent_dim"], settings["width"], shape["prior"], settings["refined"]).to(device)
         start = time.perf_counter()
         history = train_conditional(
             model, ConditionedBatches(targets(train.density), problem_conditions(train), settings["batch_size"], True,

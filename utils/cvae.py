@@ -81,18 +81,35 @@ class ConditionalPrior(nn.Module):
         return mu, logvar
 
 
+class RefinedDecoder(Decoder):
+    """Lesson 7's decoder with a nonlinear stage at full resolution: its last transposed convolution gives width/2
+    feature maps of 32×64 instead of the logits, and two 3×3 convolutions (a ReLU before each) turn them into the
+    logits. Lesson 7's decoder is linear after its last ReLU at 16×32, so each output pixel is a fixed blend of
+    coarser features; the extra stage can decide a thin member along its length (lesson 8, section 6, measures
+    what it does to floating material)."""
+
+    def __init__(self, latent_dim: int, width: int = 32) -> None:
+        super().__init__(latent_dim, width)
+        channels = max(width // 2, 1)
+        self.upsample[-1] = nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1)
+        self.upsample.extend([nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+                              nn.Conv2d(channels, 1, 3, padding=1)])
+
+
 class ConditionalVAE(nn.Module):
     """q(z | x, c), p(z | c) and p(x | z, c); ``forward`` returns (logits, (μ_q, log σ²_q), (μ_p, log σ²_p)).
 
-    The decoder is lesson 7's, with ``latent_dim + 4`` inputs: z and c side by side. ``latent_dim=0`` gives the
-    deterministic baseline (no encoder, no prior, a KL of zero)."""
+    The decoder is lesson 7's, with ``latent_dim + 4`` inputs: z and c side by side; ``refined=True`` adds a
+    full-resolution stage (:class:`RefinedDecoder`). ``latent_dim=0`` gives the deterministic baseline (no
+    encoder, no prior, a KL of zero)."""
 
-    def __init__(self, latent_dim: int = LATENT_DIM, width: int = 32, prior: PriorKind = "learned") -> None:
+    def __init__(self, latent_dim: int = LATENT_DIM, width: int = 32, prior: PriorKind = "learned",
+                 refined: bool = False) -> None:
         super().__init__()
-        self.latent_dim, self.width, self.prior_kind = latent_dim, width, prior
+        self.latent_dim, self.width, self.prior_kind, self.refined = latent_dim, width, prior, refined
         self.encoder = ConditionalEncoder(latent_dim, width) if latent_dim else None
         self.prior = ConditionalPrior(latent_dim) if latent_dim and prior == "learned" else None
-        self.decoder = Decoder(latent_dim + CONDITION_DIM, width)
+        self.decoder = (RefinedDecoder if refined else Decoder)(latent_dim + CONDITION_DIM, width)
 
     def prior_moments(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """μ_p(c), log σ²_p(c): (B, latent_dim) each; zeros for the standard prior N(0, I)."""
@@ -200,8 +217,8 @@ def train_conditional(model: ConditionalVAE, train_batches: ConditionedBatches,
                lambda weight: _epoch(model, validation_batches, weight, None, loss_fn))
 
 
-def _settings(model: ConditionalVAE) -> dict[str, int | str]:
-    return {"latent_dim": model.latent_dim, "width": model.width, "prior": model.prior_kind}
+def _settings(model: ConditionalVAE) -> dict[str, int | str | bool]:
+    return {"latent_dim": model.latent_dim, "width": model.width, "prior": model.prior_kind, "refined": model.refined}
 
 
 def save_models(models: dict[str, ConditionalVAE], path: Path, metadata: dict) -> str:
@@ -216,7 +233,7 @@ def load_models(path: Path, device: torch.device | str = "cpu") -> tuple[dict[st
     payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     models = {}
     for name, entry in payload.items():
-        model = ConditionalVAE(entry["latent_dim"], entry["width"], entry["prior"]).to(device)
+        model = ConditionalVAE(entry["latent_dim"], entry["width"], entry["prior"], entry["refined"]).to(device)
         model.load_state_dict(entry["state_dict"])
         models[name] = model.eval()
     return models, record

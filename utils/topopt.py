@@ -252,10 +252,18 @@ def optimality_criteria_update(x: np.ndarray, dc: np.ndarray, dv: np.ndarray, vo
                                move: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """top88's OC step: bisect the Lagrange multiplier until the physical volume meets ``volfrac``.
 
+    Where the move limit forbids reaching ``volfrac`` even as the multiplier tends to 0 (a start far below the
+    target, such as a generated design warm-starting SIMP for a larger volume fraction), the step is that limit:
+    every element with a positive sensitivity grows by ``move``; top88's bisection would halve the multiplier to
+    zero and divide by it.
+
     Returns the new design variables and their physical densities (both Fortran-ordered vectors).
     """
     lower, upper = 0.0, 1e9
     scale = x * np.sqrt(np.maximum(-dc / dv, 0.0))
+    richest = np.where(scale > 0, np.minimum(1.0, x + move), np.maximum(0.0, x - move))
+    if to_physical(richest).sum() <= volfrac * x.size:
+        return richest, to_physical(richest)
     while (upper - lower) / (lower + upper) > 1e-3:
         middle = 0.5 * (lower + upper)
         x_new = np.clip(scale / np.sqrt(middle), np.maximum(0.0, x - move), np.minimum(1.0, x + move))
