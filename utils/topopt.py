@@ -254,16 +254,17 @@ def optimality_criteria_update(x: np.ndarray, dc: np.ndarray, dv: np.ndarray, vo
 
     Where the move limit forbids reaching ``volfrac`` even as the multiplier tends to 0 (a start far below the
     target, such as a generated design warm-starting SIMP for a larger volume fraction), the step is that limit:
-    every element with a positive sensitivity grows by ``move``; top88's bisection would halve the multiplier to
-    zero and divide by it.
+    every element with material and a compliance-lowering sensitivity grows by ``move``; top88's bisection would
+    halve the multiplier to zero and divide by it.
 
     Returns the new design variables and their physical densities (both Fortran-ordered vectors).
     """
     lower, upper = 0.0, 1e9
     scale = x * np.sqrt(np.maximum(-dc / dv, 0.0))
     richest = np.where(scale > 0, np.minimum(1.0, x + move), np.maximum(0.0, x - move))
-    if to_physical(richest).sum() <= volfrac * x.size:
-        return richest, to_physical(richest)
+    richest_physical = to_physical(richest)
+    if richest_physical.sum() <= volfrac * x.size:
+        return richest, richest_physical
     while (upper - lower) / (lower + upper) > 1e-3:
         middle = 0.5 * (lower + upper)
         x_new = np.clip(scale / np.sqrt(middle), np.maximum(0.0, x - move), np.minimum(1.0, x + move))
