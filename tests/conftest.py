@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.build_notebooks import LESSONS_DIR
+from tools.build_notebooks import lesson_sources
 
-LESSON_SOURCES = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
+LESSON_SOURCES = lesson_sources()
 
 
 @pytest.fixture(params=LESSON_SOURCES, ids=lambda p: p.stem)

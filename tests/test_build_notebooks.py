@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from tools.build_notebooks import (
+    CELL_METADATA_KEY,
     HandEditError,
     MarkerError,
     build_lesson,
@@ -199,3 +200,23 @@ def test_language_info_is_what_ipykernel_reports() -> None:
         return {k: v for k, v in info.items() if k != "version"}
 
     assert without_version(LANGUAGE_INFO) == without_version(reported)
+
+
+def test_exercise_and_check_cells_carry_their_exercise_number(lesson_source: Path) -> None:
+    """The grader and the site find an exercise's cells by generated metadata: one exercise cell and one check
+    cell per exercise, in both versions, the check cell right after the exercise cell (among code cells)."""
+    built = build_lesson(lesson_source)
+    numbers = [exercise.number for exercise in built.exercises]
+    for notebook in (built.solution, built.exercise):
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        roles = [(cell.metadata.get(CELL_METADATA_KEY, {}).get("exercise"),
+                  cell.metadata.get(CELL_METADATA_KEY, {}).get("role")) for cell in code]
+        tagged = [pair for pair in roles if pair[1] in ("exercise", "check")]
+        assert tagged == [(n, role) for n in numbers for role in ("exercise", "check")]
+        for position, (number, role) in enumerate(roles):
+            if role == "exercise":
+                following = [r for r in roles[position + 1:] if r[1] != "solution"]
+                assert following[0] == (number, "check")
+    solution_only = [c for c in built.solution.cells if c.metadata.get(CELL_METADATA_KEY, {}).get("role") == "solution"]
+    assert not [c for c in built.exercise.cells if c.metadata.get(CELL_METADATA_KEY, {}).get("role") == "solution"]
+    assert len(built.solution.cells) - len(built.exercise.cells) == len(solution_only)

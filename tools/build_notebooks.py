@@ -50,6 +50,10 @@ SOLUTION_TAG = "solution"
 SELF_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
 ANSWER_PROMPT = "*Your answer here.*"
 CELL_MARKER = re.compile(r"^# %%")
+# Generated cells carry ``metadata["vae_course"] = {"exercise": "N.k", "role": ROLE}`` (role "exercise" for the
+# exercise cell, "check" for its self-check cell; "solution" alone for a cell tagged ``solution``, which only the
+# solution version holds): the grader and the course site find cells by it, never by their text.
+CELL_METADATA_KEY = "vae_course"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 # What ipykernel reports for the course's reference Python (the one CI runs). JupyterLab writes the kernel's
 # language_info into a notebook when it opens it, and marks the notebook modified if that changes anything:
@@ -90,6 +94,11 @@ class BuiltLesson:
     exercises: list[Exercise] = field(default_factory=list)
     hidden_lines: set[str] = field(default_factory=set)
     public_lines: set[str] = field(default_factory=set)
+
+
+def lesson_sources(lessons_dir: Path = LESSONS_DIR) -> list[Path]:
+    """Every lesson source, ``lessons/NN_name.py``, in lesson order: the one list every tool and test uses."""
+    return sorted(lessons_dir.glob("[0-9][0-9]_*.py"))
 
 
 def lesson_number(source: Path) -> int:
@@ -271,9 +280,13 @@ def build_lesson(source: Path) -> BuiltLesson:
                     raise MarkerError(f"{_where(source, index, start_lines, 0)}: {awaiting_check[0].label} "
                                       f"(cell {awaiting_check[1]}) must be followed by a self-check cell "
                                       "calling check_...(...)")
+                metadata[CELL_METADATA_KEY] = {"exercise": awaiting_check[0].number, "role": "check"}
                 awaiting_check = None
             if exercise is not None:
+                metadata[CELL_METADATA_KEY] = {"exercise": exercise.number, "role": "exercise"}
                 awaiting_check = (exercise, index)
+            if is_solution_cell:
+                metadata[CELL_METADATA_KEY] = {"role": "solution"}
         elif cell.cell_type == "markdown":
             full, student, hidden = _split_markdown_cell(source, index, lines, start_lines)
         else:
@@ -357,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="write nothing; fail if a notebook is out of sync")
     parser.add_argument("--force", action="store_true", help="overwrite notebooks even if edited by hand")
     args = parser.parse_args(argv)
-    sources = [s.resolve() for s in args.sources] or sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
+    sources = [s.resolve() for s in args.sources] or lesson_sources()
     try:
         outputs = planned_outputs(sources)
         if args.check:

@@ -52,7 +52,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.build_notebooks import LESSONS_DIR, SELF_CHECK_CALL, build_lesson, lesson_number  # noqa: E402
+from tools.build_notebooks import SELF_CHECK_CALL, build_lesson, lesson_number, lesson_sources  # noqa: E402
 from utils.threads import THREADS_ENV_VAR, usable_cpus  # noqa: E402
 
 STATUSES = ("pass", "fail", "not done", "error", "missing", "not graded")
@@ -123,9 +123,9 @@ def find_submissions(root: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def lesson_sources() -> dict[int, Path]:
+def lessons_by_number() -> dict[int, Path]:
     """The course's lessons by number."""
-    return {lesson_number(path): path for path in sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))}
+    return {lesson_number(path): path for path in lesson_sources()}
 
 
 def read_submission(path: Path) -> nbformat.NotebookNode:
@@ -327,7 +327,7 @@ def grade_notebook(student: str, path: Path, display_path: str, expected_lesson:
     try:
         submission = read_submission(path)
         lesson = identify_lesson(submission)
-        lessons = lesson_sources()
+        lessons = lessons_by_number()
         if lesson is None or lesson not in lessons:
             raise NotGradable("not a notebook of this course (no lesson metadata and no exercise headers)")
         if expected_lesson is not None and lesson != expected_lesson:

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.build_notebooks import EXERCISES_DIR, LESSONS_DIR, SOLUTIONS_DIR, out_of_sync, planned_outputs  # noqa: E402
+from tools.build_notebooks import EXERCISES_DIR, SOLUTIONS_DIR, lesson_sources, out_of_sync, planned_outputs  # noqa: E402
 from utils.data import file_sha256  # noqa: E402
 from utils.paths import DATA_DIR, REPO_ROOT  # noqa: E402
 from utils.settings import (  # noqa: E402
@@ -93,7 +93,7 @@ def student_requirements(text: str) -> str:
 
 def stale_notebooks() -> list[str]:
     """Generated notebooks that differ from what the lesson sources produce now."""
-    sources = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
+    sources = lesson_sources()
     return out_of_sync(planned_outputs(sources), (SOLUTIONS_DIR, EXERCISES_DIR))
 
 
