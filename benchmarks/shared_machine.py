@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SOLVER_CODE = ("import utils\nfrom utils.settings import DATASET_SOLVER as S, NELX, NELY\n"
+SOLVER_CODE = ("import utils\nfrom utils.settings import NELX, NELY\n"
                "from utils.topopt import cantilever, optimize\nfor k in range(8):\n"
-               "    optimize(cantilever(NELX, NELY, 0.4, 4.0 * k, -90.0), penal=S.penal, rmin=S.rmin, "
-               "max_iterations=S.max_iterations, tolerance=0.0)")
+               "    optimize(cantilever(NELX, NELY, 0.4, 4.0 * k, -90.0), tolerance=0.0)")
 SETTINGS = {"course settings (GOMP_SPINCOUNT=1000)": "1000", "libgomp default (GOMP_SPINCOUNT=300000)": "300000"}
 
 

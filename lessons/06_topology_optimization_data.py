@@ -32,6 +32,7 @@ from utils.checks.lesson06 import check_compliance_sensitivity, check_oc_update
 from utils.data import load_topology_dataset, read_manifest
 from utils.metrics import solid_components
 from utils.plotting import plot_designs, show_design, use_course_style
+from utils.settings import SolverSettings
 from utils.topopt import E0, E_MIN, compliance, mbb_beam, optimize
 
 use_course_style()
@@ -132,7 +133,7 @@ check_oc_update(oc_update)
 # and reaches compliance 203.19, as the 88-line code does.
 
 # %%
-result = optimize(mbb_beam(60, 20, 0.5), penal=3.0, rmin=1.5, snapshot_every=10)
+result = optimize(mbb_beam(60, 20, 0.5), rmin=1.5, max_iterations=1000, snapshot_every=10)
 print(f"{result.iterations} iterations, converged: {result.converged}, compliance {result.compliance_history[-1]:.2f}")
 assert result.iterations == 94 and abs(result.compliance_history[-1] - 203.19) < 0.01
 steps = [1] + list(range(10, result.iterations + 1, 10))
@@ -192,8 +193,8 @@ print(f"converged within {manifest['solver']['max_iterations']} iterations: {dat
 
 # %%
 unfinished = np.flatnonzero(~data.converged)[:8]
-continued = [optimize(data.load_case(int(i)), penal=manifest["solver"]["penal"], rmin=manifest["solver"]["rmin"],
-                      max_iterations=300) for i in tqdm(unfinished, desc="continuing SIMP")]
+continued = [optimize(data.load_case(int(i)), SolverSettings(**manifest["solver"]), max_iterations=300)
+             for i in tqdm(unfinished, desc="continuing SIMP")]
 drift = np.array([(run.compliance_history[99] - run.compliance_history[-1]) / run.compliance_history[-1]
                   for run in continued])
 print(f"all {len(continued)} converge within {max(run.iterations for run in continued)} iterations "

@@ -61,7 +61,7 @@ from utils.generation import (
 )
 from utils.metrics import floating_material, threshold
 from utils.plotting import draw_problem, plot_designs, show_design, use_course_style
-from utils.settings import CVAE_CHECKPOINT_PATH, DATASET_SOLVER, NELX, NELY, OOD_MANIFEST_FILE
+from utils.settings import CVAE_CHECKPOINT_PATH, NELX, NELY, OOD_MANIFEST_FILE, TOPODIFF_E_MIN
 from utils.tables import format_table
 from utils.topopt import cantilever, optimize
 
@@ -191,9 +191,7 @@ for c in (-1.0, 0.3, 2.0):
 # %%
 def simp_design(volfrac: float, load_y: float, angle_deg: float) -> np.ndarray:
     """Lesson 6's SIMP design (the dataset's settings) for one cantilever problem."""
-    return optimize(cantilever(NELX, NELY, volfrac, load_y, angle_deg), penal=DATASET_SOLVER.penal,
-                    rmin=DATASET_SOLVER.rmin, filter_kind=DATASET_SOLVER.filter,
-                    max_iterations=DATASET_SOLVER.max_iterations, tolerance=DATASET_SOLVER.tolerance).density
+    return optimize(cantilever(NELX, NELY, volfrac, load_y, angle_deg)).density
 
 
 downwards, upwards = simp_design(0.4, 10.0, -70.0), simp_design(0.4, 10.0, 110.0)
@@ -513,7 +511,6 @@ plot_designs(threshold(smoothed_designs[fragmented]),
 # $E_\text{min} = 10^{-3}$:
 
 # %%
-TOPODIFF_E_MIN = 1e-3
 topodiff_rows = {name: table_row(judge_for_problems(designs, test, TOPODIFF_E_MIN))
                  for name, designs in shipped_designs.items() if "SIMP" not in name}
 print("150 test problems, compliances with E_min = 1e-3:")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 
+from utils.settings import DATASET_SOLVER
 from utils.topopt import (
     FiniteElementModel,
     LoadCase,
@@ -15,6 +16,7 @@ from utils.topopt import (
     mbb_beam,
     optimality_criteria_update,
     optimize,
+    warm_start,
     young_modulus,
 )
 
@@ -22,7 +24,7 @@ from utils.topopt import (
 @pytest.mark.parametrize("filter_kind, expected_compliance, expected_iterations",
                          [("sensitivity", 203.19, 94), ("density", 218.80, 127)])
 def test_mbb_beam_reproduces_top88(filter_kind: str, expected_compliance: float, expected_iterations: int) -> None:
-    result = optimize(mbb_beam(60, 20, 0.5), penal=3.0, rmin=1.5, filter_kind=filter_kind, tolerance=0.01)
+    result = optimize(mbb_beam(60, 20, 0.5), rmin=1.5, filter=filter_kind, max_iterations=1000)
     assert result.converged
     assert abs(result.iterations - expected_iterations) <= 2
     np.testing.assert_allclose(result.compliance_history[-1], expected_compliance, rtol=1e-3)
@@ -86,7 +88,7 @@ def test_compliance_rejects_wrong_shape() -> None:
 
 def test_warm_start_from_an_optimum_stays_there() -> None:
     case = mbb_beam(30, 10, 0.5)
-    first = optimize(case, rmin=1.5)
+    first = optimize(case, rmin=1.5, max_iterations=1000)
     again = optimize(case, rmin=1.5, initial_density=first.density, max_iterations=5)
     assert again.iterations <= 5
     np.testing.assert_allclose(again.compliance, first.compliance, rtol=0.02)
@@ -112,3 +114,23 @@ def test_simp_warm_started_far_below_a_large_volume_fraction_reaches_it() -> Non
     case = cantilever(32, 16, 0.55, 8.0, -90.0)
     result = optimize(case, rmin=1.5, initial_density=np.full((16, 32), 0.05), max_iterations=10)
     assert abs(result.density.mean() / 0.55 - 1) < 0.01 and np.isfinite(result.compliance)
+
+
+def test_optimize_takes_the_dataset_settings_and_named_overrides() -> None:
+    """One SIMP entry point: the dataset's settings by default, any field replaced by name, a typo refused."""
+    case = cantilever(32, 16, 0.4, load_y=8.0, angle_deg=-90.0)
+    default = optimize(case)
+    explicit = optimize(case, DATASET_SOLVER, **DATASET_SOLVER.as_dict())
+    np.testing.assert_array_equal(default.density, explicit.density)
+    assert optimize(case, max_iterations=3).iterations == 3
+    with pytest.raises(TypeError, match="filter_kind"):
+        optimize(case, filter_kind="density")
+
+
+def test_warm_start_runs_every_iteration_it_is_asked_for() -> None:
+    """The cleanup's k iterations are k solves even from a converged design (the tolerance would stop it at 1)."""
+    case = cantilever(32, 16, 0.4, load_y=8.0, angle_deg=-90.0)
+    converged = optimize(case, max_iterations=1000)
+    assert converged.converged
+    assert warm_start(converged.density, case, 10).iterations == 10
+    assert len(warm_start(converged.density, case, 10).compliance_history) == 10

@@ -79,8 +79,7 @@ def draw_split(count: int, seed: int) -> np.ndarray:
 
 def solve(case: LoadCase) -> dict:
     """Optimise one load case; return its design and figures."""
-    result = optimize(case, penal=DATASET_SOLVER.penal, rmin=DATASET_SOLVER.rmin, filter_kind=DATASET_SOLVER.filter,
-                      max_iterations=DATASET_SOLVER.max_iterations, tolerance=DATASET_SOLVER.tolerance)
+    result = optimize(case, DATASET_SOLVER)
     thresholded = threshold(result.density)
     return {"density": result.density.astype(np.float32), "compliance": result.compliance,
             "compliance_thresholded": compliance(thresholded, case, DATASET_SOLVER.penal),

@@ -23,10 +23,8 @@ from utils.generation import (
     shortcut_test,
     warm_start_study,
 )
-from utils.settings import CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE
+from utils.settings import CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE, TOPODIFF_E_MIN
 from utils.tables import format_table
-
-TOPODIFF_E_MIN = 1e-3
 
 
 def main(argv: list[str] | None = None) -> int:

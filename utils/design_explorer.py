@@ -13,7 +13,7 @@ from utils.cvae import ConditionalVAE, condition_vector
 from utils.latent_explorer import load_status
 from utils.metrics import threshold
 from utils.plotting import draw_problem, show_design
-from utils.settings import DATASET_SOLVER, NELX, NELY
+from utils.settings import NELX, NELY
 from utils.topopt import cantilever, compliance, optimize
 
 
@@ -29,8 +29,7 @@ def draw_design_explorer(model: ConditionalVAE, load_y: float, angle_deg: float,
     design = model.generate(condition)[0, 0].cpu().numpy()
     generation_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    simp = optimize(case, penal=DATASET_SOLVER.penal, rmin=DATASET_SOLVER.rmin, filter_kind=DATASET_SOLVER.filter,
-                    max_iterations=DATASET_SOLVER.max_iterations, tolerance=DATASET_SOLVER.tolerance).density
+    simp = optimize(case).density
     simp_seconds = time.perf_counter() - start
     solid, simp_solid = threshold(design), threshold(simp)
     design_compliance, simp_compliance = compliance(solid, case), compliance(simp_solid, case)

@@ -11,8 +11,7 @@ from torch import nn
 
 from utils.data import TopologyData
 from utils.metrics import DesignMetrics, evaluate_designs, relative_volume_change, solid_iou
-from utils.settings import DATASET_SOLVER
-from utils.topopt import LoadCase, optimize
+from utils.topopt import LoadCase, warm_start
 from utils.vae import gaussian_kl_terms
 
 
@@ -70,9 +69,8 @@ def judge_against_nearest(designs: np.ndarray, reference: TopologyData) -> tuple
 
 
 def simp_cleanup(design: np.ndarray, load_case: LoadCase, iterations: int = 10) -> np.ndarray:
-    """A few SIMP iterations warm-started from ``design`` (the dataset's solver settings)."""
-    return optimize(load_case, penal=DATASET_SOLVER.penal, rmin=DATASET_SOLVER.rmin, max_iterations=iterations,
-                    initial_density=design).density
+    """Exactly ``iterations`` SIMP iterations warm-started from ``design`` (the dataset's solver settings)."""
+    return warm_start(design, load_case, iterations).density
 
 
 @torch.no_grad()

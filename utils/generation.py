@@ -22,7 +22,7 @@ from utils.cvae import ConditionalVAE, problem_conditions
 from utils.data import TopologyData
 from utils.metrics import DesignMetrics, floating_material, load_disrespect, solid_iou, threshold
 from utils.settings import DATASET_SOLVER
-from utils.topopt import E_MIN, DensityFilter, FiniteElementModel, LoadCase, compliance, optimize
+from utils.topopt import E_MIN, DensityFilter, FiniteElementModel, LoadCase, compliance, optimize, warm_start
 
 # A best-of-k candidate may exceed its volume target by this much (relative) and stay admissible: more
 # material always lowers compliance, so a selection by compliance alone would pick the heaviest design.
@@ -93,9 +93,7 @@ def best_of_k(samples: np.ndarray, problems: TopologyData, volume_tolerance: flo
 
 def warm_started_simp(designs: np.ndarray, problems: TopologyData, iterations: int = 10) -> np.ndarray:
     """``iterations`` SIMP iterations (the dataset's solver settings) from each design, for its problem."""
-    return np.stack([optimize(case, penal=DATASET_SOLVER.penal, rmin=DATASET_SOLVER.rmin,
-                              filter_kind=DATASET_SOLVER.filter, max_iterations=iterations, tolerance=0.0,
-                              initial_density=d).density
+    return np.stack([warm_start(d, case, iterations).density
                      for d, case in zip(designs, problem_load_cases(problems), strict=True)])
 
 
@@ -121,8 +119,7 @@ class WarmStartStudy:
 
 def _timed_history(case: LoadCase, max_iterations: int, start: np.ndarray | None) -> tuple[list[float], float]:
     begin = time.perf_counter()
-    result = optimize(case, penal=DATASET_SOLVER.penal, rmin=DATASET_SOLVER.rmin, filter_kind=DATASET_SOLVER.filter,
-                      max_iterations=max_iterations, tolerance=DATASET_SOLVER.tolerance, initial_density=start)
+    result = optimize(case, max_iterations=max_iterations, initial_density=start)
     return result.compliance_history + [result.compliance], time.perf_counter() - begin
 
 

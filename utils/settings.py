@@ -6,10 +6,12 @@ checkpoint with ``make checkpoint``), then review the figures the lessons assert
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
 
 from utils.paths import DATA_DIR
-from utils.topopt import FilterKind
+
+FilterKind = Literal["sensitivity", "density"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,13 @@ class SolverSettings:
     filter: FilterKind = "sensitivity"
     max_iterations: int = 100
     tolerance: float = 0.01
+
+    def with_overrides(self, **overrides: float | int | str) -> SolverSettings:
+        """A copy with some fields replaced; an unknown field name raises ``TypeError`` naming it."""
+        unknown = sorted(set(overrides) - set(asdict(self)))
+        if unknown:
+            raise TypeError(f"unknown solver setting(s) {unknown}; the settings are {sorted(asdict(self))}")
+        return replace(self, **overrides)
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -47,3 +56,6 @@ CHECKPOINT_RECORD_FILE = f"{CHECKPOINT_FILE}.sha256.json"
 CVAE_CHECKPOINT_FILE = "cvae_topology.pt"
 CVAE_CHECKPOINT_PATH = DATA_DIR / CVAE_CHECKPOINT_FILE
 CVAE_CHECKPOINT_RECORD_FILE = f"{CVAE_CHECKPOINT_FILE}.sha256.json"
+
+# The void's stiffness in TopoDiff's evaluation (Mazé & Ahmed 2023); the course's own is utils.topopt.E_MIN.
+TOPODIFF_E_MIN = 1e-3

@@ -15,19 +15,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse
 
+from utils.settings import DATASET_SOLVER, SolverSettings
 from utils.threads import single_threaded_blas
 
 E0 = 1.0
 E_MIN = 1e-9
 POISSON = 0.3
 
-FilterKind = Literal["sensitivity", "density"]
 
 
 def element_stiffness(nu: float = POISSON) -> np.ndarray:
@@ -276,17 +275,22 @@ def optimality_criteria_update(x: np.ndarray, dc: np.ndarray, dv: np.ndarray, vo
     return x_new, x_physical
 
 
-def optimize(load_case: LoadCase, penal: float = 3.0, rmin: float = 1.5,
-             filter_kind: FilterKind = "sensitivity", max_iterations: int = 1000, tolerance: float = 0.01,
+def optimize(load_case: LoadCase, solver: SolverSettings = DATASET_SOLVER, *,
              initial_density: np.ndarray | None = None, snapshot_every: int = 0,
-             model: FiniteElementModel | None = None) -> OptimizationResult:
-    """Minimise compliance under a volume constraint with SIMP and the OC update (top88).
+             model: FiniteElementModel | None = None, **overrides: float | int | str) -> OptimizationResult:
+    """Minimise compliance under a volume constraint with SIMP and the OC update (top88): the course's one
+    SIMP entry point.
 
-    Stops when the largest change of a design variable falls below ``tolerance`` or after
+    ``solver`` holds the settings (by default the dataset's, :data:`utils.settings.DATASET_SOLVER`);
+    ``overrides`` replace some of them by name (``penal``, ``rmin``, ``filter``, ``max_iterations``,
+    ``tolerance``). Stops when the largest change of a design variable falls below ``tolerance`` or after
     ``max_iterations``. ``initial_density`` (``(nely, nelx)``) warm-starts the design variables; by
     default they start uniform at the volume fraction. ``snapshot_every > 0`` keeps every k-th design.
     ``model`` replaces the finite-element model (e.g. one with another linear solver, for benchmarks).
     """
+    settings = solver.with_overrides(**overrides)
+    penal, rmin, filter_kind = settings.penal, settings.rmin, settings.filter
+    max_iterations, tolerance = settings.max_iterations, settings.tolerance
     nelx, nely = load_case.nelx, load_case.nely
     model = model or FiniteElementModel(nelx, nely, load_case.fixed_dofs)
     filt = DensityFilter(nelx, nely, rmin)
@@ -324,3 +328,10 @@ def optimize(load_case: LoadCase, penal: float = 3.0, rmin: float = 1.5,
     return OptimizationResult(density=density, compliance=compliance(density, load_case, penal, model),
                               iterations=iteration, converged=change <= tolerance,
                               compliance_history=history, snapshots=snapshots)
+
+
+def warm_start(design: np.ndarray, load_case: LoadCase, iterations: int,
+               solver: SolverSettings = DATASET_SOLVER) -> OptimizationResult:
+    """Exactly ``iterations`` SIMP iterations from ``design`` (``(nely, nelx)``), never fewer: the tolerance is
+    switched off, so "k iterations" costs k finite-element solves and is comparable across designs."""
+    return optimize(load_case, solver, initial_density=design, max_iterations=iterations, tolerance=0.0)
