@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from utils.metrics import (
     compliance_error,
@@ -13,6 +14,7 @@ from utils.metrics import (
     solid_components,
     solid_iou,
     threshold,
+    threshold_at_volume,
     volume_fraction_error,
 )
 from utils.topopt import cantilever, compliance
@@ -79,3 +81,18 @@ def test_relative_volume_change_is_signed() -> None:
     designs[0, :16] = 0.8  # half solid after thresholding
     designs[1, :8] = 0.51  # a quarter solid
     np.testing.assert_allclose(relative_volume_change(designs, np.array([0.4, 0.5])), [0.25, -0.5])
+
+
+def test_threshold_at_volume_keeps_the_densest_pixels_at_exactly_the_asked_volume() -> None:
+    rng = np.random.default_rng(0)
+    designs = rng.random((5, 8, 16))
+    fractions = np.array([0.0, 0.25, 0.3, 0.5, 1.0])
+    solid = threshold_at_volume(designs, fractions)
+    np.testing.assert_array_equal(solid.sum(axis=(1, 2)), np.round(fractions * 128))
+    for design, mask in zip(designs, solid, strict=True):
+        if 0 < mask.sum() < mask.size:
+            assert design[mask == 1].min() >= design[mask == 0].max()
+    # At the volume of the 0.5 threshold, both thresholds agree on a design without ties at 0.5.
+    np.testing.assert_array_equal(threshold_at_volume(designs[1], threshold(designs[1]).mean()), threshold(designs[1]))
+    with pytest.raises(ValueError, match="volume fractions"):
+        threshold_at_volume(designs[0], 1.2)

@@ -19,6 +19,25 @@ def threshold(density: np.ndarray, level: float = 0.5) -> np.ndarray:
     return (np.asarray(density) > level).astype(float)
 
 
+def threshold_at_volume(density: np.ndarray, volume_fraction: float | np.ndarray) -> np.ndarray:
+    """The volume-preserving threshold: solid (1.0) at the ``round(volume_fraction · pixels)`` densest pixels of
+    each design, void elsewhere, so that a thresholded design has exactly the volume it is compared at.
+
+    ``density: (..., nely, nelx)``; ``volume_fraction``: a scalar or one value per design (shape ``density``'s
+    leading dimensions). Ties in density are broken by pixel order (a stable sort), so the result is
+    deterministic."""
+    density = np.asarray(density, dtype=float)
+    flat = density.reshape(-1, density.shape[-2] * density.shape[-1])
+    fractions = np.broadcast_to(np.asarray(volume_fraction, dtype=float), density.shape[:-2]).reshape(-1)
+    if np.any((fractions < 0) | (fractions > 1)):
+        raise ValueError(f"volume fractions must lie in [0, 1], got {fractions.min():.3g} … {fractions.max():.3g}")
+    solid = np.zeros_like(flat)
+    order = np.argsort(-flat, axis=1, kind="stable")
+    for row, (ranking, fraction) in enumerate(zip(order, fractions, strict=True)):
+        solid[row, ranking[: int(round(fraction * flat.shape[1]))]] = 1.0
+    return solid.reshape(density.shape)
+
+
 def solid_iou(prediction: np.ndarray, target: np.ndarray) -> float:
     """Intersection over union of the solid regions of two designs (thresholded at 0.5)."""
     a, b = np.asarray(prediction) > 0.5, np.asarray(target) > 0.5
