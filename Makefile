@@ -45,10 +45,10 @@ ui-test: $(STAMP)
 
 ## Instructor: regenerate solutions/ and notebooks/ from lessons/ (refuses to overwrite hand edits).
 notebooks: $(STAMP)
-	$(PY) tools/build_notebooks.py
+	$(PY) -m tools.build_notebooks
 
 notebooks-force: $(STAMP)
-	$(PY) tools/build_notebooks.py --force
+	$(PY) -m tools.build_notebooks --force
 
 ## Instructor: regenerate and fail if anything changed (CI checks the same in memory: tests/test_lessons.py).
 check-sync: notebooks
@@ -57,31 +57,31 @@ check-sync: notebooks
 ## Instructor: regenerate the topology dataset in data/ (parallel, with a progress bar), then lesson 8's 24
 ## out-of-distribution problems. Both refuse to overwrite; FORCE=1 overwrites.
 data: $(STAMP)
-	$(PY) tools/build_dataset.py $(if $(FORCE),--force,)
-	$(PY) tools/build_dataset.py --out-of-distribution $(if $(FORCE),--force,)
+	$(PY) -m tools.build_dataset $(if $(FORCE),--force,)
+	$(PY) -m tools.build_dataset --out-of-distribution $(if $(FORCE),--force,)
 
 ## Instructor: retrain the shipped VAE checkpoint (uses a GPU when present).
 checkpoint: $(STAMP)
-	$(PY) tools/train_checkpoint.py
+	$(PY) -m tools.train_checkpoint
 
 ## Instructor: retrain lesson 8's shipped models (the CVAE, the naive CVAE, the baseline; a GPU when present).
 cvae-checkpoint: $(STAMP)
-	$(PY) tools/train_cvae.py
+	$(PY) -m tools.train_cvae
 
 ## Instructor: pack what students need (exercise notebooks, utils, data, requirements, a student README)
 ## into dist/vae-course-student/ and dist/vae-course-student.zip; refuses stale notebooks or damaged data.
 release: $(STAMP)
-	$(PY) tools/release.py --out dist
+	$(PY) -m tools.release --out dist
 
 ## Speed and quality figures (printed, never asserted).
 benchmark: $(STAMP)
-	$(PY) benchmarks/solver_speed.py
+	$(PY) -m benchmarks.solver_speed
 
 evaluate: $(STAMP)
-	$(PY) tools/evaluate_checkpoint.py
+	$(PY) -m tools.evaluate_checkpoint
 
 evaluate-cvae: $(STAMP)
-	$(PY) tools/evaluate_cvae.py
+	$(PY) -m tools.evaluate_cvae
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
 ## course's own checks; writes $(GRADES)/gradebook.csv and one feedback file per student. LESSON=N optional.

@@ -2,7 +2,7 @@
 """What each lesson asks of a student's server: wall time and the kernel's peak memory (resident set),
 running each solution notebook top to bottom in a fresh kernel, one at a time. Prints figures; asserts nothing.
 Used to size a JupyterHub user's CPU and memory limits (README, "Teaching from a JupyterHub").
-Run with ``.venv/bin/python benchmarks/lesson_footprint.py [lesson numbers…]``."""
+Run with ``.venv/bin/python -m benchmarks.lesson_footprint [lesson numbers…]``."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.build_notebooks import SOLUTIONS_DIR  # noqa: E402
-from utils.threads import usable_cpus  # noqa: E402
+from tools.build_notebooks import SOLUTIONS_DIR
+from utils.threads import usable_cpus
 
 # Runs in a child process, so that the only child it waits for is the kernel: RUSAGE_CHILDREN's ru_maxrss
 # (kibibytes on Linux) is then the kernel's peak resident memory.

@@ -4,7 +4,7 @@
 thread settings and with libgomp's default spin count (what a plain ``import torch`` gets). Prints, for each,
 the time of the slowest copy and the ratio to N runs one after the other (goal ≤ 1.25: sharing costs at most
 25 % over taking turns). Asserts nothing. ``--taskset 0`` runs every copy under ``taskset -c 0`` (one CPU, as
-a container CPU limit of 1 would). Run: ``.venv/bin/python benchmarks/shared_machine.py [--taskset 0]``."""
+a container CPU limit of 1 would). Run: ``.venv/bin/python -m benchmarks.shared_machine [--taskset 0]``."""
 from __future__ import annotations
 
 import argparse

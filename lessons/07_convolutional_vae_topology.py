@@ -49,13 +49,14 @@ from utils.evaluation import (
     reconstruction_report,
     simp_cleanup,
 )
+from utils.integrity import CheckpointError
 from utils.latent_explorer import LatentDirections, draw_latent_explorer
 from utils.metrics import evaluate_designs, keep_largest_component, relative_volume_change, solid_iou, threshold
 from utils.plotting import plot_designs, use_course_style
 from utils.settings import CHECKPOINT_PATH, LATENT_DIM
 from utils.tables import format_table
 from utils.topopt import compliance
-from utils.vae import CheckpointError, ConvVAE, gaussian_kl_terms, load_checkpoint, train_vae
+from utils.vae import ConvVAE, gaussian_kl_terms, load_checkpoint, train_vae
 
 use_course_style()
 seed_everything(0)

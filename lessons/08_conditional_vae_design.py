@@ -469,7 +469,7 @@ plot_designs([*decoded_designs[fragmented], *threshold(decoded_designs[fragmente
 #   with a ReLU before each. Same data, same seed: 12 % floating material (12 %) for the shipped CVAE, against
 #   18 % (14 %) with lesson 7's decoder after 600 epochs and 15–17 % after 150–300; two shorter runs of the refined
 #   model (150 epochs, seeds 0 and 1) gave 11 % (9–11 %). The price is about twice the training time
-#   (`python tools/train_cvae.py --plain-decoder --out <file>` retrains the comparison).
+#   (`python -m tools.train_cvae --plain-decoder --out <file>` retrains the comparison).
 # - **Black-and-white training designs** (the thresholded SIMP designs, so that the Bernoulli likelihood is a real
 #   one, lesson 7), with lesson 7's decoder: *worse*, 20 % floating material and 4.1 % median $|\text{CE}|$ after 600
 #   epochs (`--thresholded-targets`). Sharp targets do not make the model surer of where a thin member goes; it

@@ -35,10 +35,10 @@ from utils.generation import (
     smoothed,
     warm_start_study,
 )
+from utils.integrity import CheckpointError
 from utils.metrics import floating_material, threshold
 from utils.settings import CVAE_CHECKPOINT_PATH, DATASET_SOLVER, NELX, NELY, OOD_MANIFEST_FILE, PARAMETER_RANGES
 from utils.topopt import cantilever, compliance
-from utils.vae import CheckpointError
 
 
 @pytest.fixture(scope="module")

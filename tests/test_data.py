@@ -102,7 +102,7 @@ def test_unreadable_archive_with_matching_checksum_is_an_error(tmp_path: Path) -
     copy_dataset(tmp_path)
     (tmp_path / DATASET_FILE).write_bytes(b"not a zip file")
     manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
-    from utils.data import file_sha256
+    from utils.integrity import file_sha256
     manifest["sha256"] = file_sha256(tmp_path / DATASET_FILE)
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(DataIntegrityError, match="cannot be read"):

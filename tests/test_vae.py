@@ -10,7 +10,8 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 from torch.utils.data import DataLoader
 
 from utils.evaluation import reconstruct
-from utils.vae import CheckpointError, ConvVAE, kl_weight, load_checkpoint, save_checkpoint, train_vae, vae_loss
+from utils.integrity import CheckpointError
+from utils.vae import ConvVAE, kl_weight, load_checkpoint, save_checkpoint, train_vae, vae_loss
 
 
 def test_shapes() -> None:

@@ -28,24 +28,26 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from utils.data import GENERATOR_VERSION, SPLIT_NAMES, file_sha256, load_topology_dataset
+from utils.data import GENERATOR_VERSION, SPLIT_NAMES, load_topology_dataset
+from utils.integrity import file_sha256
 from utils.metrics import threshold
+from utils.paths import DATA_DIR
 from utils.settings import (
+    DATASET_COUNT,
     DATASET_FILE,
+    DATASET_SEED,
     DATASET_SOLVER,
     MANIFEST_FILE,
     NELX,
     NELY,
     OOD_DATASET_FILE,
+    OOD_DATASET_SEED,
     OOD_MANIFEST_FILE,
     PARAMETER_RANGES,
+    SPLIT_FRACTIONS,
 )
 from utils.threads import usable_cpus
 from utils.topopt import LoadCase, cantilever, compliance, optimize
-
-DEFAULT_SEED = 2026
-DEFAULT_COUNT = 1500
-SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
 def draw_problems(count: int, seed: int) -> list[LoadCase]:
@@ -155,23 +157,28 @@ def write_out_of_distribution(directory: Path, workers: int, force: bool) -> int
     directory.mkdir(parents=True, exist_ok=True)
     cases = out_of_distribution_problems()
     test_split = np.full(len(cases), SPLIT_NAMES.index("test"), dtype=np.int8)
-    archive = write_dataset(directory, cases, solve_all(cases, workers), 0, OOD_DATASET_FILE, OOD_MANIFEST_FILE,
-                            test_split)
+    archive = write_dataset(directory, cases, solve_all(cases, workers), OOD_DATASET_SEED, OOD_DATASET_FILE,
+                            OOD_MANIFEST_FILE, test_split)
     print(f"wrote {archive} ({archive.stat().st_size / 1e3:.0f} kB) and its manifest")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; without arguments, the shipped dataset's settings."""
     parser = argparse.ArgumentParser(description="Generate the topology dataset.")
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--count", type=int, default=DATASET_COUNT)
+    parser.add_argument("--seed", type=int, default=DATASET_SEED)
     parser.add_argument("--workers", type=int, default=usable_cpus(), help="processes (default: the usable CPUs)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
+    parser.add_argument("--out", type=Path, default=DATA_DIR)
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
     parser.add_argument("--verify", type=int, metavar="K", help="regenerate K samples and compare instead")
     parser.add_argument("--out-of-distribution", action="store_true",
                         help="write lesson 8's out-of-distribution problems instead")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
     if args.out_of_distribution:
         return write_out_of_distribution(args.out, args.workers, args.force)
     if args.verify:

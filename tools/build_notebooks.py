@@ -21,7 +21,7 @@ Markers (see README, "For instructors"):
 Generation is deterministic and idempotent. A generated notebook records a checksum of its cells; one whose
 cells no longer match it was edited by hand, and is not overwritten unless ``--force`` is given.
 
-Usage: ``python tools/build_notebooks.py [--check] [--force] [lessons/NN_name.py ...]``
+Usage: ``python -m tools.build_notebooks [--check] [--force] [lessons/NN_name.py ...]``
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pack what a student needs, and nothing else, into one folder and one zip (instructor tool).
 
-``python tools/release.py [--out dist]`` (``make release``) writes ``dist/vae-course-student/`` and
+``python -m tools.release [--out dist]`` (``make release``) writes ``dist/vae-course-student/`` and
 ``dist/vae-course-student.zip`` holding the exercise notebooks, the ``utils`` package (with
 ``pyproject.toml`` to install it), the data and the checkpoint with their checksum records, the student's
 requirements (the course's pins less the instructors' test tools) and a student README. Solutions, lesson
@@ -20,67 +20,18 @@ import sys
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.build_notebooks import EXERCISES_DIR, SOLUTIONS_DIR, lesson_sources, out_of_sync, planned_outputs  # noqa: E402
-from utils.data import file_sha256  # noqa: E402
-from utils.paths import DATA_DIR, REPO_ROOT  # noqa: E402
-from utils.settings import (  # noqa: E402
-    CHECKPOINT_RECORD_FILE,
-    CVAE_CHECKPOINT_RECORD_FILE,
-    MANIFEST_FILE,
-    OOD_MANIFEST_FILE,
-)
+from tools.build_notebooks import EXERCISES_DIR, SOLUTIONS_DIR, lesson_sources, out_of_sync, planned_outputs
+from utils.integrity import matches_record
+from utils.paths import DATA_DIR, REPO_ROOT
+from utils.settings import CHECKPOINT_RECORD_FILE, CVAE_CHECKPOINT_RECORD_FILE, MANIFEST_FILE, OOD_MANIFEST_FILE
 
 RELEASE_NAME = "vae-course-student"
 INSTRUCTOR_ONLY_REQUIREMENTS = ("pytest", "nbval", "jupytext", "ruff")
 CHECKSUM_RECORDS = (MANIFEST_FILE, OOD_MANIFEST_FILE, CHECKPOINT_RECORD_FILE, CVAE_CHECKPOINT_RECORD_FILE)
 ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
 
-STUDENT_README = """\
-# Variational Autoencoders: the student's copy
-
-Seven notebooks take you from latent variable models to a convolutional VAE that draws
-topology-optimised structures. Work in `notebooks/`, in order, from lesson 1.
-
-## Set up (once)
-
-You need Python 3.10 or newer.
-
-```bash
-python3 -m venv .venv
-.venv/bin/pip install -r requirements.txt
-.venv/bin/pip install --no-deps -e .
-.venv/bin/jupyter lab notebooks/01_latent_variable_models.ipynb
-```
-
-(On Windows: `.venv\\Scripts\\pip` and `.venv\\Scripts\\jupyter`.) On a JupyterHub your instructor has done
-this for you: open `notebooks/` and start.
-
-## How the exercises work
-
-Each exercise is a function whose body raises `NotImplementedError("Exercise N.k: …")`. Replace that line
-with your code and run the self-check cell below it: it prints `✅ … correct`, or says what is off. Run each
-notebook from the top: later cells may use your earlier answers.
-
-## Handing in
-
-Hand in the `.ipynb` file of the lesson (File → Save, then upload it where your instructor says). It is
-graded by running **your exercise cells** with fresh copies of the course's own cells and self-checks, so:
-
-* keep the first line of each exercise cell (`# Exercise N.k: …`) and the function's name;
-* put any helper code *inside* the exercise cell: cells you add yourself are not run when grading;
-* changing a self-check cell changes nothing.
-
-## What is in this folder
-
-| folder | what |
-| --- | --- |
-| `notebooks/` | the lessons, with their exercises |
-| `utils/` | the course's helpers: plotting, the solver, the data, the self-checks |
-| `data/` | the topology dataset, lesson 8's extra problems and the trained models, with their SHA-256 records |
-
-A GPU is used when present; everything runs on a laptop CPU in minutes.
-"""
+# The README a student finds in the release: a real file, so that it is reviewed like any page.
+STUDENT_README = Path(__file__).resolve().parent / "release_files" / "README.md"
 
 
 def student_requirements(text: str) -> str:
@@ -103,7 +54,7 @@ def damaged_data(data_dir: Path = DATA_DIR) -> list[str]:
     for record_name in CHECKSUM_RECORDS:
         record = json.loads((data_dir / record_name).read_text())
         path = data_dir / record["file"]
-        if not path.exists() or file_sha256(path) != record["sha256"]:
+        if not matches_record(path, record["sha256"]):
             problems.append(f"{path}: missing or does not match the SHA-256 in {record_name}")
     return problems
 
@@ -115,7 +66,7 @@ def release_files(repo: Path = REPO_ROOT) -> dict[str, bytes]:
     files |= {f"data/{p.name}": p.read_bytes() for p in sorted((repo / DATA_DIR.name).iterdir()) if p.is_file()}
     files["pyproject.toml"] = (repo / "pyproject.toml").read_bytes()
     files["requirements.txt"] = student_requirements((repo / "requirements.txt").read_text()).encode()
-    files["README.md"] = STUDENT_README.encode()
+    files["README.md"] = STUDENT_README.read_bytes()
     return files
 
 

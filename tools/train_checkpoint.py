@@ -14,18 +14,22 @@ from pathlib import Path
 
 from utils import get_device, seed_everything
 from utils.data import load_topology_dataset, make_loader
-from utils.settings import CHECKPOINT_PATH, LATENT_DIM
+from utils.settings import CHECKPOINT_PATH, LATENT_DIM, VAE_TRAINING
 from utils.vae import ConvVAE, save_checkpoint, train_vae
 
-SETTINGS = {"latent_dim": LATENT_DIM, "width": 32, "epochs": 600, "batch_size": 64, "lr": 2e-3, "beta": 1.0,
-            "warmup_epochs": 40, "seed": 0}
+SETTINGS = {"latent_dim": LATENT_DIM, **VAE_TRAINING.as_dict()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; without arguments, the shipped checkpoint's settings."""
     parser = argparse.ArgumentParser(description="Retrain the shipped VAE checkpoint.")
     parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     parser.add_argument("--out", type=Path, default=CHECKPOINT_PATH)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
     settings = {**SETTINGS, "epochs": args.epochs}
     seed_everything(settings["seed"])
     device = get_device()

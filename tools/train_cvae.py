@@ -26,15 +26,16 @@ from utils import get_device, seed_everything
 from utils.cvae import ConditionalVAE, ConditionedBatches, problem_conditions, save_models, train_conditional
 from utils.data import load_topology_dataset
 from utils.metrics import threshold
-from utils.settings import CVAE_CHECKPOINT_PATH, LATENT_DIM
+from utils.settings import CVAE_CHECKPOINT_PATH, CVAE_TRAINING, LATENT_DIM
 
 MODELS = {"cvae": {"latent_dim": LATENT_DIM, "prior": "learned"},
           "naive": {"latent_dim": LATENT_DIM, "prior": "standard"},
           "baseline": {"latent_dim": 0, "prior": "standard"}}
-SETTINGS = {"width": 32, "epochs": 600, "batch_size": 64, "lr": 2e-3, "beta": 1.0, "warmup_epochs": 20, "seed": 0}
+SETTINGS = CVAE_TRAINING.as_dict()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; without arguments, the shipped models' settings."""
     parser = argparse.ArgumentParser(description="Retrain lesson 8's shipped conditional models.")
     parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     parser.add_argument("--out", type=Path, default=CVAE_CHECKPOINT_PATH)
@@ -42,9 +43,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on the designs thresholded at 0.5 instead of SIMP's grey densities")
     parser.add_argument("--plain-decoder", action="store_true",
                         help="lesson 7's decoder, without the full-resolution refinement stage")
-    args = parser.parse_args(argv)
-    settings = {**SETTINGS, "epochs": args.epochs, "targets": "thresholded" if args.thresholded_targets else "grey",
-                "refined": not args.plain_decoder}
+    return parser.parse_args(argv)
+
+
+def training_settings(args: argparse.Namespace) -> dict[str, float | int | str | bool]:
+    """What the record of the trained file holds under ``settings``."""
+    return {**SETTINGS, "epochs": args.epochs, "targets": "thresholded" if args.thresholded_targets else "grey",
+            "refined": not args.plain_decoder}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    settings = training_settings(args)
     targets = threshold if args.thresholded_targets else np.asarray
     device = get_device()
     data = load_topology_dataset()

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.data import TopologyData
+from utils.integrity import read_verified, write_recorded
 from utils.settings import LATENT_DIM, NELY, PARAMETER_RANGES
-from utils.vae import Decoder, Encoder, TrainingHistory, fit, read_verified, write_recorded
+from utils.vae import Decoder, Encoder, TrainingHistory, fit
 
 CONDITION_DIM = 4
 PriorKind = Literal["standard", "learned"]

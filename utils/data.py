@@ -5,7 +5,6 @@ is a :class:`DataIntegrityError` that names the regeneration command; nothing is
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.integrity import DataIntegrityError, file_sha256
 from utils.paths import DATA_DIR
 from utils.settings import DATASET_FILE, MANIFEST_FILE
 from utils.topopt import LoadCase
@@ -22,19 +22,6 @@ from utils.topopt import LoadCase
 GENERATOR_VERSION = "1.0"
 SPLIT_NAMES = ("train", "validation", "test")
 REGENERATE_HINT = "Restore it with `git checkout -- data/` or regenerate it with `make data` (a few minutes)."
-
-
-class DataIntegrityError(RuntimeError):
-    """The dataset is missing, unreadable, or differs from its manifest."""
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

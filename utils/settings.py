@@ -35,8 +35,30 @@ class SolverSettings:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TrainingPreset:
+    """How one shipped model is trained (the record beside its file holds the same values; a test compares)."""
+
+    width: int
+    epochs: int
+    warmup_epochs: int
+    batch_size: int = 64
+    lr: float = 2e-3
+    beta: float = 1.0
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
 # The dataset: a NELX × NELY cantilever (left edge clamped), a unit point load on the right edge.
 NELX, NELY = 64, 32
+# Three stride-2 convolutions take the grid to the models' coarsest feature map, and back.
+DOWNSAMPLING = 8
+FEATURE_GRID = (NELY // DOWNSAMPLING, NELX // DOWNSAMPLING)
+DATASET_SEED = 2026
+DATASET_COUNT = 1500
+SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 DATASET_SOLVER = SolverSettings()
 PARAMETER_RANGES: dict[str, tuple[float, float]] = {
     "volfrac": (0.30, 0.50), "load_y": (0.0, float(NELY)), "angle_deg": (-150.0, -30.0)}
@@ -45,9 +67,12 @@ MANIFEST_FILE = f"topology_{NELX}x{NELY}.manifest.json"
 # Lesson 8's problems outside the training ranges, solved by the same SIMP settings.
 OOD_DATASET_FILE = f"topology_{NELX}x{NELY}_ood.npz"
 OOD_MANIFEST_FILE = f"topology_{NELX}x{NELY}_ood.manifest.json"
+# The out-of-distribution problems are fixed, not drawn, and all in the test split: this seed draws nothing.
+OOD_DATASET_SEED = 0
 
 # The VAE of lesson 7 and of the shipped checkpoint.
 LATENT_DIM = 16
+VAE_TRAINING = TrainingPreset(width=32, epochs=600, warmup_epochs=40)
 CHECKPOINT_FILE = "vae_topology.pt"
 CHECKPOINT_PATH = DATA_DIR / CHECKPOINT_FILE
 CHECKPOINT_RECORD_FILE = f"{CHECKPOINT_FILE}.sha256.json"
@@ -56,6 +81,7 @@ CHECKPOINT_RECORD_FILE = f"{CHECKPOINT_FILE}.sha256.json"
 CVAE_CHECKPOINT_FILE = "cvae_topology.pt"
 CVAE_CHECKPOINT_PATH = DATA_DIR / CVAE_CHECKPOINT_FILE
 CVAE_CHECKPOINT_RECORD_FILE = f"{CVAE_CHECKPOINT_FILE}.sha256.json"
+CVAE_TRAINING = TrainingPreset(width=32, epochs=300, warmup_epochs=20)
 
 # The void's stiffness in TopoDiff's evaluation (Mazé & Ahmed 2023); the course's own is utils.topopt.E_MIN.
 TOPODIFF_E_MIN = 1e-3

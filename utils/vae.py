@@ -6,9 +6,7 @@ shape. Losses are per image, in nats.
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.integrity import read_verified, write_recorded
 from utils.settings import LATENT_DIM
 
 
@@ -182,44 +181,10 @@ def fit(model: nn.Module, epochs: int, lr: float, beta: float, warmup_epochs: in
     return history
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, or its bytes do not match the recorded SHA-256."""
-
-
-def write_recorded(payload: dict, path: Path, metadata: dict) -> str:
-    """``torch.save`` the payload to ``path``; write ``<path>.sha256.json`` with the file's SHA-256 and
-    ``metadata``; return the SHA-256."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    data = buffer.getvalue()
-    Path(path).write_bytes(data)
-    digest = hashlib.sha256(data).hexdigest()
-    Path(f"{path}.sha256.json").write_text(json.dumps({"file": Path(path).name, "sha256": digest, **metadata},
-                                                      indent=2) + "\n")
-    return digest
-
-
 def save_checkpoint(model: ConvVAE, path: Path, metadata: dict) -> str:
     """Save weights and settings; write ``<path>.sha256.json`` with the file's SHA-256; return it."""
     return write_recorded({"state_dict": model.state_dict(), "latent_dim": model.latent_dim, "width": model.width},
                           path, metadata)
-
-
-def read_verified(path: Path, retrain_command: str) -> tuple[bytes, dict]:
-    """The bytes of a checkpoint and its ``<path>.sha256.json`` record, after checking the bytes' SHA-256 against
-    the record; a :class:`CheckpointError` naming ``retrain_command`` if either is missing or they disagree."""
-    path = Path(path)
-    record_path = Path(f"{path}.sha256.json")
-    hint = f"Restore them with `git checkout -- data/` or retrain with `{retrain_command}`."
-    if not path.exists() or not record_path.exists():
-        raise CheckpointError(f"Checkpoint {path} or its checksum record is missing. {hint}")
-    record = json.loads(record_path.read_text())
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != record["sha256"]:
-        raise CheckpointError(f"Checkpoint {path} does not match its recorded SHA-256 ({digest[:12]}… instead of "
-                              f"{record['sha256'][:12]}…): it is corrupted or was replaced. {hint}")
-    return data, record
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[ConvVAE, dict]:

@@ -1,0 +1,51 @@
+"""Every instructor tool, run with its defaults, rebuilds the file that ships: its settings equal the record
+written beside that file (a default that drifted would make `make data`, `make checkpoint` or
+`make cvae-checkpoint` silently build something else)."""
+from __future__ import annotations
+
+import json
+
+from tools import build_dataset, train_checkpoint, train_cvae
+from utils.data import SPLIT_NAMES, read_manifest
+from utils.paths import DATA_DIR
+from utils.settings import (
+    CHECKPOINT_RECORD_FILE,
+    CVAE_CHECKPOINT_RECORD_FILE,
+    DATASET_SOLVER,
+    LATENT_DIM,
+    OOD_MANIFEST_FILE,
+    PARAMETER_RANGES,
+    SPLIT_FRACTIONS,
+)
+
+
+def _record(name: str) -> dict:
+    return json.loads((DATA_DIR / name).read_text())
+
+
+def test_make_data_defaults_rebuild_the_shipped_dataset() -> None:
+    manifest = read_manifest()
+    args = build_dataset.parse_arguments([])
+    assert (args.seed, args.count, args.out) == (manifest["seed"], manifest["count"], DATA_DIR)
+    assert manifest["split_counts"] == {name: round(SPLIT_FRACTIONS[name] * args.count) for name in SPLIT_NAMES}
+    assert manifest["solver"] == DATASET_SOLVER.as_dict()
+    assert manifest["parameter_ranges"] == {k: list(v) for k, v in PARAMETER_RANGES.items()}
+    out_of_distribution = read_manifest(manifest_file=OOD_MANIFEST_FILE)
+    assert out_of_distribution["count"] == len(build_dataset.out_of_distribution_problems())
+    assert out_of_distribution["solver"] == DATASET_SOLVER.as_dict()
+
+
+def test_make_checkpoint_defaults_rebuild_the_shipped_vae() -> None:
+    args = train_checkpoint.parse_arguments([])
+    settings = {**train_checkpoint.SETTINGS, "epochs": args.epochs}
+    assert settings == _record(CHECKPOINT_RECORD_FILE)["settings"]
+    assert settings["latent_dim"] == LATENT_DIM
+
+
+def test_make_cvae_checkpoint_defaults_rebuild_the_shipped_models() -> None:
+    record = _record(CVAE_CHECKPOINT_RECORD_FILE)
+    assert train_cvae.training_settings(train_cvae.parse_arguments([])) == record["settings"]
+    assert {name: model["latent_dim"] for name, model in record["models"].items()} == {
+        name: shape["latent_dim"] for name, shape in train_cvae.MODELS.items()}
+    assert {name: model["prior"] for name, model in record["models"].items()} == {
+        name: shape["prior"] for name, shape in train_cvae.MODELS.items()}
