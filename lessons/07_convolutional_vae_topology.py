@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from utils import get_device, seed_everything
 from utils.checks.lesson07 import check_decoder, check_physics_errors, check_train_epoch, check_vae_loss
 from utils.data import load_topology_dataset, make_loader
+from utils.elbo_terms import gaussian_kl_terms
 from utils.evaluation import (
     active_units,
     decode_latents,
@@ -56,7 +57,7 @@ from utils.plotting import plot_designs, use_course_style
 from utils.settings import CHECKPOINT_PATH, LATENT_DIM
 from utils.tables import format_table
 from utils.topopt import compliance
-from utils.vae import ConvVAE, gaussian_kl_terms, load_checkpoint, train_vae
+from utils.vae import ConvVAE, load_checkpoint, train_vae
 
 use_course_style()
 seed_everything(0)
@@ -234,7 +235,7 @@ validation_loader = make_loader(data, "validation", batch_size=256, device=devic
 seed_everything(0)
 model = TopologyVAE(LATENT_DIM, WIDTH).to(device)
 start = time.perf_counter()
-history = train_vae(model, train_loader, validation_loader, epochs=EPOCHS, device=device, beta=1.0,
+history = train_vae(model, train_loader, validation_loader, epochs=EPOCHS, beta=1.0,
                     warmup_epochs=10, lr=2e-3, loss_fn=vae_loss, epoch_fn=train_epoch)
 print(f"trained {EPOCHS} epochs in {time.perf_counter() - start:.0f} s on {device}")
 
@@ -514,7 +515,7 @@ def train_short_model(beta: float, loss_fn=vae_loss) -> tuple[TopologyVAE, dict[
     seed_everything(0)
     short_model = TopologyVAE(LATENT_DIM, WIDTH).to(device)
     short_loader = make_loader(data, "train", batch_size=64, seed=0, device=device)
-    short_history = train_vae(short_model, short_loader, validation_loader, epochs=25, device=device, beta=beta,
+    short_history = train_vae(short_model, short_loader, validation_loader, epochs=25, beta=beta,
                               warmup_epochs=5, lr=2e-3, loss_fn=loss_fn, progress=False, epoch_fn=train_epoch)
     return short_model, short_history.validation[-1]
 

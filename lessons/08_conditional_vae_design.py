@@ -39,13 +39,12 @@ from utils import get_device, seed_everything
 from utils.checks.lesson08 import check_choose_best_of_k, check_gaussian_kl_between
 from utils.cvae import (
     ConditionalVAE,
-    ConditionedBatches,
     condition_vector,
     load_models,
     problem_conditions,
     train_conditional,
 )
-from utils.data import load_topology_dataset
+from utils.data import DesignBatches, load_topology_dataset
 from utils.design_explorer import draw_design_explorer
 from utils.generation import (
     SIMP_ITERATIONS,
@@ -214,8 +213,8 @@ assert torch.allclose(*condition_vector([0.4, 0.4], [10.0, 10.0], [-70.0, 110.0]
 # %%
 data = load_topology_dataset()
 train, validation, test = data.subset("train"), data.subset("validation"), data.subset("test")
-validation_batches = ConditionedBatches(validation.density, problem_conditions(validation), batch_size=256,
-                                        shuffle=False, device=device)
+validation_batches = DesignBatches(validation.density, batch_size=256, shuffle=False, device=device,
+                                   conditions=problem_conditions(validation))
 test_conditions = problem_conditions(test).to(device)
 print(f"{len(train)} training designs, each with its condition, e.g. c = "
       f"{problem_conditions(train)[0].numpy().round(3)}")
@@ -249,8 +248,8 @@ def train_small(prior: str, latent_dim: int = LATENT) -> ConditionalVAE:
     """A width-16 conditional model trained for EPOCHS epochs from seed 0 (prior: "standard" or "learned";
     latent_dim=0: the deterministic baseline)."""
     seed_everything(0)
-    train_batches = ConditionedBatches(train.density, problem_conditions(train), batch_size=64, shuffle=True, seed=0,
-                                       device=device)
+    train_batches = DesignBatches(train.density, batch_size=64, shuffle=True, seed=0, device=device,
+                                  conditions=problem_conditions(train))
     model = ConditionalVAE(latent_dim, WIDTH, prior).to(device)
     start = time.perf_counter()
     history = train_conditional(model, train_batches, validation_batches, EPOCHS, beta=1.0, warmup_epochs=10,

@@ -16,17 +16,16 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from utils.cvae import (
     ConditionalVAE,
-    ConditionedBatches,
     condition_vector,
     cvae_loss,
-    gaussian_kl_terms_between,
     load_models,
     problem_conditions,
     save_models,
     train_conditional,
 )
-from utils.data import load_topology_dataset
+from utils.data import DesignBatches, load_topology_dataset
 from utils.design_explorer import draw_design_explorer
+from utils.elbo_terms import gaussian_kl_terms
 from utils.generation import (
     generate_for_problems,
     generation_table,
@@ -85,7 +84,7 @@ def test_loss_matches_torch_distributions() -> None:
     mu_q, lv_q, mu_p, lv_p = (torch.randn(4, 6, generator=generator, dtype=torch.float64) for _ in range(4))
     total, reconstruction, kl = cvae_loss(logits.double(), x.double(), (mu_q, lv_q), (mu_p, lv_p), beta=3.0)
     expected_kl = kl_divergence(Normal(mu_q, torch.exp(0.5 * lv_q)), Normal(mu_p, torch.exp(0.5 * lv_p)))
-    torch.testing.assert_close(gaussian_kl_terms_between(mu_q, lv_q, mu_p, lv_p), expected_kl)
+    torch.testing.assert_close(gaussian_kl_terms(mu_q, lv_q, mu_p, lv_p), expected_kl)
     expected_reconstruction = -Bernoulli(logits=logits.double(), validate_args=False).log_prob(
         x.double()).flatten(1).sum(1).mean()
     torch.testing.assert_close(reconstruction, expected_reconstruction)
@@ -95,7 +94,7 @@ def test_loss_matches_torch_distributions() -> None:
 def test_batches_visit_every_design_once_with_its_own_condition() -> None:
     density = np.arange(10, dtype=np.float32)[:, None, None] * np.ones((1, 32, 64), dtype=np.float32)
     conditions = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 4)
-    batches = ConditionedBatches(density, conditions, batch_size=4, shuffle=True, seed=1)
+    batches = DesignBatches(density, batch_size=4, shuffle=True, seed=1, conditions=conditions)
     seen = []
     for x, c in batches:
         assert torch.equal(x[:, 0, 0, 0], c[:, 0])
@@ -105,7 +104,7 @@ def test_batches_visit_every_design_once_with_its_own_condition() -> None:
 
 def test_training_lowers_the_validation_loss(test_split) -> None:
     torch.manual_seed(0)
-    batches = ConditionedBatches(test_split.density[:64], problem_conditions(test_split)[:64], 16, True)
+    batches = DesignBatches(test_split.density[:64], 16, True, conditions=problem_conditions(test_split)[:64])
     model = ConditionalVAE(4, width=8, prior="learned")
     history = train_conditional(model, batches, batches, epochs=10, warmup_epochs=2, lr=5e-3, progress=False)
     assert history.validation[-1]["reconstruction"] < 0.8 * history.validation[0]["reconstruction"]

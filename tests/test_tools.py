@@ -43,14 +43,15 @@ def test_train_cvae_writes_the_three_loadable_models(tmp_path: Path, capsys: pyt
 
 def test_train_cvae_can_train_on_the_thresholded_designs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tools import train_cvae
-    from utils.cvae import ConditionedBatches, load_models
+    from utils.cvae import load_models
+    from utils.data import DesignBatches
     targets = []
 
-    def recording_batches(density, *args, **kwargs) -> ConditionedBatches:
+    def recording_batches(density, *args, **kwargs) -> DesignBatches:
         targets.append(np.asarray(density))
-        return ConditionedBatches(density, *args, **kwargs)
+        return DesignBatches(density, *args, **kwargs)
 
-    monkeypatch.setattr(train_cvae, "ConditionedBatches", recording_batches)
+    monkeypatch.setattr(train_cvae, "DesignBatches", recording_batches)
     out = tmp_path / "thresholded.pt"
     assert train_cvae.main(["--epochs", "1", "--out", str(out), "--thresholded-targets"]) == 0
     assert load_models(out)[1]["settings"]["targets"] == "thresholded"

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 
 from utils.evaluation import reconstruct
 from utils.integrity import CheckpointError
-from utils.vae import ConvVAE, kl_weight, load_checkpoint, save_checkpoint, train_vae, vae_loss
+from utils.training import kl_weight
+from utils.vae import ConvVAE, load_checkpoint, save_checkpoint, train_vae, vae_loss
 
 
 def test_shapes() -> None:
@@ -42,7 +43,7 @@ def test_training_lowers_the_validation_loss() -> None:
     images = (torch.rand(64, 1, 32, 64) > 0.5).float() * torch.linspace(0, 1, 64)[None, None, None, :].round()
     loader = DataLoader(images, batch_size=16)
     model = ConvVAE(latent_dim=4, width=8)
-    history = train_vae(model, loader, loader, epochs=6, device=torch.device("cpu"), warmup_epochs=2, progress=False)
+    history = train_vae(model, loader, loader, epochs=6, warmup_epochs=2, progress=False)
     assert history.validation[-1]["reconstruction"] < 0.8 * history.validation[0]["reconstruction"]
 
 

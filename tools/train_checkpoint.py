@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     model = ConvVAE(settings["latent_dim"], settings["width"]).to(device)
     start = time.perf_counter()
     history = train_vae(model, make_loader(data, "train", settings["batch_size"], seed=settings["seed"], device=device),
-                        make_loader(data, "validation", 256, device=device), settings["epochs"], device,
-                        beta=settings["beta"],
-                        warmup_epochs=settings["warmup_epochs"], lr=settings["lr"])
+                        make_loader(data, "validation", 256, device=device), settings["epochs"],
+                        beta=settings["beta"], warmup_epochs=settings["warmup_epochs"], lr=settings["lr"])
     seconds = time.perf_counter() - start
     model.cpu()
     digest = save_checkpoint(model, args.out, {"settings": settings, "device": str(device),

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from utils import get_device, seed_everything
-from utils.cvae import ConditionalVAE, ConditionedBatches, problem_conditions, save_models, train_conditional
-from utils.data import load_topology_dataset
+from utils.cvae import ConditionalVAE, problem_conditions, save_models, train_conditional
+from utils.data import DesignBatches, load_topology_dataset
 from utils.metrics import threshold
 from utils.settings import CVAE_CHECKPOINT_PATH, CVAE_TRAINING, LATENT_DIM
 
@@ -65,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         model = ConditionalVAE(shape["latent_dim"], settings["width"], shape["prior"], settings["refined"]).to(device)
         start = time.perf_counter()
         history = train_conditional(
-            model, ConditionedBatches(targets(train.density), problem_conditions(train), settings["batch_size"], True,
-                                      seed=settings["seed"], device=device),
-            ConditionedBatches(targets(validation.density), problem_conditions(validation), 256, False, device=device),
+            model, DesignBatches(targets(train.density), settings["batch_size"], True, seed=settings["seed"],
+                                 device=device, conditions=problem_conditions(train)),
+            DesignBatches(targets(validation.density), 256, False, device=device,
+                          conditions=problem_conditions(validation)),
             settings["epochs"], beta=settings["beta"], warmup_epochs=settings["warmup_epochs"], lr=settings["lr"])
         models[name] = model.cpu().eval()
         record[name] = {**shape, "training_seconds": round(time.perf_counter() - start, 1),

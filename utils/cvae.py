@@ -14,19 +14,20 @@ design, in nats.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from utils.data import TopologyData
+from utils.data import DesignBatches, TopologyData
+from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
 from utils.integrity import read_verified, write_recorded
 from utils.settings import LATENT_DIM, NELY, PARAMETER_RANGES
-from utils.vae import Decoder, Encoder, TrainingHistory, fit
+from utils.training import TrainingHistory, fit, run_epoch
+from utils.vae import Decoder, Encoder
 
 CONDITION_DIM = 4
 PriorKind = Literal["standard", "learned"]
@@ -129,8 +130,7 @@ class ConditionalVAE(nn.Module):
         if self.encoder is None:
             return self.decode(prior[0], c), prior, prior
         mu, logvar = self.encoder(x, c)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        return self.decode(z, c), (mu, logvar), prior
+        return self.decode(reparameterize(mu, logvar), c), (mu, logvar), prior
 
     @torch.no_grad()
     def generate(self, c: torch.Tensor, samples: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -141,81 +141,43 @@ class ConditionalVAE(nn.Module):
         if samples == 0 or self.latent_dim == 0:  # without a latent, every sample is the same design
             return torch.sigmoid(self.decode(mu, c))[None, :, 0].expand(max(samples, 1), -1, -1, -1)
         noise = torch.randn((samples, *mu.shape), generator=generator).to(mu.device)
-        z = mu + torch.exp(0.5 * logvar) * noise
+        z = reparameterize(mu, logvar, noise)
         # One draw for all problems at a time: decoding 16 × 150 latents at once would hold ~0.4 GB of activations.
         return torch.stack([torch.sigmoid(self.decode(draw, c))[:, 0] for draw in z])
-
-
-def gaussian_kl_terms_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
-                        logvar_p: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) of every latent dimension:
-    ½ (log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1), shape of ``mu_q``."""
-    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
 
 
 def cvae_loss(logits: torch.Tensor, x: torch.Tensor, posterior: tuple[torch.Tensor, torch.Tensor],
               prior: tuple[torch.Tensor, torch.Tensor], beta: float = 1.0
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(−conditional ELBO_β, reconstruction, KL(q(z|x,c) ‖ p(z|c))), each averaged over the batch, summed
-    over pixels / latents."""
-    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
-    kl = gaussian_kl_terms_between(*posterior, *prior).sum(1).mean()
+    over pixels / latents. Lesson 8 builds it on the student's KL (exercise 8.1)."""
+    reconstruction = -bernoulli_log_likelihood(logits, x).mean()
+    kl = gaussian_kl_terms(*posterior, *prior).sum(1).mean()
     return reconstruction + beta * kl, reconstruction, kl
-
-
-class ConditionedBatches:
-    """Mini-batches ``(x: (B, 1, 32, 64), c: (B, 4))`` of one split, both held on ``device``; shuffled each epoch
-    from its own generator when ``shuffle``."""
-
-    def __init__(self, density: np.ndarray, conditions: torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int = 0, device: torch.device | str = "cpu") -> None:
-        self.images = torch.as_tensor(np.asarray(density, dtype=np.float32)).unsqueeze(1).to(device)
-        self.conditions = conditions.to(device)
-        self.batch_size, self.shuffle = batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return -(-len(self.images) // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = (torch.randperm(len(self.images), generator=self.generator) if self.shuffle
-                 else torch.arange(len(self.images))).to(self.images.device)
-        for start in range(0, len(self.images), self.batch_size):
-            index = order[start:start + self.batch_size]
-            yield self.images[index], self.conditions[index]
 
 
 ConditionalLoss = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
-def _epoch(model: ConditionalVAE, batches: ConditionedBatches, weight: float,
-           optimizer: torch.optim.Optimizer | None, loss_fn: ConditionalLoss) -> dict[str, float]:
-    """One pass: a gradient step per batch when ``optimizer`` is given, else evaluation only."""
-    model.train(optimizer is not None)
-    totals, count = 0.0, 0
-    with torch.set_grad_enabled(optimizer is not None):
-        for x, c in batches:
-            logits, posterior, prior = model(x, c)
-            loss, reconstruction, kl = loss_fn(logits, x, posterior, prior, weight)
-            if optimizer is not None:
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            totals = totals + torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
-            count += len(x)
-    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist(), strict=True))
+def _batch_losses(model: ConditionalVAE, loss_fn: ConditionalLoss, weight: float) -> Callable:
+    def losses(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, c = batch
+        logits, posterior, prior = model(x, c)
+        return loss_fn(logits, x, posterior, prior, weight)
+    return losses
 
 
-def train_conditional(model: ConditionalVAE, train_batches: ConditionedBatches,
-                      validation_batches: ConditionedBatches, epochs: int, beta: float = 1.0, warmup_epochs: int = 20,
+def train_conditional(model: ConditionalVAE, train_batches: DesignBatches,
+                      validation_batches: DesignBatches, epochs: int, beta: float = 1.0, warmup_epochs: int = 20,
                       lr: float = 2e-3, progress: bool = True, loss_fn: ConditionalLoss = cvae_loss
                       ) -> TrainingHistory:
     """Adam on the negative conditional ELBO with lesson 7's KL warm-up and cosine learning-rate decay; the loss is
     ``loss_fn(logits, x, (μ_q, log σ²_q), (μ_p, log σ²_p), kl_weight)`` (lesson 8 passes one built on the
     student's KL)."""
     return fit(model, epochs, lr, beta, warmup_epochs, progress,
-               lambda optimizer, weight: _epoch(model, train_batches, weight, optimizer, loss_fn),
-               lambda weight: _epoch(model, validation_batches, weight, None, loss_fn))
+               lambda optimizer, weight: run_epoch(model, train_batches, _batch_losses(model, loss_fn, weight),
+                                                   optimizer),
+               lambda weight: run_epoch(model, validation_batches, _batch_losses(model, loss_fn, weight)))
 
 
 def _settings(model: ConditionalVAE) -> dict[str, int | str | bool]:

@@ -92,19 +92,27 @@ def load_topology_dataset(directory: Path = DATA_DIR, manifest_file: str = MANIF
 
 
 class DesignBatches:
-    """Mini-batches of designs ``(B, 1, 32, 64)`` in [0, 1], the whole split held as one tensor on ``device``.
+    """Mini-batches of designs ``(B, 1, 32, 64)`` in [0, 1], the whole split held as one tensor on ``device``; with
+    ``conditions: (N, C)`` (lesson 8's problems), pairs ``(designs, conditions)`` drawn in the same order. The one
+    batcher of every model of the course.
 
     No per-item Python work and no host-to-device copy per batch: on a GPU the dataset (1,200 designs,
     10 MB) stays in its memory, and a batch is one indexing operation. Shuffled each epoch from its own
     generator, in the very order ``torch.utils.data.DataLoader(shuffle=True, generator=…)`` gives for the
     same seed (a test checks it), so trainings written against a DataLoader reproduce. ``mirror=True`` flips
     each design upside down with probability ½ (a mirrored design is optimal for the mirrored load, so it
-    stays a valid structure), drawn from a second generator.
+    stays a valid structure), drawn from a second generator; it is refused beside conditions, which would then
+    describe the unmirrored problem.
     """
 
     def __init__(self, density: np.ndarray, batch_size: int, shuffle: bool, mirror: bool = False,
-                 seed: int = 0, device: torch.device | str = "cpu") -> None:
+                 seed: int = 0, device: torch.device | str = "cpu", conditions: torch.Tensor | None = None) -> None:
+        if mirror and conditions is not None:
+            raise ValueError("mirror=True would flip the designs but not their conditions; mirror without conditions")
         self.images = torch.as_tensor(np.asarray(density, dtype=np.float32)).unsqueeze(1).to(device)
+        if conditions is not None and len(conditions) != len(self.images):
+            raise ValueError(f"{len(conditions)} conditions for {len(self.images)} designs")
+        self.conditions = None if conditions is None else conditions.to(device)
         self.batch_size, self.shuffle, self.mirror = batch_size, shuffle, mirror
         self.order_generator = torch.Generator().manual_seed(seed)
         self.mirror_generator = torch.Generator().manual_seed(seed)
@@ -120,15 +128,15 @@ class DesignBatches:
         torch.empty((), dtype=torch.int64).random_(generator=self.order_generator)
         return torch.randperm(self.images.shape[0], generator=self.order_generator).to(self.images.device)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         order = self._epoch_order()
         for start in range(0, self.images.shape[0], self.batch_size):
-            batch = (self.images[start: start + self.batch_size] if order is None
-                     else self.images[order[start: start + self.batch_size]])
+            index = slice(start, start + self.batch_size) if order is None else order[start: start + self.batch_size]
+            batch = self.images[index]
             if self.mirror:
                 flip = (torch.rand(len(batch), generator=self.mirror_generator) < 0.5).to(batch.device)
                 batch = torch.where(flip[:, None, None, None], torch.flip(batch, dims=(2,)), batch)
-            yield batch
+            yield batch if self.conditions is None else (batch, self.conditions[index])
         if order is not None:  # a DataLoader's sampler ends each epoch by drawing one more (empty) slice
             torch.randperm(self.images.shape[0], generator=self.order_generator)
 

@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from utils.data import TopologyData
+from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
 from utils.metrics import DesignMetrics, evaluate_designs, relative_volume_change, solid_iou
 from utils.topopt import LoadCase, warm_start
-from utils.vae import gaussian_kl_terms
 
 
 @torch.no_grad()
@@ -103,10 +102,9 @@ def importance_log_weights(model: nn.Module, x: torch.Tensor, samples: int, gene
     for start in range(0, samples, chunk):
         count = min(chunk, samples - start)
         epsilon = torch.randn((count, *mu.shape), generator=generator).to(mu.device)
-        z = mu + std * epsilon
+        z = reparameterize(mu, logvar, epsilon)
         logits = model.decoder(z.reshape(-1, mu.shape[1])).reshape(count, *x.shape)
-        log_likelihood = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
-                                                             reduction="none").flatten(2).sum(-1)
+        log_likelihood = bernoulli_log_likelihood(logits, x)
         log_prior = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_posterior = (-0.5 * epsilon**2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
         weights.append(log_likelihood + log_prior - log_posterior)

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
 from utils.integrity import read_verified, write_recorded
-from utils.settings import LATENT_DIM
+from utils.settings import FEATURE_GRID, LATENT_DIM
+from utils.training import TrainingHistory, fit, run_epoch
+
+FEATURE_PIXELS = FEATURE_GRID[0] * FEATURE_GRID[1]
 
 
 class Encoder(nn.Module):
-    """Three strided convolutions (32×64 → 4×8) and a linear layer to (μ, log σ²)."""
+    """Three strided convolutions (32×64 → 4×8) and a linear layer to (μ, log σ²). Lesson 7 builds it (worked code)."""
 
     def __init__(self, latent_dim: int, width: int = 32) -> None:
         super().__init__()
@@ -31,7 +32,7 @@ class Encoder(nn.Module):
             nn.Conv2d(2 * width, 4 * width, 4, stride=2, padding=1), nn.ReLU(),
             nn.Flatten(),
         )
-        self.to_moments = nn.Linear(4 * width * 4 * 8, 2 * latent_dim)
+        self.to_moments = nn.Linear(4 * width * FEATURE_PIXELS, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, 1, 32, 64) → μ, log σ²: (B, latent_dim) each."""
@@ -40,12 +41,14 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """A linear layer to 4×8 feature maps and three transposed convolutions back to 32×64 logits."""
+    """A linear layer to 4×8 feature maps and three transposed convolutions back to 32×64 logits. Built in lesson 7,
+    exercise 7.2; the ReLU after the linear layer is ``upsample``'s first module, so that the shipped weights'
+    names (``upsample.1``, ``upsample.3``, ``upsample.5``) are fixed by this layout."""
 
     def __init__(self, latent_dim: int, width: int = 32) -> None:
         super().__init__()
         self.width = width
-        self.from_latent = nn.Linear(latent_dim, 4 * width * 4 * 8)
+        self.from_latent = nn.Linear(latent_dim, 4 * width * FEATURE_PIXELS)
         self.upsample = nn.Sequential(
             nn.ReLU(),
             nn.ConvTranspose2d(4 * width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
@@ -55,23 +58,14 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) → logits: (B, 1, 32, 64)."""
-        return self.upsample(self.from_latent(z).view(-1, 4 * self.width, 4, 8))
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = μ + σ ⊙ ε, ε ~ N(0, I)."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-
-
-def gaussian_kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ_j, σ_j²) ‖ N(0, 1)) of every latent dimension: −½(1 + log σ² − μ² − σ²), shape of ``mu``."""
-    return -0.5 * (1 + logvar - mu**2 - logvar.exp())
+        return self.upsample(self.from_latent(z).view(-1, 4 * self.width, *FEATURE_GRID))
 
 
 def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
              beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(−ELBO_β, reconstruction, KL), each averaged over the batch, summed over pixels / latents."""
-    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
+    """(−ELBO_β, reconstruction, KL), each averaged over the batch, summed over pixels / latents. Built in lesson 7,
+    exercise 7.1."""
+    reconstruction = -bernoulli_log_likelihood(logits, x).mean()
     kl = gaussian_kl_terms(mu, logvar).sum(1).mean()
     return reconstruction + beta * kl, reconstruction, kl
 
@@ -92,63 +86,32 @@ class ConvVAE(nn.Module):
         return self.decoder(reparameterize(mu, logvar)), mu, logvar
 
 
-@dataclass
-class TrainingHistory:
-    """Per-epoch averages (per image, nats) on the training and validation splits."""
-
-    train: list[dict[str, float]] = field(default_factory=list)
-    validation: list[dict[str, float]] = field(default_factory=list)
-
-
 LossFunction = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-
-
-def kl_weight(epoch: int, beta: float, warmup_epochs: int) -> float:
-    """Linear KL warm-up: β · min(1, (epoch + 1) / warmup_epochs)."""
-    return beta * min(1.0, (epoch + 1) / max(1, warmup_epochs))
-
-
-@torch.no_grad()
-def evaluate_loss(model: nn.Module, loader: Iterable[torch.Tensor], device: torch.device, beta: float = 1.0,
-                  loss_fn: LossFunction = vae_loss) -> dict[str, float]:
-    """Average −ELBO (with β), reconstruction and KL per image over a loader."""
-    model.eval()
-    totals = torch.zeros(3, device=device)
-    count = 0
-    for x in loader:
-        x = x.to(device)
-        logits, mu, logvar = model(x)
-        totals += torch.stack(loss_fn(logits, x, mu, logvar, beta)) * len(x)
-        count += len(x)
-    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist(), strict=True))
-
-
 EpochFunction = Callable[..., dict[str, float]]
+
+
+def _batch_losses(model: nn.Module, loss_fn: LossFunction, weight: float) -> Callable:
+    def losses(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, mu, logvar = model(x)
+        return loss_fn(logits, x, mu, logvar, weight)
+    return losses
+
+
+def evaluate_loss(model: nn.Module, loader: Iterable[torch.Tensor], beta: float = 1.0,
+                  loss_fn: LossFunction = vae_loss) -> dict[str, float]:
+    """Average −ELBO (with β), reconstruction and KL per image over a loader, in evaluation mode."""
+    return run_epoch(model, loader, _batch_losses(model, loss_fn, beta))
 
 
 def train_epoch(model: nn.Module, batches: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer,
                 kl_weight: float, loss_fn: LossFunction = vae_loss) -> dict[str, float]:
-    """One pass over ``batches``: a gradient step on ``loss_fn(logits, x, μ, log σ², kl_weight)`` per batch.
-
-    Returns the epoch's averages per image of the loss, the reconstruction and the KL, each batch weighted by
-    its size. The sums stay on the device: one host synchronisation per epoch, none per batch.
-    """
-    model.train()
-    totals, count = 0.0, 0
-    for x in batches:
-        logits, mu, logvar = model(x)
-        loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, kl_weight)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        totals = totals + torch.stack([loss.detach(), reconstruction.detach(), kl.detach()]) * len(x)
-        count += len(x)
-    return dict(zip(("loss", "reconstruction", "kl"), (totals / count).tolist(), strict=True))
+    """One pass over ``batches``: a gradient step on ``loss_fn(logits, x, μ, log σ², kl_weight)`` per batch; the
+    epoch's averages per image of the loss, the reconstruction and the KL. Built in lesson 7, exercise 7.3."""
+    return run_epoch(model, batches, _batch_losses(model, loss_fn, kl_weight), optimizer)
 
 
 def train_vae(model: nn.Module, train_loader: Iterable[torch.Tensor], validation_loader: Iterable[torch.Tensor],
-              epochs: int,
-              device: torch.device, beta: float = 1.0, warmup_epochs: int = 10, lr: float = 2e-3,
+              epochs: int, beta: float = 1.0, warmup_epochs: int = 10, lr: float = 2e-3,
               loss_fn: LossFunction = vae_loss, progress: bool = True,
               epoch_fn: EpochFunction = train_epoch) -> TrainingHistory:
     """Adam on −ELBO with a KL warm-up and cosine learning-rate decay; a tqdm bar over epochs.
@@ -159,26 +122,7 @@ def train_vae(model: nn.Module, train_loader: Iterable[torch.Tensor], validation
     """
     return fit(model, epochs, lr, beta, warmup_epochs, progress,
                lambda optimizer, weight: epoch_fn(model, train_loader, optimizer, weight, loss_fn),
-               lambda weight: evaluate_loss(model, validation_loader, device, weight, loss_fn))
-
-
-def fit(model: nn.Module, epochs: int, lr: float, beta: float, warmup_epochs: int, progress: bool,
-        train_one: Callable[[torch.optim.Optimizer, float], dict[str, float]],
-        validate_one: Callable[[float], dict[str, float]]) -> TrainingHistory:
-    """The schedule every training of the course shares: Adam, a linear KL warm-up to β, cosine learning-rate decay
-    to lr/20, and a tqdm bar over epochs. Each epoch calls ``train_one(optimizer, kl_weight)`` then
-    ``validate_one(kl_weight)``; both return the epoch's averages, which the history keeps."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr / 20)
-    history = TrainingHistory()
-    bar = tqdm(range(epochs), desc="training", disable=not progress)
-    for epoch in bar:
-        weight = kl_weight(epoch, beta, warmup_epochs)
-        history.train.append(train_one(optimizer, weight))
-        schedule.step()
-        history.validation.append(validate_one(weight))
-        bar.set_postfix(val_loss=f"{history.validation[-1]['loss']:.1f}")
-    return history
+               lambda weight: evaluate_loss(model, validation_loader, weight, loss_fn))
 
 
 def save_checkpoint(model: ConvVAE, path: Path, metadata: dict) -> str:
