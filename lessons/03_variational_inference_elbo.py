@@ -17,8 +17,9 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from utils import seed_everything
 from utils.checks.lesson03 import check_elbo_estimate, check_maximize_elbo
-from utils.elbo_explorer import LinearGaussian1D, draw_elbo_explorer
+from utils.elbo_explorer import draw_elbo_explorer
 from utils.plotting import use_course_style
+from utils.toy_models import LinearGaussian1D
 
 use_course_style()
 rng = seed_everything(0)

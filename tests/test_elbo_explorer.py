@@ -8,7 +8,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from utils.elbo_explorer import LinearGaussian1D, draw_elbo_explorer
+from utils.elbo_explorer import draw_elbo_explorer
+from utils.toy_models import LinearGaussian1D
 
 MODEL = LinearGaussian1D(w=np.array([2.0, 1.0]), b=np.array([0.5, -0.5]), sigma=0.3)
 X = np.array([1.5, 0.2])
