@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# PyTorch's OpenMP threads spin 300,000 times before sleeping; on a shared machine that burns the other
-# processes' cores (two concurrent trainings: 4x slower than one after the other). 1000 spins cost one run
-# nothing measurable. It must be in the environment before torch is imported: here, for every kernel and tool.
+# PyTorch's OpenMP threads busy-wait before sleeping; on a shared machine they must not burn the other processes'
+# cores, so the spin count is small (benchmarks/shared_machine.py measures what it costs and saves). It must be in
+# the environment before torch is imported: here, for every kernel and tool.
 export GOMP_SPINCOUNT ?= 1000
 # JupyterLab refuses to run as root unless told to (containers, CI machines).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)

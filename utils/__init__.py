@@ -1,19 +1,34 @@
-"""Shared helpers of the VAE course.
+"""The course's package: what the lessons do not teach, and what they teach once they have built it.
 
-Students import what a lesson does not teach: the device, seeds, plotting, self-checks, the SIMP
-solver and the topology dataset. Everything a lesson teaches is written in the lesson itself.
+Module map, by role (the lesson that builds each taught piece in brackets; its docstring says where):
+
+* plumbing — ``settings`` (every shared value, once: the grid, the dataset, the solver, the training presets, the
+  course's environment variables), ``paths``, ``device`` (:func:`get_device`, :func:`seed_everything`),
+  ``threads`` (thread pools sized to the CPUs this process may use);
+* physics — ``topopt`` (SIMP: the FE model, the adjoint sensitivity [6.1], the OC update [6.2], :func:`optimize`,
+  the one SIMP entry point, and :func:`warm_start`), ``metrics`` (IoU, compliance and volume errors [7.4],
+  load disrespect, floating material, the volume-preserving threshold);
+* data — ``data`` (the verified dataset and the one batcher, ``DesignBatches``), ``integrity`` (SHA-256 records of
+  the data, the checkpoints and the release);
+* the ELBO's maths — ``elbo_terms`` (reparametrisation [3], Gaussian KLs [4.1, 8.1], Bernoulli likelihood [7.1]),
+  ``toy_models`` (lesson 3's linear-Gaussian model in closed form);
+* models — ``vae`` (lesson 7's convolutional VAE: loss [7.1], decoder [7.2], epoch [7.3]), ``cvae`` (lesson 8's
+  conditional VAE, naive CVAE and baseline);
+* training — ``training`` (the one schedule :func:`fit` and the one epoch loop :func:`run_epoch`);
+* judging — ``evaluation`` (reconstructions, KL per unit, IWAE bounds), ``generation`` (designs for given problems);
+* widgets — ``elbo_explorer``, ``latent_explorer``, ``design_explorer`` (callbacks that only draw),
+  ``plotting``, ``tables``;
+* ``checks`` — the exercises' self-checks, one module per lesson.
 
 Importing ``utils`` sizes PyTorch's and the BLAS's thread pools to the CPUs this process may use
 (``utils.threads``; override with ``VAE_COURSE_THREADS``), so a shared server is not oversubscribed.
 """
 import os
 
-# PyTorch's CPU threads are GNU OpenMP threads that busy-wait 300,000 spins for work. Two processes sharing
-# two cores then burn each other's time: two concurrent trainings took 8× the time of one (4× the time of
-# running them one after the other). 1,000 spins cost a single run nothing measurable (11.6 s vs 11.3–11.9 s)
-# and two runs then take 0.99× the time of two in a row (benchmarks/shared_machine.py). libgomp reads the
-# setting when torch is first imported, so this only helps where utils comes first; the Makefile and the
-# README's JupyterHub setup set it for the kernels. Child processes (dataset workers, graded kernels) inherit it.
+# PyTorch's CPU threads are GNU OpenMP threads that busy-wait for work before sleeping; processes sharing cores
+# must not spin on each other's time, so the spin count is small (benchmarks/shared_machine.py measures both).
+# libgomp reads it when torch is first imported: it helps only where utils comes first, so the Makefile and the
+# JupyterHub setup set it for the kernels too. Child processes (dataset workers, graded kernels) inherit it.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from utils.device import get_device, seed_everything  # noqa: E402

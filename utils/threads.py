@@ -2,9 +2,9 @@
 
 PyTorch and OpenBLAS size their pools by the machine's core count. On a shared server (a JupyterHub user
 limit, a container's CPU quota, ``taskset``) that oversubscribes the CPUs the process is given, and threads
-spin on cores they do not have: two concurrent trainings on 2 cores took 2.8× the time of running them one
-after the other. :func:`configure_threads` runs when ``utils`` is imported (by a lesson, a tool or a test)
-and sets both pools to :func:`usable_cpus`, or to ``VAE_COURSE_THREADS`` when that is set.
+spin on cores they do not have (benchmarks/shared_machine.py measures it). :func:`configure_threads` runs when
+``utils`` is imported (by a lesson, a tool or a test) and sets both pools to :func:`usable_cpus`, or to
+``VAE_COURSE_THREADS`` when that is set.
 """
 from __future__ import annotations
 

@@ -246,6 +246,14 @@ def compliance(density: np.ndarray, load_case: LoadCase, penal: float = 3.0,
     return float(force @ displacement)
 
 
+def compliance_sensitivity(density: np.ndarray, energies: np.ndarray, penal: float,
+                           e_min: float = E_MIN) -> np.ndarray:
+    """dc/dx_e = −p x_e^(p−1) (E0 − E_min) u_eᵀ k0 u_e, the adjoint sensitivity of the compliance (lesson 6,
+    exercise 6.1; lesson 9 wraps it as the backward of a differentiable compliance). ``energies`` are the
+    elements' u_eᵀ k0 u_e (:meth:`FiniteElementModel.element_energies`)."""
+    return -penal * (E0 - e_min) * density ** (penal - 1) * energies
+
+
 def optimality_criteria_update(x: np.ndarray, dc: np.ndarray, dv: np.ndarray, volfrac: float,
                                to_physical: Callable[[np.ndarray], np.ndarray],
                                move: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +321,7 @@ def optimize(load_case: LoadCase, solver: SolverSettings = DATASET_SOLVER, *,
         displacement = model.solve(young_modulus(x_physical, penal), force)
         energies = model.element_energies(displacement)
         history.append(float(np.sum(young_modulus(x_physical, penal) * energies)))
-        dc = -penal * (E0 - E_MIN) * x_physical ** (penal - 1) * energies
+        dc = compliance_sensitivity(x_physical, energies, penal)
         dv = np.ones(model.n_elements)
         if filter_kind == "sensitivity":
             dc = (H @ (x * dc)) / Hs / np.maximum(1e-3, x)
