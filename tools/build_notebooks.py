@@ -238,8 +238,21 @@ def _new_notebook(cells: list, source: Path, version: str) -> nbformat.NotebookN
     return nbformat.v4.new_notebook(cells=cells, metadata=metadata)
 
 
-def build_lesson(source: Path) -> BuiltLesson:
-    """Parse one lesson source and build its solution and exercise notebooks (in memory)."""
+@dataclass
+class ParsedSource:
+    """A lesson source read and its cell structure validated: jupytext's cells and the line each opens on."""
+
+    source: Path
+    number: int
+    cells: list
+    start_lines: list[int]
+
+    def where(self, cell_index: int, offset: int = 0) -> str:
+        return _where(self.source, cell_index, self.start_lines, offset)
+
+
+def parse_source(source: Path) -> ParsedSource:
+    """Read a lesson source; every cell must open with ``# %%`` and every markdown line must be a comment."""
     text = source.read_text(encoding="utf-8")
     number = lesson_number(source)
     parsed = jupytext.reads(text, fmt="py:percent")
@@ -247,50 +260,78 @@ def build_lesson(source: Path) -> BuiltLesson:
     if len(start_lines) != len(parsed.cells) or (start_lines and start_lines[0] != 1):
         raise MarkerError(f"{source}:1: every cell must open with a '# %%' line, the first on line 1")
     _check_markdown_lines(source, text.splitlines(), start_lines, parsed.cells)
+    return ParsedSource(source, number, parsed.cells, start_lines)
 
+
+@dataclass
+class ExerciseSequence:
+    """The exercise bookkeeping of one lesson: numbers the exercises in order and requires a self-check cell right
+    after each; :meth:`role` gives each code cell its generated metadata."""
+
+    parsed: ParsedSource
+    exercises: list[Exercise] = field(default_factory=list)
+    awaiting_check: tuple[Exercise, int] | None = None
+
+    def role(self, index: int, lines: list[str], is_solution_cell: bool) -> tuple[Exercise | None, dict | None]:
+        """The exercise a code cell opens (or None) and its ``vae_course`` metadata (or None)."""
+        header = EXERCISE_HEADER.match(lines[0].strip()) if lines else None
+        if header:
+            if is_solution_cell:
+                raise MarkerError(f"{self.parsed.where(index)}: an exercise cell cannot be tagged 'solution'")
+            if self.awaiting_check is not None:
+                raise MarkerError(f"{self.parsed.where(index)}: {self.awaiting_check[0].label} "
+                                  f"(cell {self.awaiting_check[1]}) has no self-check cell before the next exercise")
+            exercise = Exercise(f"{self.parsed.number}.{len(self.exercises) + 1}", header.group("title"))
+            self.exercises.append(exercise)
+            self.awaiting_check = (exercise, index)
+            return exercise, {"exercise": exercise.number, "role": "exercise"}
+        if is_solution_cell:
+            return None, {"role": "solution"}
+        if self.awaiting_check is None:
+            return None, None
+        awaited, opened_at = self.awaiting_check
+        if not SELF_CHECK_CALL.search("\n".join(lines)):
+            raise MarkerError(f"{self.parsed.where(index)}: {awaited.label} (cell {opened_at}) must be followed by a "
+                              "self-check cell calling check_...(...)")
+        self.awaiting_check = None
+        return None, {"exercise": awaited.number, "role": "check"}
+
+    def finish(self) -> None:
+        """Refuse a lesson whose last exercise has no self-check."""
+        if self.awaiting_check is not None:
+            awaited, opened_at = self.awaiting_check
+            raise MarkerError(f"{self.parsed.where(opened_at)}: {awaited.label} has no self-check cell after it")
+
+
+def _cell_metadata(cell: nbformat.NotebookNode) -> tuple[dict, bool]:
+    """The metadata a generated cell keeps (the ``solution`` tag removed), and whether the cell had that tag."""
+    tags = list(cell.metadata.get("tags", []))
+    metadata = {k: v for k, v in cell.metadata.items() if k != "tags"}
+    visible_tags = [t for t in tags if t != SOLUTION_TAG]
+    if visible_tags:
+        metadata["tags"] = visible_tags
+    return metadata, SOLUTION_TAG in tags
+
+
+def build_lesson(source: Path) -> BuiltLesson:
+    """Parse one lesson source and build its solution and exercise notebooks (in memory)."""
+    parsed = parse_source(source)
+    sequence = ExerciseSequence(parsed)
     solution_cells, exercise_cells = [], []
-    exercises: list[Exercise] = []
     hidden_lines: set[str] = set()
     public_lines: set[str] = set()
-    awaiting_check: tuple[Exercise, int] | None = None
     for index, cell in enumerate(parsed.cells):
         lines = cell.source.splitlines()
-        tags = list(cell.metadata.get("tags", []))
-        metadata = {k: v for k, v in cell.metadata.items() if k != "tags"}
-        visible_tags = [t for t in tags if t != SOLUTION_TAG]
-        if visible_tags:
-            metadata["tags"] = visible_tags
-        is_solution_cell = SOLUTION_TAG in tags
-
+        metadata, is_solution_cell = _cell_metadata(cell)
         if cell.cell_type == "code":
-            header = EXERCISE_HEADER.match(lines[0].strip()) if lines else None
-            exercise = None
-            if header:
-                if is_solution_cell:
-                    raise MarkerError(f"{_where(source, index, start_lines, 0)}: an exercise cell cannot be "
-                                      "tagged 'solution'")
-                if awaiting_check is not None:
-                    raise MarkerError(f"{_where(source, index, start_lines, 0)}: {awaiting_check[0].label} "
-                                      f"(cell {awaiting_check[1]}) has no self-check cell before the next exercise")
-                exercise = Exercise(f"{number}.{len(exercises) + 1}", header.group("title"))
-                exercises.append(exercise)
-            full, student, hidden = _split_exercise_cell(source, index, lines, start_lines, exercise)
-            if not is_solution_cell and exercise is None and awaiting_check is not None:
-                if not SELF_CHECK_CALL.search(cell.source):
-                    raise MarkerError(f"{_where(source, index, start_lines, 0)}: {awaiting_check[0].label} "
-                                      f"(cell {awaiting_check[1]}) must be followed by a self-check cell "
-                                      "calling check_...(...)")
-                metadata[CELL_METADATA_KEY] = {"exercise": awaiting_check[0].number, "role": "check"}
-                awaiting_check = None
-            if exercise is not None:
-                metadata[CELL_METADATA_KEY] = {"exercise": exercise.number, "role": "exercise"}
-                awaiting_check = (exercise, index)
-            if is_solution_cell:
-                metadata[CELL_METADATA_KEY] = {"role": "solution"}
+            exercise, role = sequence.role(index, lines, is_solution_cell)
+            if role is not None:
+                metadata[CELL_METADATA_KEY] = role
+            full, student, hidden = _split_exercise_cell(source, index, lines, parsed.start_lines, exercise)
         elif cell.cell_type == "markdown":
-            full, student, hidden = _split_markdown_cell(source, index, lines, start_lines)
+            full, student, hidden = _split_markdown_cell(source, index, lines, parsed.start_lines)
         else:
-            raise MarkerError(f"{_where(source, index, start_lines, 0)}: unsupported cell type {cell.cell_type!r}")
+            raise MarkerError(f"{parsed.where(index)}: unsupported cell type {cell.cell_type!r}")
 
         solution_cells.append(_new_cell(cell.cell_type, full, metadata, f"cell-{len(solution_cells):03d}"))
         if is_solution_cell:
@@ -299,15 +340,12 @@ def build_lesson(source: Path) -> BuiltLesson:
         exercise_cells.append(_new_cell(cell.cell_type, student, metadata, f"cell-{len(exercise_cells):03d}"))
         hidden_lines.update(line.strip() for line in hidden)
         public_lines.update(line.strip() for line in student)
-    if awaiting_check is not None:
-        raise MarkerError(f"{_where(source, awaiting_check[1], start_lines, 0)}: {awaiting_check[0].label} has "
-                          "no self-check cell after it")
-
+    sequence.finish()
     return BuiltLesson(
         source=source,
         solution=_new_notebook(solution_cells, source, "solution"),
         exercise=_new_notebook(exercise_cells, source, "exercise"),
-        exercises=exercises,
+        exercises=sequence.exercises,
         hidden_lines={line for line in hidden_lines if line},
         public_lines=public_lines,
     )
