@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from tools import evaluate_checkpoint, train_checkpoint
-from utils.vae import load_checkpoint
+from utils.data import load_topology_dataset, make_loader
+from utils.training import kl_weight
+from utils.vae import evaluate_loss, load_checkpoint
 
 
 def test_train_checkpoint_writes_a_loadable_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -17,7 +19,14 @@ def test_train_checkpoint_writes_a_loadable_checkpoint(tmp_path: Path, capsys: p
     model, record = load_checkpoint(out)
     assert record["settings"]["epochs"] == 1 and model.latent_dim == train_checkpoint.SETTINGS["latent_dim"]
     assert json.loads(Path(f"{out}.sha256.json").read_text())["sha256"] == record["sha256"]
-    assert "validation −ELBO" in capsys.readouterr().out
+    # The recorded validation figures are the saved model's: its KL on the validation split is deterministic
+    # (the encoder's means and variances), and the loss is reconstruction + (the epoch's KL weight) × KL.
+    validation = record["final_validation"]
+    weight = kl_weight(0, record["settings"]["beta"], record["settings"]["warmup_epochs"])
+    assert validation["loss"] == pytest.approx(validation["reconstruction"] + weight * validation["kl"], rel=1e-5)
+    loader = make_loader(load_topology_dataset(), "validation", 256)
+    assert evaluate_loss(model, loader, weight)["kl"] == pytest.approx(validation["kl"], rel=1e-4)
+    assert f"{validation['loss']:.1f} nats" in capsys.readouterr().out
 
 
 def test_evaluate_checkpoint_prints_every_metric(capsys: pytest.CaptureFixture) -> None:
@@ -38,7 +47,10 @@ def test_train_cvae_writes_the_three_loadable_models(tmp_path: Path, capsys: pyt
     assert set(models) == {"cvae", "naive", "baseline"} and record["settings"]["epochs"] == 1
     assert record["settings"]["targets"] == "grey"
     assert models["baseline"].latent_dim == 0 and models["cvae"].prior is not None and models["naive"].prior is None
-    assert "validation −ELBO" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    for name, entry in record["models"].items():
+        assert f"{name}: validation −ELBO {entry['final_validation']['loss']:.1f} nats" in printed
+        assert entry["final_validation"]["kl"] >= 0 and (entry["final_validation"]["kl"] == 0) == (name == "baseline")
 
 
 def test_train_cvae_can_train_on_the_thresholded_designs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
