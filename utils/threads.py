@@ -105,17 +105,16 @@ def configure_threads(threads: int | None = None) -> int:
 
 @functools.cache
 def _blas_controller() -> ThreadpoolController:
-    """One controller for the BLAS libraries loaded with numpy and scipy (listing them costs about 1 ms)."""
+    """One controller for the BLAS libraries loaded with numpy and scipy, built once (listing them is not free)."""
     return ThreadpoolController()
 
 
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Run the enclosed code with one BLAS thread, then restore the pool (about 0.01 ms each way).
+    """Run the enclosed code with one BLAS thread, then restore the pool.
 
-    The SIMP solver's banded Cholesky solves are small: on the 64×32 mesh one thread took 5.4 ms per
-    iteration against 6.3 ms with two on an idle 2-core machine, and 7.5 against 23 ms beside two busy
-    processes (50-iteration solves, best of 3).
+    Rule: the SIMP solver's banded Cholesky solves are too small to share between threads, so the solver runs
+    them single-threaded (``make benchmark``, benchmarks/solver_speed.py, measures the solver's speed).
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
         yield
