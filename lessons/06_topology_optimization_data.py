@@ -263,7 +263,8 @@ log_compliance = np.log(data.compliance)
 print(f"correlation of log compliance with |sin(angle)|: {np.corrcoef(log_compliance, verticality)[0, 1]:.2f}, "
       f"with the angle itself: {np.corrcoef(log_compliance, data.angle_deg)[0, 1]:.2f}")
 assert band_medians[2] > max(band_medians[0], band_medians[4]) * 1.5
-#
+
+# %% [markdown]
 # The thresholded designs are what we judge in lesson 7, so we compare their compliance with that of the
 # grey SIMP result, and check that each is one connected structure:
 
