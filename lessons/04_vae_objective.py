@@ -40,6 +40,9 @@ rng = seed_everything(0)
 # $\mathbb E_q[(z-\mu)^2]$ and $\mathbb E_q[z^2]$), sum it over the $d$ dimensions, and
 # implement it for a batch: `mu` and `logvar` ($\log \sigma^2$, the quantity an encoder outputs) of shape `(B, d)`,
 # result `(B,)`. The check compares with `torch.distributions.kl_divergence` and names the usual slips.
+
+# %% [markdown]
+# **Your derivation** of the one-dimensional KL (here or on paper), before you implement it:
 #
 # <!-- BEGIN ANSWER -->
 # $$\mathrm{KL} = \mathbb E_q\!\left[\log q(z) - \log p(z)\right]

@@ -111,3 +111,11 @@ def test_a_result_the_check_cannot_read_is_not_blamed_on_a_line() -> None:
     with pytest.raises(ExerciseCodeRaised, match=r"^log_joint: checking your result raised ValueError") as error:
         lesson01.check_log_joint(lambda x, z, w, b, sigma: "not a number")
     assert "of your code" not in str(error.value)
+
+
+def test_a_function_without_a_return_is_told_it_returned_none() -> None:
+    def log_joint_without_return(x, z, w, b, sigma):
+        np.zeros(len(z))
+
+    with pytest.raises(ExerciseCheckFailed, match=r"returned None: is its `return` line missing\?"):
+        lesson01.check_log_joint(log_joint_without_return)

@@ -137,6 +137,8 @@ def assert_close(name: str, actual: Any, expected: Any, *, rtol: float, atol: An
     such as "with σ in place of σ²" to the value that mistake gives), then a structured error (sign, constant
     factor, constant offset), then the worst mismatch with ``hint`` (what usually causes it).
     """
+    if actual is None:
+        raise ExerciseCheckFailed(f"{name}: your function returned None: is its `return` line missing?")
     actual_np, expected_np, atol = _to_numpy(actual), _to_numpy(expected), _to_numpy(atol)
     if _matches(actual_np, expected_np, rtol, atol):
         return
