@@ -1,11 +1,17 @@
 # %% [markdown]
 # # Lesson 8 — A design for a given problem: a conditional VAE judged against SIMP
 #
-# **Time estimate:** 45 minutes (the notebook itself runs in about 3 minutes on 2 CPU cores).
+# **Time estimate:** about 1 h 30 min: 30–40 minutes for the exercises, about 50 for reading the ten sections
+# and their tables; the notebook itself runs in about 3 minutes on 2 CPU cores.
 # **You will:** derive the conditional VAE and check its bound by numbers; encode a cantilever problem for a
 # network; see a conditional VAE ignore its condition, and fix it; then ask of the generated designs what an
 # engineer asks of SIMP's — under *their own* problem — and set them beside a deterministic baseline, SIMP
 # warm-started from them, and problems outside the training ranges.
+#
+# **If you have only 20 minutes:** do exercise 8.1 (section 1), read sections 3 and 4 (why a CVAE with the standard
+# prior ignores its condition, and the learned prior that fixes it), then do exercise 8.2 (section 6) and read
+# section 8's payoff. Run every cell in order all the same (later cells need the earlier ones); the other sections
+# can wait for a second sitting.
 #
 # Lesson 7's VAE draws designs, but not *for* anything: a prior sample is judged under the problem of its nearest
 # training design. An engineer asks "a structure for *this* load and *this* volume fraction, now". That is a

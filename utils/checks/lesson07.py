@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed
 from utils.data import load_topology_dataset
 from utils.metrics import threshold
 from utils.topopt import LoadCase, compliance
 from utils.vae import ConvVAE, vae_loss
+from utils.vae import Decoder as CourseDecoder
 
 
 @exercise_check
@@ -62,7 +63,23 @@ def check_vae_loss(vae_loss: Callable) -> None:
                                        "without β (reconstruction + KL)": reconstruction + kl,
                                        "from reconstruction − β·KL": reconstruction - beta * kl},
                              hint="total = reconstruction + β·KL.")
+            _check_loss_is_trainable(vae_loss, logits, targets["grey"], mu, logvar)
     passed("vae_loss")
+
+
+def _check_loss_is_trainable(vae_loss: Callable, logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
+                             logvar: torch.Tensor) -> None:
+    """Training calls backward() on the total and .detach() on the three values: each must be a tensor, and the
+    total must carry gradients to the logits, μ and log σ² (β = 0.5)."""
+    inputs = {name: value.detach().clone().requires_grad_() for name, value in
+              (("logits", logits), ("mu", mu), ("logvar", logvar))}
+    values = vae_loss(inputs["logits"], x, inputs["mu"], inputs["logvar"], 0.5)
+    for name, value in zip(("total", "reconstruction", "KL"), values, strict=True):
+        if not isinstance(value, torch.Tensor):
+            raise ExerciseCheckFailed(
+                f"vae_loss: the {name} is a {type(value).__name__}, not a tensor. Return torch tensors (no .item() or "
+                "float()): training calls backward() on the total, which a Python number cannot do.")
+    gradients("vae_loss (the total)", values[0], inputs)
 
 
 def _transposed_layers(decoder: nn.Module) -> list[nn.ConvTranspose2d]:
@@ -100,6 +117,7 @@ def check_decoder(decoder_class: Callable) -> None:
         z = 3 * torch.randn(batch, 6, generator=generator)
         if not isinstance(getattr(decoder, "from_latent", None), nn.Linear):
             raise ExerciseCheckFailed("Decoder: keep the given linear layer self.from_latent")
+        _check_layers_registered(decoder)
         layers = _transposed_layers(decoder)
         if layers and layers[-1].bias is not None:
             with torch.no_grad():  # a bias of −1 makes most correct logits negative, whatever the initial weights
@@ -113,8 +131,10 @@ def check_decoder(decoder_class: Callable) -> None:
         channels = [(layer.in_channels, layer.out_channels) for layer in layers]
         wanted = [(4 * width, 2 * width), (2 * width, width), (width, 1)]
         if channels != wanted:
+            unregistered = "" if channels else (" (nn.Module registers a layer only when it is assigned to self "
+                                                "directly or held in nn.Sequential or nn.ModuleList)")
             raise ExerciseCheckFailed(f"Decoder (width {width}): expected three nn.ConvTranspose2d with (in, out) "
-                                      f"channels {wanted}, found {channels}.")
+                                      f"channels {wanted}, found {channels}{unregistered}.")
         if not torch.any(logits < 0):
             raise ExerciseCheckFailed("Decoder: no output is negative. The decoder returns logits (any real number); "
                                       "put no ReLU or sigmoid after the last transposed convolution.")
@@ -138,6 +158,35 @@ def check_decoder(decoder_class: Callable) -> None:
                          hint="ReLU after from_latent, view as (B, 4·width, 4, 8), then transposed convolution, ReLU, "
                               "transposed convolution, ReLU, transposed convolution.")
     passed("Decoder")
+    _note_checkpoint_layout(decoder_class(6, 8), CourseDecoder(6, 8))
+
+
+def _check_layers_registered(decoder: nn.Module) -> None:
+    """Layers kept in a plain list, tuple or dict are invisible to nn.Module: no parameters, no .to(device)."""
+    for name, value in vars(decoder).items():
+        if name.startswith("_"):  # nn.Module's own bookkeeping (_modules, _parameters, …)
+            continue
+        held = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+        if any(isinstance(item, nn.Module) for item in held):
+            raise ExerciseCheckFailed(
+                f"Decoder: your layers sit in a Python {type(value).__name__} (self.{name}), which nn.Module does not "
+                "see: their weights are not parameters of the decoder, so the optimizer, .to(device) and "
+                "state_dict() miss them. Hold them in nn.Sequential(...) or nn.ModuleList([...]).")
+
+
+def _note_checkpoint_layout(decoder: nn.Module, course_decoder: nn.Module) -> None:
+    """Print whether the shipped checkpoint's decoder weights would load into this layout: the check accepts any
+    layout that computes the right function, but load_state_dict needs the same parameter names and shapes."""
+    theirs = {name: tuple(value.shape) for name, value in decoder.state_dict().items()}
+    ours = {name: tuple(value.shape) for name, value in course_decoder.state_dict().items()}
+    if theirs == ours:
+        print("   Your layout is utils.vae.Decoder's: the shipped checkpoint's decoder weights load into it.")
+    else:
+        layers = sorted({name.rsplit(".", 1)[0] for name in ours})
+        print("   Note: your layers are named or shaped differently from utils.vae.Decoder's "
+              f"({', '.join(layers)}), so the shipped checkpoint's weights would not load into your class with "
+              "load_state_dict. That is fine for this lesson, which loads the checkpoint into utils.vae's class; "
+              "to match it, make self.upsample an nn.Sequential that starts with the ReLU, with kernel 4.")
 
 
 def _tiny_training_setup(seed: int) -> tuple[nn.Module, list[torch.Tensor]]:
@@ -188,6 +237,61 @@ def _recording_loss(seen_weights: list[float]) -> Callable:
     return recording_loss
 
 
+def _record_training_events(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The order of the epoch's "backward", "zero_grad" and "step" calls ("step without gradients" for a step
+    taken when every gradient is missing or zero), recorded by hooks on the parameters and the optimizer."""
+    events: list[str] = []
+
+    def backward_seen(gradient: torch.Tensor) -> torch.Tensor:
+        if not events or events[-1] != "backward":
+            events.append("backward")
+        return gradient
+
+    for parameter in model.parameters():
+        parameter.register_hook(backward_seen)
+    zero_grad, step = optimizer.zero_grad, optimizer.step
+
+    def recording_zero_grad(*args, **kwargs):
+        events.append("zero_grad")
+        return zero_grad(*args, **kwargs)
+
+    def recording_step(*args, **kwargs):
+        has_gradients = any(p.grad is not None and bool(torch.any(p.grad != 0))
+                            for group in optimizer.param_groups for p in group["params"])
+        events.append("step" if has_gradients else "step without gradients")
+        return step(*args, **kwargs)
+
+    optimizer.zero_grad, optimizer.step = recording_zero_grad, recording_step
+    return events
+
+
+def _order_diagnosis(events: list[str]) -> str:
+    """Why the steps moved nothing, from the order of the calls before the first step."""
+    if not any(event.startswith("step") for event in events):
+        return "call optimizer.step() after loss.backward() for every batch."
+    before = events[:next(i for i, event in enumerate(events) if event.startswith("step"))]
+    if "backward" in before and before[-1] == "zero_grad":
+        return ("you call optimizer.zero_grad() between loss.backward() and optimizer.step(), which erases the "
+                "gradients the step needs. Clear them before backward(): zero_grad(), backward(), step().")
+    if "backward" not in before:
+        return ("optimizer.step() comes before loss.backward(), so it has no gradient to use. The order is "
+                "zero_grad(), backward(), step().")
+    return "each batch needs optimizer.zero_grad(), loss.backward(), then optimizer.step(), in that order."
+
+
+def _check_floats(averages: dict) -> None:
+    """The epoch's averages are what the lesson plots and prints: Python numbers, not tensors."""
+    for key, value in averages.items():
+        if isinstance(value, torch.Tensor):
+            attached = (" still attached to the autograd graph (requires_grad): each epoch's graph stays in memory "
+                        "and the plot cell fails on it" if value.requires_grad else "")
+            raise ExerciseCheckFailed(
+                f"train_epoch: the average '{key}' is a tensor{attached}. Return Python floats: sum "
+                "loss.item() · len(x) (or detached tensors, converted with .item() or .tolist() at the end).")
+        if not isinstance(value, int | float | np.floating) or isinstance(value, bool):
+            raise ExerciseCheckFailed(f"train_epoch: the average '{key}' is a {type(value).__name__}; return floats.")
+
+
 @exercise_check
 def check_train_epoch(train_epoch: Callable) -> None:
     """On a narrow VAE and three batches of 4, 4 and 3 designs, with KL weights 0.3 and 1: the parameters after
@@ -202,6 +306,10 @@ def check_train_epoch(train_epoch: Callable) -> None:
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         seen_weights: list[float] = []
         recording_loss = _recording_loss(seen_weights)
+        events = _record_training_events(model, optimizer)
+        modes: list[bool] = []
+        model.register_forward_pre_hook(lambda module, _, seen=modes: seen.append(module.training))
+        model.eval()  # as the lesson's evaluation code leaves a model: the epoch must switch it back
         torch.manual_seed(seed)
         averages = train_epoch(model, batches, optimizer, kl_weight, recording_loss)
         if len(seen_weights) != len(batches):
@@ -212,10 +320,15 @@ def check_train_epoch(train_epoch: Callable) -> None:
                                       f"this epoch is {kl_weight}; pass kl_weight as loss_fn's last argument.")
         if not isinstance(averages, dict) or set(averages) != {"loss", "reconstruction", "kl"}:
             raise ExerciseCheckFailed("train_epoch: return a dict with the keys 'loss', 'reconstruction' and 'kl'")
+        _check_floats(averages)
+        if not all(modes):
+            raise ExerciseCheckFailed(
+                "train_epoch: the model ran in evaluation mode. Call model.train() at the start of the epoch: the "
+                "lesson's evaluation code leaves models in eval mode, where dropout and batch normalisation behave "
+                "as at test time.")
         got_parameters = _flat([p.detach() for p in model.parameters()])
         if torch.equal(got_parameters, initial):
-            raise ExerciseCheckFailed("train_epoch: the parameters did not change; call optimizer.step() after "
-                                      "loss.backward() for every batch.")
+            raise ExerciseCheckFailed(f"train_epoch: the parameters did not change; {_order_diagnosis(events)}")
         expected, expected_parameters = _reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed)
         without_zero_grad = _reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed,
                                              zero_grad=False)[1]
