@@ -87,7 +87,8 @@ def _standardized_noise(log_joint: Callable, noises: list[torch.Tensor]) -> Call
 def check_elbo_estimate(elbo_estimate: Callable) -> None:
     """For two linear-Gaussian models: the estimate is a scalar, matches log p(x) − KL(q ‖ p(z|x)) within its
     Monte Carlo error, its gradients match the exact gradient of that closed form within theirs, and it is
-    drawn from the `generator` argument (the same seed repeats, another seed differs)."""
+    drawn from the `generator` argument (the same seed repeats, another seed differs); the z it passes to
+    log_joint must carry the gradient (not q.sample() or a detached z)."""
     n = 200_000
     for seed, dim_x, dim_z, mu_values, log_std_values in ((301, 4, 2, [0.3, -0.2], [-0.7, -0.3]),
                                                           (303, 3, 1, [-1.0], [0.4])):
@@ -138,7 +139,8 @@ HISTORY_TOLERANCE = 0.1
 @exercise_check
 def check_maximize_elbo(maximize_elbo: Callable) -> None:
     """On a model whose posterior is diagonal: q must reach it (KL below KL_PASS_MARK), and the history must hold
-    one ELBO value per step that rises from the start and ends at the ELBO of the returned q."""
+    one ELBO value per step that rises from the start and ends at the ELBO of the returned q; successive steps
+    must draw fresh noise (the same ε at every step fits q to one fixed sample)."""
     log_joint, x, log_evidence, posterior = _linear_gaussian(302, orthogonal=True)
     steps = 800
     noises: list[torch.Tensor] = []

@@ -78,7 +78,8 @@ def _check_no_accumulation(reparam_gradient: Callable, mu: torch.Tensor, log_sig
 @exercise_check
 def check_reparam_gradient(reparam_gradient: Callable) -> None:
     """For f = sin: E[sin z] = sin μ · exp(−σ²/2), so d/dμ = cos μ · exp(−σ²/2) and d/dlog σ = −σ² sin μ ·
-    exp(−σ²/2). For f = z²: E[z²] = μ² + σ², so d/dμ = 2μ and d/dlog σ = 2σ². Then reproducibility."""
+    exp(−σ²/2). For f = z²: E[z²] = μ² + σ², so d/dμ = 2μ and d/dlog σ = 2σ². Then reproducibility, with no
+    gradient piling up in mu.grad across calls."""
     damping = np.exp(-0.64 / 2)
     # Per-sample spread: |cos|, |sin| ≤ 1, so each per-sample gradient of sin is bounded by 1 and σ·|ε|.
     _check_gradient_estimate(reparam_gradient, torch.sin, 0.7, 0.8,

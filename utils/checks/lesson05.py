@@ -11,7 +11,8 @@ from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check
 
 @exercise_check
 def check_conv2d_loops(conv2d: Callable) -> None:
-    """Against ``F.conv2d`` on random shapes (odd, non-square, a 1×1 kernel), strides and paddings."""
+    """Against ``F.conv2d`` on random float64 shapes (odd, non-square, a 1×1 kernel), strides and paddings; a
+    result in another dtype (a float32 buffer) is named, with the formula's slip if it has one."""
     generator = torch.Generator().manual_seed(501)
     cases = [(1, 1, 3, 1, 0, 6, 7), (2, 3, 3, 1, 1, 8, 6), (3, 2, 2, 2, 0, 9, 8), (2, 4, 5, 3, 2, 11, 10),
              (3, 2, 1, 1, 0, 4, 5), (2, 3, 3, 2, 1, 7, 9)]

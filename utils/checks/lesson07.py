@@ -23,7 +23,8 @@ from utils.vae import Decoder as CourseDecoder
 @exercise_check
 def check_vae_loss(vae_loss: Callable) -> None:
     """Against −Bernoulli(logits).log_prob(x) and kl_divergence(Normal(μ, σ), Normal(0, 1)), for binary and
-    grey targets, a batch of one, and β ∈ {0, 0.5, 4}."""
+    grey targets, a batch of one, and β ∈ {0, 0.5, 4}; the three values must be tensors and the total must carry
+    gradients to the logits, μ and log σ² (training calls backward() on it)."""
     generator = torch.Generator().manual_seed(702)
     for batch in (6, 1):
         logits = 3 * torch.randn(batch, 1, 32, 64, generator=generator, dtype=torch.float64)
@@ -109,7 +110,8 @@ def check_decoder(decoder_class: Callable) -> None:
     """For widths 8 and 16 and batches of 1 and 5: logits of shape (B, 1, 32, 64) that can be negative,
     gradients to every layer, three transposed convolutions 4w → 2w → w → 1 channels, and the same output as the
     architecture the exercise describes, rebuilt from the student's own layers (so any kernel, stride and
-    padding that double each side are accepted)."""
+    padding that double each side are accepted). Layers kept in a plain Python list are named; after a pass, a
+    note says whether the shipped checkpoint's weights would load into the student's layout."""
     generator = torch.Generator().manual_seed(704)
     for width, batch in ((8, 5), (16, 1)):
         torch.manual_seed(width)  # the student's layers draw their initial weights from the global generator
@@ -297,7 +299,9 @@ def check_train_epoch(train_epoch: Callable) -> None:
     """On a narrow VAE and three batches of 4, 4 and 3 designs, with KL weights 0.3 and 1: the parameters after
     the student's epoch and the returned averages (each batch weighted by its size) equal one epoch of Adam on
     reconstruction + kl_weight·KL, computed here with torch.distributions, from the same initial weights and the
-    same random numbers; and the loss goes through the ``loss_fn`` argument."""
+    same random numbers; the loss goes through the ``loss_fn`` argument, the averages are Python floats, the
+    model is switched to training mode (the check hands it over in eval mode), and a step that moves nothing is
+    explained by the order of the zero_grad, backward and step calls."""
     seed = 705
     for kl_weight in (0.3, 1.0):
         model, batches = _tiny_training_setup(seed)

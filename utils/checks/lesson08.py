@@ -90,7 +90,8 @@ def _selection_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, fl
 @exercise_check
 def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     """On random problems (16, 5 and 1 samples) and three hand-made ones (no admissible sample, a too heavy
-    stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample."""
+    stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample; indices
+    outside 0..k−1 (or all one too high) are reported as such."""
     for name, compliances, volumes, targets, tolerance in _selection_cases():
         answer = np.asarray(choose_best_of_k(compliances.copy(), volumes.copy(), targets.copy(), tolerance))
         expected = np.array(_selection_by_rule(compliances, volumes, targets, tolerance))
