@@ -140,7 +140,8 @@ print("−BCE equals the Bernoulli log-likelihood:", (-bce).numpy().round(3))
 # weight growing as $\sigma^2$ (lesson 7 makes that weight explicit and calls it $\beta$).
 # The Bernoulli likelihood has no such free scale and penalises confident mistakes strongly.
 # <!-- END ANSWER -->
-#
+
+# %% [markdown]
 # ## 3. The reparametrization trick against the score-function estimator
 #
 # Lesson 3 introduced the reparametrization trick to differentiate the ELBO through its samples. It is not the

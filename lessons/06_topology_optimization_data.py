@@ -69,6 +69,8 @@ def compliance_sensitivity(x: np.ndarray, energies: np.ndarray, penal: float) ->
 check_compliance_sensitivity(compliance_sensitivity)
 
 # %% [markdown]
+# **Your derivation** of $\partial c / \partial x_e$ (here or on paper): which sign does it have, and why?
+#
 # <!-- BEGIN ANSWER -->
 # $K \frac{\partial U}{\partial x_e} = -\frac{\partial K}{\partial x_e} U$ gives
 # $\frac{\partial c}{\partial x_e} = F^\top \frac{\partial U}{\partial x_e} = U^\top K \frac{\partial U}{\partial x_e}

@@ -1,6 +1,7 @@
 """The lesson sources as a student reads them: no markdown left inside a code cell (a heading or a paragraph of
-prose that lost its ``# %% [markdown]`` marker shows as a grey comment, and the section numbering jumps), and each
-lesson's training budget read from its own environment variable."""
+prose that lost its ``# %% [markdown]`` marker shows as a grey comment, and the section numbering jumps), every
+answer box with its question and in a cell of its own, and each lesson's training budget read from its own
+environment variable."""
 from __future__ import annotations
 
 import re
@@ -46,6 +47,38 @@ def test_no_markdown_inside_a_code_cell(lesson_source: Path) -> None:
     problems = [f"cell {index}: {problem}" for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
                 for problem in markdown_in_code(cell.source)]
     assert problems == [], f"{lesson_source.name}: give these their own '# %% [markdown]' cell:\n" + "\n".join(problems)
+
+
+_BEGIN_ANSWER, _END_ANSWER = "<!-- BEGIN ANSWER -->", "<!-- END ANSWER -->"
+# A numbered section ("## 3. …") opens a new part of the lesson: it must not share a cell with the answer before it.
+_SECTION = re.compile(r"^#{2,3}\s+\d", re.MULTILINE)
+
+
+def answer_box_problems(markdown: str) -> list[str]:
+    """An answer box (what the exercise version shows as "Your answer here") needs its question in the same cell,
+    before it, and must not run into the next numbered section."""
+    if _BEGIN_ANSWER not in markdown:
+        return []
+    before, rest = markdown.split(_BEGIN_ANSWER, 1)
+    after = rest.split(_END_ANSWER, 1)[-1]
+    problems = [] if before.strip() else ["an answer box with no question before it"]
+    if _SECTION.search(after):
+        problems.append("an answer box that runs into the next section")
+    return problems
+
+
+def test_every_answer_box_has_its_question_and_ends_its_cell(lesson_source: Path) -> None:
+    notebook = jupytext.reads(lesson_source.read_text(encoding="utf-8"), fmt="py:percent")
+    problems = [f"cell {index}: {problem}" for index, cell in enumerate(notebook.cells)
+                if cell.cell_type == "markdown" for problem in answer_box_problems(cell.source)]
+    assert problems == [], f"{lesson_source.name}:\n" + "\n".join(problems)
+
+
+def test_the_answer_box_rule_both_ways() -> None:
+    assert answer_box_problems(f"{_BEGIN_ANSWER}\nThe canvas has (n−1)s + k values.\n{_END_ANSWER}")
+    assert answer_box_problems(f"**Question** — why?\n\n{_BEGIN_ANSWER}\nBecause.\n{_END_ANSWER}\n\n## 3. Next")
+    assert answer_box_problems(f"**Question** — why?\n\n{_BEGIN_ANSWER}\nBecause.\n{_END_ANSWER}\n\n"
+                               "## What you should take away\n- this") == []
 
 
 @pytest.mark.parametrize("source", [
@@ -97,4 +130,4 @@ def test_lessons_read_their_own_budget() -> None:
     for number, source in ((7, "07_convolutional_vae_topology.py"), (8, "08_conditional_vae_design.py")):
         text = (Path(__file__).resolve().parents[1] / "lessons" / source).read_text(encoding="utf-8")
         assert f'course_environment_int("LESSON{number}_EPOCHS", LESSON{number}_EPOCHS)' in text
-        assert "VAE_COURSE_EPOCHS" not in text and "os.environ" not in text
+        assert "VAE_COURSE_EPOCHS" not in text and 'os.environ.get("VAE_COURSE' not in text
