@@ -4,7 +4,9 @@ answer box with its question and in a cell of its own, and each lesson's trainin
 environment variable."""
 from __future__ import annotations
 
+import ast
 import re
+import sys
 from pathlib import Path
 
 import jupytext
@@ -131,3 +133,13 @@ def test_lessons_read_their_own_budget() -> None:
         text = (Path(__file__).resolve().parents[1] / "lessons" / source).read_text(encoding="utf-8")
         assert f'course_environment_int("LESSON{number}_EPOCHS", LESSON{number}_EPOCHS)' in text
         assert "VAE_COURSE_EPOCHS" not in text and 'os.environ.get("VAE_COURSE' not in text
+
+
+def test_settings_stays_a_leaf_module() -> None:
+    """utils.settings, which every tool and lesson imports, imports only the standard library and utils.paths."""
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "utils" / "settings.py").read_text(encoding="utf-8"))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    outside = sorted(name for name in imported
+                     if name != "utils.paths" and name.split(".")[0] not in sys.stdlib_module_names | {"__future__"})
+    assert outside == []
