@@ -5,8 +5,8 @@
 # reading the ten sections and their figures; the notebook itself runs in about 3 minutes on 2 CPU cores.
 # **You will:** build the VAE yourself from lesson 4's objective and lesson 5's convolutions (the loss, the decoder
 # and the training epoch are your exercises), train it on lesson 6's designs, and judge what it learned — by
-# pixels, and by physics (your fourth exercise): compliance, volume, connectivity, the measures of TopoDiff
-# (Mazé & Ahmed, "Diffusion models beat GANs on topology optimization", AAAI 2023) that section 6 defines.
+# pixels, and by physics (your fourth exercise): compliance, volume, connectivity, the kind of measures that TopoDiff
+# (Mazé & Ahmed, "Diffusion models beat GANs on topology optimization", AAAI 2023) reports; section 6 defines them.
 #
 # **If you have only 20 minutes:** do exercises 7.1–7.3 (sections 1 and 2), look at section 3's reconstructions,
 # then do exercise 7.4 and read its table (section 6) and section 10's summary. Run every cell in order all the same
