@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 
 # Statistical checks allow 6 standard errors: under the normal approximation a correct answer fails one such
 # test with probability 2e-9, so a check with fewer than 500 of them refuses a correct answer with
@@ -134,7 +134,8 @@ def _check_sample_moments(z: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.nda
 def check_ancestral_sample(sample: Callable) -> None:
     """Shapes (n = 1 included), reproducibility with the `rng` argument, and the first two moments of z and of
     the noise (mean, standard deviation, independence from z and across coordinates) for two models."""
-    z_one, x_one = (np.asarray(v) for v in sample(1, np.ones(2), np.zeros(2), 0.5, np.random.default_rng(0)))
+    z_one, x_one = (np.asarray(v) for v in returned("ancestral_sample", sample(
+        1, np.ones(2), np.zeros(2), 0.5, np.random.default_rng(0))))
     if z_one.shape != (1,) or x_one.shape != (1, 2):
         raise ExerciseCheckFailed(f"ancestral_sample with n=1: expected shapes (1,) and (1, 2), got {z_one.shape} "
                                   f"and {x_one.shape}")

@@ -14,6 +14,7 @@ from utils.checks._core import (
     exercise_check,
     gradients,
     passed,
+    returned,
 )
 
 
@@ -96,8 +97,8 @@ def check_elbo_estimate(elbo_estimate: Callable) -> None:
         mu = torch.tensor(mu_values, dtype=torch.float64, requires_grad=True)
         log_std = torch.tensor(log_std_values, dtype=torch.float64, requires_grad=True)
         samples_carry_gradient: list[bool] = []
-        estimate = elbo_estimate(_recording(log_joint, samples_carry_gradient), x, mu, log_std, n,
-                                 torch.Generator().manual_seed(1))
+        estimate = returned("elbo_estimate", elbo_estimate(_recording(log_joint, samples_carry_gradient), x, mu,
+                                                           log_std, n, torch.Generator().manual_seed(1)))
         if samples_carry_gradient and not all(samples_carry_gradient):
             raise ExerciseCheckFailed(
                 "elbo_estimate: the z you pass to log_joint carries no gradient (it was drawn with q.sample(), "
@@ -144,8 +145,8 @@ def check_maximize_elbo(maximize_elbo: Callable) -> None:
     log_joint, x, log_evidence, posterior = _linear_gaussian(302, orthogonal=True)
     steps = 800
     noises: list[torch.Tensor] = []
-    mu, log_std, history = maximize_elbo(_standardized_noise(log_joint, noises), x, 2, steps=steps, lr=0.02,
-                                         n_samples=256, seed=1)
+    mu, log_std, history = returned("maximize_elbo", maximize_elbo(_standardized_noise(log_joint, noises), x, 2,
+                                                                   steps=steps, lr=0.02, n_samples=256, seed=1))
     if len(noises) >= 2 and all(noise.shape == noises[0].shape and torch.allclose(noise, noises[0], atol=1e-4)
                                 for noise in noises[1:]):
         raise ExerciseCheckFailed(

@@ -8,7 +8,14 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, check_draws_from_generator, exercise_check, passed
+from utils.checks._core import (
+    ExerciseCheckFailed,
+    assert_close,
+    check_draws_from_generator,
+    exercise_check,
+    passed,
+    returned,
+)
 
 # The reparametrization-gradient check allows 6 standard errors: a correct estimate fails one of its four
 # comparisons with probability < 1e-8 (normal approximation).
@@ -52,7 +59,8 @@ def _check_gradient_estimate(reparam_gradient: Callable, function: Callable, mu_
     n = 200_000
     mu = torch.tensor(mu_value, dtype=torch.float64, requires_grad=True)
     log_sigma = torch.tensor(np.log(sigma_value), dtype=torch.float64, requires_grad=True)
-    grad_mu, grad_log_sigma = reparam_gradient(function, mu, log_sigma, n, torch.Generator().manual_seed(3))
+    grad_mu, grad_log_sigma = returned("reparam_gradient", reparam_gradient(function, mu, log_sigma, n,
+                                                                            torch.Generator().manual_seed(3)))
     assert_close(f"d/dmu of E[{name}(z)]", grad_mu, exact[0], rtol=0, atol=STANDARD_ERRORS * spread[0] / np.sqrt(n),
                  hint="Build z = mu + exp(log_sigma)·ε and differentiate the mean of f(z).")
     assert_close(f"d/dlog_sigma of E[{name}(z)]", grad_log_sigma, exact[1], rtol=0,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 
 
 @exercise_check
@@ -87,7 +87,7 @@ def check_transposed_conv_output_size(output_size: Callable) -> None:
         expected = F.conv_transpose2d(torch.zeros(1, 1, size, 1), torch.zeros(1, 1, kernel, 1), stride=(stride, 1),
                                       padding=(padding, 0), output_padding=(output_padding, 0)).shape[2]
         arguments = (size, kernel, stride, padding, output_padding)
-        cases.append((arguments, expected, output_size(*arguments)))
+        cases.append((arguments, expected, returned("transposed_conv_output_size", output_size(*arguments))))
     wrong = [(arguments, expected, got) for arguments, expected, got in cases if got != expected]
     if not wrong:
         if not all(isinstance(got, int) for _, _, got in cases):

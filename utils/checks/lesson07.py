@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed, returned
 from utils.data import load_topology_dataset
 from utils.metrics import threshold
 from utils.topopt import LoadCase, compliance
@@ -50,7 +50,7 @@ def check_vae_loss(vae_loss: Callable) -> None:
                     torch.sigmoid(logits)).flatten(1).sum(1).mean(),
             }
             for beta in (0.0, 0.5, 4.0):
-                total, got_reconstruction, got_kl = vae_loss(logits, x, mu, logvar, beta)
+                total, got_reconstruction, got_kl = returned("vae_loss", vae_loss(logits, x, mu, logvar, beta))
                 case = f"{kind} targets, batch {batch}"
                 assert_close(f"reconstruction ({case})", got_reconstruction, reconstruction, rtol=1e-9, atol=1e-9,
                              mistakes=reconstruction_mistakes,
@@ -124,7 +124,7 @@ def check_decoder(decoder_class: Callable) -> None:
         if layers and layers[-1].bias is not None:
             with torch.no_grad():  # a bias of −1 makes most correct logits negative, whatever the initial weights
                 layers[-1].bias.fill_(-1.0)
-        logits = decoder(z)
+        logits = returned("Decoder's forward", decoder(z))
         if not isinstance(logits, torch.Tensor) or logits.shape != (batch, 1, 32, 64):
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise ExerciseCheckFailed(f"Decoder (width {width}): expected logits of shape ({batch}, 1, 32, 64), got "
@@ -315,7 +315,7 @@ def check_train_epoch(train_epoch: Callable) -> None:
         model.register_forward_pre_hook(lambda module, _, seen=modes: seen.append(module.training))
         model.eval()  # as the lesson's evaluation code leaves a model: the epoch must switch it back
         torch.manual_seed(seed)
-        averages = train_epoch(model, batches, optimizer, kl_weight, recording_loss)
+        averages = returned("train_epoch", train_epoch(model, batches, optimizer, kl_weight, recording_loss))
         if len(seen_weights) != len(batches):
             raise ExerciseCheckFailed(f"train_epoch: loss_fn was called {len(seen_weights)} times for "
                                       f"{len(batches)} batches; call the loss_fn argument once per batch.")
@@ -376,7 +376,7 @@ def check_physics_errors(physics_errors: Callable) -> None:
     |VF − VF_ref|/VF_ref of the thresholded designs. A design equal to its original must score 0 on both,
     a thicker one a negative CE, a cut one a CE of orders of magnitude."""
     for name, design, original, problem in _judging_cases():
-        got = physics_errors(design.copy(), original.copy(), problem)
+        got = returned("physics_errors", physics_errors(design.copy(), original.copy(), problem))
         if not (isinstance(got, tuple | list) and len(got) == 2):
             raise ExerciseCheckFailed("physics_errors: return two numbers, (CE, VFE)")
         solid, solid_original = threshold(design), threshold(original)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 
 
 def _normal(mu: torch.Tensor, logvar: torch.Tensor) -> Normal:
@@ -93,7 +93,8 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample; indices
     outside 0..k−1 (or all one too high) are reported as such."""
     for name, compliances, volumes, targets, tolerance in _selection_cases():
-        answer = np.asarray(choose_best_of_k(compliances.copy(), volumes.copy(), targets.copy(), tolerance))
+        answer = np.asarray(returned("choose_best_of_k", choose_best_of_k(compliances.copy(), volumes.copy(),
+                                                                       targets.copy(), tolerance)))
         expected = np.array(_selection_by_rule(compliances, volumes, targets, tolerance))
         if answer.shape != expected.shape:
             raise ExerciseCheckFailed(
