@@ -285,13 +285,15 @@ assert relative_errors[-1] > 5 * relative_errors[0], "the error should grow with
 
 # %% [markdown]
 # **Question** — the naive estimator is unbiased for $p(x)$, yet its estimate of $\log p(x)$ is almost
-# always too *low* when $d$ is large. Why?
+# always too *low* when $d$ is large. Why? (Two reasons. The second needs Jensen's inequality, which lesson 3
+# introduces: for a concave function such as $\log$ and a positive random number $Y$,
+# $\mathbb E[\log Y] \le \log \mathbb E[Y]$.)
 #
 # <!-- BEGIN ANSWER -->
 # Almost all prior samples fall where $p(x \mid z)$ is negligible; the rare samples that land near the
 # posterior carry nearly all of the mass. With a finite $S$ we usually miss them, so the average is too
 # small, and $\log$ of an average is also pulled down by Jensen's inequality ($\mathbb E[\log \hat p] \le
-# \log \mathbb E[\hat p]$, lesson 3). The fix is to sample $z$ where the posterior $p(z \mid x)$ puts its mass:
+# \log \mathbb E[\hat p] = \log p(x)$). The fix is to sample $z$ where the posterior $p(z \mid x)$ puts its mass:
 # that is inference, the subject of lesson 2.
 # <!-- END ANSWER -->
 #

@@ -40,6 +40,9 @@ rng = seed_everything(0)
 # $\mathbb E_q[(z-\mu)^2]$ and $\mathbb E_q[z^2]$), sum it over the $d$ dimensions, and
 # implement it for a batch: `mu` and `logvar` ($\log \sigma^2$, the quantity an encoder outputs) of shape `(B, d)`,
 # result `(B,)`. The check compares with `torch.distributions.kl_divergence` and names the usual slips.
+
+# %% [markdown]
+# **Your derivation** of the one-dimensional KL (here or on paper), before you implement it:
 #
 # <!-- BEGIN ANSWER -->
 # $$\mathrm{KL} = \mathbb E_q\!\left[\log q(z) - \log p(z)\right]
@@ -137,7 +140,8 @@ print("−BCE equals the Bernoulli log-likelihood:", (-bce).numpy().round(3))
 # weight growing as $\sigma^2$ (lesson 7 makes that weight explicit and calls it $\beta$).
 # The Bernoulli likelihood has no such free scale and penalises confident mistakes strongly.
 # <!-- END ANSWER -->
-#
+
+# %% [markdown]
 # ## 3. The reparametrization trick against the score-function estimator
 #
 # Lesson 3 introduced the reparametrization trick to differentiate the ELBO through its samples. It is not the

@@ -8,12 +8,13 @@
 #
 # A convolutional layer with input channels $l = 1..L$ and output channels $m = 1..M$ computes
 #
-# $$Z^{m}_{i,j} = \sigma\Big(\sum_{l=1}^{L} \sum_{\alpha=0}^{k-1} \sum_{\beta=0}^{k-1}
-#   W^{m,l}_{\alpha,\beta}\, Y^{l}_{s i+\alpha,\ s j+\beta} + B^{m}\Big),$$
+# $$Z^{m}_{i,j} = \phi\Big(\sum_{l=1}^{L} \sum_{\alpha=0}^{k-1} \sum_{\beta=0}^{k-1}
+#   K^{m,l}_{\alpha,\beta}\, Y^{l}_{s i+\alpha,\ s j+\beta} + B^{m}\Big),$$
 #
-# where $Y$ is the input (zero-padded by $p$ on each side), $W$ the $M \times L \times k \times k$ kernel, $B$ the bias,
-# $s$ the stride and $\sigma$ an activation. Deep-learning "convolution" is really cross-correlation: the kernel is
-# not flipped.
+# where $Y$ is the input (zero-padded by $p$ on each side), $K$ the $M \times L \times k \times k$ kernel, $B$ the bias,
+# $s$ the stride and $\phi$ an activation such as the ReLU. Deep-learning "convolution" is really cross-correlation:
+# the kernel is not flipped. (The slides write $W$ for the kernel and $\sigma$ for the activation; here $H \times W$ is
+# an image's height and width, and $\sigma$ stays a standard deviation, as in lessons 1–4.)
 #
 # > **Erratum (seed slides).** The slides' version of this formula differs in two places, both wrong. It indexes
 # > the input by the *output* channel ($Y^{c}$ where we write $Y^{l}$), so the sum over input channels would read
@@ -38,16 +39,18 @@ use_course_style()
 rng = seed_everything(0)
 
 # %% [markdown]
-# **Exercise 5.1** — implement the formula with explicit loops (no activation: $\sigma$ = identity), for one
-# image `Y: (L, H, W)`, kernel `W: (M, L, k, k)`, bias `B: (M,)`. Pad with `F.pad(Y, (p, p, p, p))`.
+# **Exercise 5.1** — implement the formula with explicit loops (no activation: $\phi$ = identity), for one
+# image `Y: (L, H, W)` ($L$ channels of height $H$ and width $W$), kernel `K: (M, L, k, k)`, bias `B: (M,)`.
+# Pad with `F.pad(Y, (p, p, p, p))`. The check passes float64 tensors: create your output buffer with the input's
+# dtype (`torch.zeros(..., dtype=Y.dtype)`), or it rounds every value to float32's 7 digits.
 
 # %%
 # EXERCISE: convolution with loops
-def conv2d_loops(Y: torch.Tensor, W: torch.Tensor, B: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
-    """Z[m, i, j] = Σ_l Σ_α Σ_β W[m, l, α, β] · Ypad[l, s·i + α, s·j + β] + B[m]; returns (M, H_out, W_out)."""
+def conv2d_loops(Y: torch.Tensor, K: torch.Tensor, B: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """Z[m, i, j] = Σ_l Σ_α Σ_β K[m, l, α, β] · Ypad[l, s·i + α, s·j + β] + B[m]; returns (M, H_out, W_out)."""
     # BEGIN SOLUTION
     Y = F.pad(Y, (padding, padding, padding, padding))
-    n_out, _, k, _ = W.shape
+    n_out, _, k, _ = K.shape
     height = (Y.shape[1] - k) // stride + 1
     width = (Y.shape[2] - k) // stride + 1
     Z = torch.zeros(n_out, height, width, dtype=Y.dtype)
@@ -55,7 +58,7 @@ def conv2d_loops(Y: torch.Tensor, W: torch.Tensor, B: torch.Tensor, stride: int 
         for i in range(height):
             for j in range(width):
                 patch = Y[:, stride * i:stride * i + k, stride * j:stride * j + k]
-                Z[m, i, j] = (W[m] * patch).sum() + B[m]
+                Z[m, i, j] = (K[m] * patch).sum() + B[m]
     return Z
     # END SOLUTION
 
@@ -69,13 +72,13 @@ check_conv2d_loops(conv2d_loops)
 # as a column (`F.unfold`, "im2col"): then one `einsum` does all output positions at once.
 
 # %%
-def conv2d_vectorized(Y: torch.Tensor, W: torch.Tensor, B: torch.Tensor, stride: int = 1,
+def conv2d_vectorized(Y: torch.Tensor, K: torch.Tensor, B: torch.Tensor, stride: int = 1,
                       padding: int = 0) -> torch.Tensor:
     """The same convolution for a batch Y: (N, L, H, W) via unfold + einsum; returns (N, M, H_out, W_out)."""
-    n_out, _, k, _ = W.shape
+    n_out, _, k, _ = K.shape
     patches = F.unfold(Y, kernel_size=k, stride=stride, padding=padding)  # (N, L·k·k, H_out·W_out)
     height = (Y.shape[2] + 2 * padding - k) // stride + 1
-    Z = torch.einsum("mc,ncp->nmp", W.reshape(n_out, -1), patches) + B[None, :, None]
+    Z = torch.einsum("mc,ncp->nmp", K.reshape(n_out, -1), patches) + B[None, :, None]
     return Z.reshape(Y.shape[0], n_out, height, -1)
 
 
@@ -83,15 +86,15 @@ for _ in range(20):
     L, M, k = (int(v) for v in rng.integers(1, 5, size=3))
     stride, padding = int(rng.integers(1, 4)), int(rng.integers(0, 3))
     Y = torch.randn(2, L, int(rng.integers(k + 3, 20)), int(rng.integers(k + 3, 20)))
-    W, B = torch.randn(M, L, k, k), torch.randn(M)
-    torch.testing.assert_close(conv2d_vectorized(Y, W, B, stride, padding), F.conv2d(Y, W, B, stride, padding))
+    K, B = torch.randn(M, L, k, k), torch.randn(M)
+    torch.testing.assert_close(conv2d_vectorized(Y, K, B, stride, padding), F.conv2d(Y, K, B, stride, padding))
 print("conv2d_vectorized equals F.conv2d on 20 random shapes, strides and paddings")
 
-Y, W, B = torch.randn(1, 8, 32, 64), torch.randn(16, 8, 3, 3), torch.randn(16)
+Y, K, B = torch.randn(1, 8, 32, 64), torch.randn(16, 8, 3, 3), torch.randn(16)
 timings = {}
-for name, run in [("loops", lambda: conv2d_loops(Y[0], W, B, 1, 1)),
-                  ("unfold + einsum", lambda: conv2d_vectorized(Y, W, B, 1, 1)),
-                  ("F.conv2d", lambda: F.conv2d(Y, W, B, 1, 1))]:
+for name, run in [("loops", lambda: conv2d_loops(Y[0], K, B, 1, 1)),
+                  ("unfold + einsum", lambda: conv2d_vectorized(Y, K, B, 1, 1)),
+                  ("F.conv2d", lambda: F.conv2d(Y, K, B, 1, 1))]:
     start = time.perf_counter()
     run()
     timings[name] = time.perf_counter() - start
@@ -306,8 +309,42 @@ assert up.shape == x.shape and abs(lhs - rhs) < 1e-3 * abs(lhs)
 # Along one axis, a transposed convolution with kernel $k$, stride $s$ and padding $p$ works like this: input
 # pixel $i = 0, \dots, n-1$ paints a patch of $k$ values starting at position $s \cdot i$ of a canvas (overlapping
 # patches add up); then $p$ values are cropped from *each* end of the canvas (the padding of the matching
-# convolution, removed again); finally `output_padding` extra values are kept at the far end.
-#
+# convolution, removed again); finally `output_padding` extra values are kept at the far end. The sketch below
+# paints one small case, cell by cell:
+
+# %%
+def sketch_transposed_convolution(ax: plt.Axes, size: int, kernel: int, stride: int, padding: int) -> None:
+    """One axis of a transposed convolution: input pixel i paints `kernel` cells from position stride·i (one row
+    each), the canvas (bottom row) adds them up, and `padding` cells are cropped from each end."""
+    coverage: list[int] = []
+    for i in range(size):
+        for offset in range(kernel):
+            position = stride * i + offset
+            coverage.extend([0] * (position + 1 - len(coverage)))
+            coverage[position] += 1
+            ax.add_patch(plt.Rectangle((position, size - i), 1, 0.8, color=f"C{i}", alpha=0.7))
+        ax.text(-0.3, size - i + 0.4, f"input pixel {i}", ha="right", va="center")
+    for position, count in enumerate(coverage):
+        cropped = position < padding or position >= len(coverage) - padding
+        ax.add_patch(plt.Rectangle((position, -0.6), 1, 0.8, facecolor="0.85" if cropped else "white",
+                                   edgecolor="k", hatch="//" if cropped else None))
+        ax.text(position + 0.5, -0.2, str(count), ha="center", va="center")
+    ax.text(-0.3, -0.2, "canvas (patches added)", ha="right", va="center")
+    ax.set(xlim=(-0.2, len(coverage) + 0.2), ylim=(-0.8, size + 1),
+           title=f"n = {size}, k = {kernel}, s = {stride}, p = {padding}: hatched cells are cropped, the others "
+                 "are the output")
+    ax.set_xticks(range(len(coverage) + 1))
+    ax.set_yticks([])
+    ax.set_xlabel("position on the canvas")
+    ax.grid(False)
+
+
+fig, ax = plt.subplots(figsize=(9, 2.6))
+sketch_transposed_convolution(ax, size=3, kernel=3, stride=2, padding=1)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # **Exercise 5.3** — derive from this description the number of outputs as a function of `size` ($n$), `kernel`,
 # `stride`, `padding` and `output_padding`, and implement it. (The check compares with `F.conv_transpose2d`.)
 
@@ -325,11 +362,15 @@ def transposed_conv_output_size(size: int, kernel: int, stride: int = 1, padding
 check_transposed_conv_output_size(transposed_conv_output_size)
 
 # %% [markdown]
+# **Your derivation** — how many values does the canvas hold before the crop (where does the last input pixel's patch
+# end?), and how many are left after it?
+#
 # <!-- BEGIN ANSWER -->
 # The last patch starts at $s(n-1)$ and ends at $s(n-1) + k$: the canvas has $(n-1)s + k$ values. Cropping $p$ at
 # each end and keeping `output_padding` more gives $(n-1)\,s - 2p + k + \text{output\_padding}$.
 # <!-- END ANSWER -->
-#
+
+# %% [markdown]
 # **When does the transposed convolution undo the shape change?** The convolution maps every size
 # $n$ with the same $\lfloor (n + 2p - k)/s \rfloor$ to the same output size, so it forgets up to $s - 1$ pixels; the
 # transposed convolution (with `output_padding` 0) returns to $n$ exactly when $s$ divides $n + 2p - k$. Otherwise
@@ -347,7 +388,7 @@ for n in range(28, 37):
 
 # %% [markdown]
 # ## What you should take away
-# - A convolution is the sum $\sum_l\sum_\alpha\sum_\beta W^{m,l}_{\alpha,\beta} Y^l_{si+\alpha, sj+\beta} + B^m$:
+# - A convolution is the sum $\sum_l\sum_\alpha\sum_\beta K^{m,l}_{\alpha,\beta} Y^l_{si+\alpha, sj+\beta} + B^m$:
 #   your loop version,
 #   the unfold/einsum version and `F.conv2d` agree; the output size is $\lfloor (n-k+2p)/s \rfloor + 1$. The slides
 #   index the input by the wrong channel and add the bias $k^2 L$ times.

@@ -31,9 +31,9 @@ from utils import seed_everything
 from utils.checks.lesson06 import check_compliance_sensitivity, check_oc_update
 from utils.data import load_topology_dataset, read_manifest
 from utils.metrics import solid_components
-from utils.plotting import plot_designs, show_design, use_course_style
+from utils.plotting import draw_problem, plot_designs, show_design, use_course_style
 from utils.settings import SolverSettings
-from utils.topopt import E0, E_MIN, compliance, mbb_beam, optimize
+from utils.topopt import E0, E_MIN, cantilever, compliance, mbb_beam, optimize
 
 use_course_style()
 rng = seed_everything(0)
@@ -46,10 +46,15 @@ rng = seed_everything(0)
 # $K$, and $K = \sum_e E(x_e)\, K_e$, where $K_e$ is element $e$'s unit-stiffness matrix placed in the global one, so
 # that $U^\top K_e U = u_e^\top k_0\, u_e$ (the element's displacements $u_e$ and its 8×8 matrix $k_0$).
 #
+# **The solver's two pieces you meet here.** `utils.topopt` keeps a mesh and its supports in a
+# `FiniteElementModel(nelx, nely, fixed_dofs)`. Its `solve(young, force)` assembles $K$ from the elements' moduli
+# $E(x_e)$ and returns the displacements $U$ of every node; its `element_energies(U)` then returns, for every
+# element, the number $u_e^\top k_0\, u_e$ (twice the strain energy the element would store with unit modulus).
+# You do not call them yourself: the optimiser and the check pass you their result as `energies`.
+#
 # **Exercise 6.1** — derive $\partial c / \partial x_e$ and implement it for every element at once, from the
-# densities `x`, the element energies `energies` $= u_e^\top k_0 u_e$ (what `FiniteElementModel.element_energies(U)`
-# returns) and the penalty `penal`; `E0` and `E_MIN` are imported above. The check compares with finite
-# differences of the compliance, one element at a time.
+# densities `x`, the element energies `energies` $= u_e^\top k_0 u_e$ and the penalty `penal`; `E0` and `E_MIN`
+# are imported above. The check compares with finite differences of the compliance, one element at a time.
 
 # %%
 # EXERCISE: the compliance sensitivity
@@ -64,6 +69,8 @@ def compliance_sensitivity(x: np.ndarray, energies: np.ndarray, penal: float) ->
 check_compliance_sensitivity(compliance_sensitivity)
 
 # %% [markdown]
+# **Your derivation** of $\partial c / \partial x_e$ (here or on paper): which sign does it have, and why?
+#
 # <!-- BEGIN ANSWER -->
 # $K \frac{\partial U}{\partial x_e} = -\frac{\partial K}{\partial x_e} U$ gives
 # $\frac{\partial c}{\partial x_e} = F^\top \frac{\partial U}{\partial x_e} = U^\top K \frac{\partial U}{\partial x_e}
@@ -76,9 +83,8 @@ check_compliance_sensitivity(compliance_sensitivity)
 # %% [markdown]
 # ## 2. The optimality-criteria update
 #
-# Each iteration solves $KU = F$, computes the sensitivities of exercise 6.1,
-# $\partial c / \partial x_e = -p\,x_e^{p-1}(E_0 - E_{\min})\,
-# u_e^\top k_0 u_e$ (always $\le 0$: more material never hurts), filters them, then updates every element by
+# Each iteration solves $KU = F$, computes the sensitivities $\partial c / \partial x_e$ of exercise 6.1 (your
+# `compliance_sensitivity`), filters them, then updates every element by
 #
 # $$x_e^{\text{new}} = \operatorname{clip}\!\Big(
 #   x_e \sqrt{\tfrac{-\partial c/\partial x_e}{\lambda\ \partial V/\partial x_e}},\
@@ -175,8 +181,12 @@ assert after > 2 * before
 #
 # The dataset holds SIMP designs of a **64×32 cantilever** clamped on its left edge, with a unit point load
 # on its right edge. Three parameters vary continuously: the load's height, its angle and the volume
-# fraction. Every sample stores its full problem, its compliance and its iteration count, so a design can be
-# re-solved and judged later. `make data` regenerates it (a few minutes on 2 cores); this lesson only loads it.
+# fraction. The figure below labels them: the height $y$ is counted in elements from the top edge (0 to 32), and
+# the angle from the $+x$ axis (pointing right, away from the support), counter-clockwise positive, so every load
+# of the dataset, from −30° to −150°, points downwards: −90° straight down, −30° down and away from the support,
+# −150° down and back towards it. Every sample stores its full problem, its compliance and its iteration count, so
+# a design can be re-solved and judged later. `make data` regenerates it (a few minutes on 2 cores); this lesson
+# only loads it.
 
 # %%
 data = load_topology_dataset()
@@ -185,6 +195,28 @@ print(f"{len(data)} designs, split {manifest['split_counts']}, generated with se
 print(f"parameter ranges: {manifest['parameter_ranges']}")
 print(f"solver: {manifest['solver']}")
 print(f"converged within {manifest['solver']['max_iterations']} iterations: {data.converged.mean():.1%}")
+
+# %%
+example = int(np.argmin(np.abs(data.angle_deg + 60) + np.abs(data.load_y - 10)))
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+show_design(left, data.density[example], f"design {example}: VF {data.volfrac[example]:.2f}, "
+            f"y = {data.load_y[example]:.1f}, angle {data.angle_deg[example]:.0f}° (the load: red arrow)")
+draw_problem(left, data.load_case(example))
+left.annotate("support: the left edge is clamped (blue)", xy=(-0.5, 28), xytext=(2, 38), color="tab:blue",
+              annotation_clip=False, arrowprops={"arrowstyle": "->", "color": "tab:blue"})
+left.annotate("", xy=(66, data.load_y[example] - 0.5), xytext=(66, -0.5), annotation_clip=False,
+              arrowprops={"arrowstyle": "<->", "color": "k"})
+left.text(67, data.load_y[example] / 2, "load height y\n(from the top)", va="center", fontsize=8)
+show_design(right, np.zeros((32, 64)), "the load angles of the dataset, at the right edge")
+for angle in (-30.0, -90.0, -150.0):
+    draw_problem(right, cantilever(64, 32, 0.4, load_y=8.0, angle_deg=angle), arrow_length=14.0)
+    dx, dy = 17 * np.cos(np.radians(angle)), -17 * np.sin(np.radians(angle))
+    right.text(63.5 + dx, 7.5 + dy, f"{angle:.0f}°", color="tab:red", ha="center", va="center")
+right.annotate("", xy=(63.5 + 14, 7.5), xytext=(63.5, 7.5), annotation_clip=False,
+               arrowprops={"arrowstyle": "-", "ls": ":"})
+right.text(63.5 + 15, 7.5, "0° (+x)", va="center", fontsize=8)
+plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # About a third of the designs stopped at the 100-iteration cap with a largest element change still above the
@@ -263,7 +295,8 @@ log_compliance = np.log(data.compliance)
 print(f"correlation of log compliance with |sin(angle)|: {np.corrcoef(log_compliance, verticality)[0, 1]:.2f}, "
       f"with the angle itself: {np.corrcoef(log_compliance, data.angle_deg)[0, 1]:.2f}")
 assert band_medians[2] > max(band_medians[0], band_medians[4]) * 1.5
-#
+
+# %% [markdown]
 # The thresholded designs are what we judge in lesson 7, so we compare their compliance with that of the
 # grey SIMP result, and check that each is one connected structure:
 

@@ -1,10 +1,16 @@
 # %% [markdown]
 # # Lesson 7 — A convolutional VAE on topology designs, judged by physics
 #
-# **Time estimate:** 45 minutes (the notebook itself runs in about 3 minutes on 2 CPU cores).
+# **Time estimate:** about 1 h 45 min: 45–60 minutes for the four exercises (sections 1, 2 and 6), about 45 for
+# reading the ten sections and their figures; the notebook itself runs in about 3 minutes on 2 CPU cores.
 # **You will:** build the VAE yourself from lesson 4's objective and lesson 5's convolutions (the loss, the decoder
 # and the training epoch are your exercises), train it on lesson 6's designs, and judge what it learned — by
-# pixels, and by physics (your fourth exercise): compliance, volume, connectivity.
+# pixels, and by physics (your fourth exercise): compliance, volume, connectivity, the kind of measures that TopoDiff
+# (Mazé & Ahmed, "Diffusion models beat GANs on topology optimization", AAAI 2023) reports; section 6 defines them.
+#
+# **If you have only 20 minutes:** do exercises 7.1–7.3 (sections 1 and 2), look at section 3's reconstructions,
+# then do exercise 7.4 and read its table (section 6) and section 10's summary. Run every cell in order all the same
+# (later cells need the earlier ones); sections 4, 5, 7, 8 and 9 can wait for a second sitting.
 #
 # **The model.** Encoder: three stride-2 convolutions (32×64 → 4×8) and a linear layer to $(\mu, \log\sigma^2)$.
 # Decoder: a linear layer back to 4×8 feature maps and three transposed convolutions to 32×64 **logits**.
@@ -19,7 +25,6 @@
 # and its outputs can leave $[0, 1]$.
 
 # %%
-import os
 import shutil
 import tempfile
 import time
@@ -54,7 +59,7 @@ from utils.integrity import CheckpointError
 from utils.latent_explorer import LatentDirections, draw_latent_explorer
 from utils.metrics import evaluate_designs, keep_largest_component, relative_volume_change, solid_iou, threshold
 from utils.plotting import plot_designs, use_course_style
-from utils.settings import CHECKPOINT_PATH, LATENT_DIM
+from utils.settings import CHECKPOINT_PATH, LATENT_DIM, LESSON7_EPOCHS, LESSON7_WIDTH, course_environment_int
 from utils.tables import format_table
 from utils.topopt import compliance
 from utils.vae import ConvVAE, load_checkpoint, train_vae
@@ -82,7 +87,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 # **Exercise 7.1** — the loss, averaged over the batch: reconstruction
 # $= \sum_{\text{pixels}} \text{BCE}$ (use `F.binary_cross_entropy_with_logits(..., reduction="none")`),
 # KL $=$ lesson 4's
-# closed form summed over latent dimensions, and the total $\text{reconstruction} + \beta\,\text{KL}$. Return all three.
+# closed form summed over latent dimensions, and the total $\text{reconstruction} + \beta\,\text{KL}$. Return all three
+# as scalar tensors, computed with torch operations (no `.item()`): training calls `backward()` on the total.
 
 # %%
 # EXERCISE: the β-VAE loss per image
@@ -128,9 +134,12 @@ class Encoder(nn.Module):
 # `nn.ConvTranspose2d` layers with $4w \to 2w \to w \to 1$ channels, each doubling both sides
 # (4×8 → 8×16 → 16×32 → 32×64: choose kernel, stride and padding with exercise 5.3's formula), and a ReLU
 # *before* each of them (after `from_latent` too) but none after the last: the decoder returns **logits**, any real
-# number, which the loss turns into probabilities. Then write `forward`. The check accepts any kernel, stride
-# and padding that give the right shapes; with kernel 4 (the choice of the encoder and of `utils.vae`), the
-# shipped checkpoint's weights fit your decoder too.
+# number, which the loss turns into probabilities. Then write `forward`. Keep the layers in `nn.Sequential` (or
+# `nn.ModuleList`): a plain Python list hides them from PyTorch. The check accepts any kernel, stride and padding
+# that give the right shapes, and ReLUs written in `forward` instead; the shipped checkpoint's weights would load
+# into your decoder only with `utils.vae`'s exact layout (`self.upsample` an `nn.Sequential` that starts with the
+# ReLU, kernel 4). The lesson loads the checkpoint into `utils.vae`'s class, so any layout works here; the check
+# tells you which one you have.
 
 # %%
 # EXERCISE: the decoder
@@ -177,15 +186,46 @@ class TopologyVAE(ConvVAE):
 
 
 # %% [markdown]
+# The shapes through the whole model, for one design, read off a forward pass of the notebook's width-16 model (every
+# layer's output without the batch dimension). The encoder's `to_moments` gives $2d$ numbers, $\mu$ and
+# $\log\sigma^2$; the reparametrization draws $z$ ($d$ numbers), which enters `from_latent`; the decoder's `forward`
+# then views its output as $4w$ feature maps of 4×8 before the first ReLU.
+
+# %%
+def layer_shapes(network: nn.Module, x: torch.Tensor) -> list[tuple[str, str, int]]:
+    """(layer, output shape without the batch, parameters) of every layer, in the order a forward pass runs them."""
+    rows, handles = [], []
+    for name, module in network.named_modules():
+        if not list(module.children()):
+            handles.append(module.register_forward_hook(
+                lambda module, inputs, output, name=name: rows.append(
+                    (f"{name} ({type(module).__name__})", str(tuple(output.shape[1:])),
+                     sum(p.numel() for p in module.parameters())))))
+    try:
+        with torch.no_grad():
+            network(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return rows
+
+
+print(f"{'layer':<36} {'output shape':<16} {'parameters':>10}")
+print(f"{'input':<36} {'(1, 32, 64)':<16} {0:>10}")
+for layer, shape, n_parameters in layer_shapes(TopologyVAE(LATENT_DIM, LESSON7_WIDTH), torch.zeros(1, 1, 32, 64)):
+    print(f"{layer:<36} {shape:<16} {n_parameters:>10,}")
+
+# %% [markdown]
 # ## 2. Training
 #
 # **Exercise 7.3** — one training epoch. For each batch `x` of `batches`: run the model (`logits, mu, logvar =
 # model(x)`), compute `loss, reconstruction, kl = loss_fn(logits, x, mu, logvar, kl_weight)`, clear the old
 # gradients, backpropagate the loss and take an optimizer step. Return the epoch's averages per design of the
 # three numbers, `{"loss": …, "reconstruction": …, "kl": …}` as floats, each batch weighted by its number of designs
-# (the last batch is usually smaller). Call `model.train()` first (a habit that matters for models with dropout or
-# batch normalisation). The check compares the parameters after your epoch, and your averages, with one epoch
-# computed independently from the same start.
+# (the last batch is usually smaller), as Python floats (`.item()`, or detached sums converted at the end: a tensor
+# still attached to the graph keeps every batch's graph in memory). Call `model.train()` first (a habit that matters
+# for models with dropout or batch normalisation; the check hands you a model in eval mode). The check compares the
+# parameters after your epoch, and your averages, with one epoch computed independently from the same start.
 
 # %%
 # EXERCISE: one training epoch
@@ -222,12 +262,15 @@ check_train_epoch(train_epoch)
 # layer instead of 32, a quarter of the multiply-adds, so that it trains in about a minute on 2 CPU cores
 # (60–70 s on the reference machine). Over seeds 0–2 it reaches the same test figures as the width-32 model
 # trained for as long (IoU 0.954–0.957 against 0.957, median |CE| 1.1–1.4 % against 1.1 %, floating material
-# 5–10 % against 7 %); the width-32 model took more than twice as long. `VAE_COURSE_EPOCHS` sets the number of
-# epochs (default 150; on a GPU, try 400) and `VAE_COURSE_WIDTH` the width.
+# 5–10 % against 7 %); the width-32 model took more than twice as long. (These are the measures sections 3 and 6
+# define: the *solid IoU*, the overlap of the solid pixels of a reconstruction and its original; $|\text{CE}|$, the
+# relative error of its compliance; and *floating material*, a design in several disconnected solid pieces.)
+# The environment variable `VAE_COURSE_LESSON7_EPOCHS` sets the number of epochs (default 150, `LESSON7_EPOCHS`
+# in `utils/settings.py`; on a GPU, try 400) and `VAE_COURSE_LESSON7_WIDTH` the width (default 16).
 
 # %%
-EPOCHS = int(os.environ.get("VAE_COURSE_EPOCHS", 150))
-WIDTH = int(os.environ.get("VAE_COURSE_WIDTH", 16))
+EPOCHS = course_environment_int("LESSON7_EPOCHS", LESSON7_EPOCHS)
+WIDTH = course_environment_int("LESSON7_WIDTH", LESSON7_WIDTH)
 data = load_topology_dataset()
 train_loader = make_loader(data, "train", batch_size=64, seed=0, device=device)
 validation_loader = make_loader(data, "validation", batch_size=256, device=device)
@@ -282,8 +325,13 @@ validation_bce = history.validation[-1]["reconstruction"]
 print(f"validation split, nats per design: BCE of the reconstructions {validation_bce:.1f} = entropy of the grey "
       f"targets {validation_entropy:.1f} (a perfect reconstruction) + excess {validation_bce - validation_entropy:.1f}")
 assert validation_bce > validation_entropy  # Gibbs' inequality: BCE(π, x) ≥ H(x) pixel by pixel
-#
+
+# %% [markdown]
 # ## 3. Reconstructions of held-out designs
+#
+# We decode the encoder's mean $\mu(x)$ of each test design and compare pixels with the **solid IoU**
+# (intersection over union of the solid pixels): threshold both designs at 0.5, then divide the number of pixels
+# solid in both by the number solid in either. 1 is a perfect match; 0, no solid pixel in common.
 
 # %%
 test = data.subset("test")

@@ -119,6 +119,21 @@ def test_hand_edit_is_refused_and_kept(tmp_path: Path) -> None:
     assert "An instructor's note." not in target.read_text(encoding="utf-8")
 
 
+def test_a_notebook_that_is_no_longer_json_is_refused_not_crashed_on(tmp_path: Path) -> None:
+    """A merge that left conflict markers in a generated notebook: a clear refusal, then --force regenerates."""
+    source = write_lesson(tmp_path, VALID)
+    outputs = planned_outputs([source], tmp_path / "solutions", tmp_path / "notebooks")
+    write_outputs(outputs)
+    target = tmp_path / "notebooks" / "09_tiny.ipynb"
+    broken = "<<<<<<< HEAD\n" + target.read_text(encoding="utf-8") + "=======\n>>>>>>> branch\n"
+    target.write_text(broken, encoding="utf-8")
+    with pytest.raises(HandEditError, match="09_tiny.ipynb"):
+        write_outputs(outputs)
+    assert target.read_text(encoding="utf-8") == broken
+    write_outputs(outputs, force=True)
+    assert target.read_text(encoding="utf-8") == outputs[target]
+
+
 def test_out_of_sync_reports_stale_and_orphan_notebooks(tmp_path: Path) -> None:
     source = write_lesson(tmp_path, VALID)
     outputs = planned_outputs([source], tmp_path / "solutions", tmp_path / "notebooks")

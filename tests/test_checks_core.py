@@ -111,3 +111,19 @@ def test_a_result_the_check_cannot_read_is_not_blamed_on_a_line() -> None:
     with pytest.raises(ExerciseCodeRaised, match=r"^log_joint: checking your result raised ValueError") as error:
         lesson01.check_log_joint(lambda x, z, w, b, sigma: "not a number")
     assert "of your code" not in str(error.value)
+
+
+def test_a_function_without_a_return_is_told_it_returned_none() -> None:
+    def log_joint_without_return(x, z, w, b, sigma):
+        np.zeros(len(z))
+
+    with pytest.raises(ExerciseCheckFailed, match=r"returned None: is its `return` line missing\?"):
+        lesson01.check_log_joint(log_joint_without_return)
+
+
+@pytest.mark.parametrize("check", [c for c in CHECKS if c.__name__ != "check_decoder"], ids=lambda c: c.__name__)
+def test_a_result_never_returned_is_named(check) -> None:
+    """A function that computes its answer but has no return line is told so, whatever the exercise (the decoder,
+    a class, is told to keep its from_latent layer instead)."""
+    with pytest.raises(ExerciseCheckFailed, match="returned None"):
+        check(lambda *args, **kwargs: None)

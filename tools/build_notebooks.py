@@ -358,7 +358,10 @@ def notebook_text(notebook: nbformat.NotebookNode) -> str:
 
 def was_edited_by_hand(path: Path) -> bool:
     """True when ``path``'s cells no longer match the checksum recorded when it was generated."""
-    notebook = nbformat.read(path, as_version=4)
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except (nbformat.reader.NotJSONError, ValueError, KeyError):
+        return True  # no longer a notebook (a merge's conflict markers, a broken hand edit): never overwrite silently
     recorded = notebook.metadata.get("vae_course", {}).get("cells_sha256")
     return recorded != _cells_checksum(notebook.cells)
 

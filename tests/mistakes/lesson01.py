@@ -27,6 +27,11 @@ def _log_joint_loops(x, z, w, b, sigma):
     return np.array(values)
 
 
+def _log_joint_without_return(x, z, w, b, sigma):
+    log_likelihood = stats.norm.logpdf(x[None, :], np.atleast_1d(z)[:, None] * w + b, sigma).sum(1)
+    log_likelihood + stats.norm.logpdf(np.atleast_1d(z))  # noqa: B018  (the slip: the value is never returned)
+
+
 LOG_JOINT = Exercise("1.1", lesson01.check_log_joint, wrong=(
     Answer("forgets the prior", lambda x, z, w, b, s: _log_joint(x, z, w, b, s, prior=0.0), "without the prior"),
     Answer("σ for σ² in the normaliser and exponent", lambda x, z, w, b, s: _log_joint(x, z, w, b, s, scale=s), ""),
@@ -40,6 +45,7 @@ LOG_JOINT = Exercise("1.1", lesson01.check_log_joint, wrong=(
            + stats.norm.logpdf(np.atleast_1d(z), scale=s), ""),
     Answer("mean over dimensions instead of sum", lambda x, z, w, b, s: np.array(
         [stats.norm.logpdf(x, w * zi + b, s).mean() + stats.norm.logpdf(zi) for zi in np.atleast_1d(z)]), ""),
+    Answer("computes the value but forgets the return line", _log_joint_without_return, "returned None"),
 ), correct=(
     Answer("scipy with loops", _log_joint_loops),
     Answer("multivariate_normal per z", lambda x, z, w, b, s: np.array(
@@ -61,6 +67,11 @@ def _trapezoid(x, w, b, sigma):
     return float(special.logsumexp(log_values) + np.log(z[1] - z[0]))
 
 
+def _coarse_trapezoid(x, w, b, sigma, points):
+    z = np.linspace(-10, 10, points)
+    return float(np.log(np.trapezoid(np.exp(_log_joint(x, z, w, b, sigma)), z)))
+
+
 LOG_MARGINAL = Exercise("1.2", lesson01.check_log_marginal_quadrature, wrong=(
     Answer("forgets the log", lambda x, w, b, s: _quadrature(x, w, b, s, take_log=False), "p(x) itself"),
     Answer("integrates log p(x, z)", lambda x, w, b, s: _quadrature(x, w, b, s, take_log=False, integrand_log=True)),
@@ -72,6 +83,9 @@ LOG_MARGINAL = Exercise("1.2", lesson01.check_log_marginal_quadrature, wrong=(
     Answer("the log-joint at z = 0 (no integral)", lambda x, w, b, s: float(_log_joint(x, 0.0, w, b, s)[0])),
     Answer("the integrand's maximum (Laplace without width)", lambda x, w, b, s: float(
         _log_joint(x, np.linspace(-10, 10, 20_001), w, b, s).max())),
+    Answer("a trapezoid on a coarse grid (41 points on [−10, 10])",
+           lambda x, w, b, s: _coarse_trapezoid(x, w, b, s, 41), "spacing"),
+    Answer("quad over [−1, 1] only", lambda x, w, b, s: _quadrature(x, w, b, s, low=-1.0, high=1.0), "too low"),
 ), correct=(
     Answer("logsumexp on a fine grid", _trapezoid),
     Answer("scipy quad on the whole line", lambda x, w, b, s: float(np.log(integrate.quad(

@@ -36,7 +36,7 @@ def _elbo_global_seed(log_joint, x, mu, log_std, n_samples, generator):
 
 ELBO_ESTIMATE = Exercise("3.1", lesson03.check_elbo_estimate, wrong=(
     Answer("forgets − log q", lambda *a: _elbo(*a, log_q=False), "without the − log q(z)"),
-    Answer("detached z", lambda *a: _elbo(*a, detach_z=True), "gradient flows through the sample"),
+    Answer("detached z", lambda *a: _elbo(*a, detach_z=True), "carries no gradient"),
     Answer("log_std used as σ", lambda *a: _elbo(*a, std_of=lambda s: s.abs()), ""),
     Answer("σ² for σ", lambda *a: _elbo(*a, std_of=lambda s: torch.exp(2 * s)), ""),
     Answer("sum over samples", lambda *a: _elbo(*a, reduce="sum"), ""),
@@ -44,7 +44,7 @@ ELBO_ESTIMATE = Exercise("3.1", lesson03.check_elbo_estimate, wrong=(
     Answer("its own seed", _elbo_global_seed, "seed"),
     Answer("q.sample() (no gradient path)", lambda log_joint, x, mu, log_std, n, g: (lambda q: (
         log_joint(x, q.sample((n,))) - q.log_prob(q.sample((n,)))).mean())(
-        Independent(Normal(mu, torch.exp(log_std)), 1)), ""),
+        Independent(Normal(mu, torch.exp(log_std)), 1)), "q.sample()"),
 ), correct=(
     Answer("analytic entropy", _elbo_analytic_entropy),
     Answer("Independent(Normal) log_prob", lambda log_joint, x, mu, log_std, n, g: (lambda z: (
@@ -63,7 +63,7 @@ def _reference_elbo(log_joint, x, mu, log_std, n_samples, generator):
 
 def _ascent(log_joint, x, latent_dim, steps=1500, lr=0.05, n_samples=64, seed=0, *, zero_grad=True, sign=-1.0,
             record=1.0, estimate=_reference_elbo, lr_used=None, optimise_mu=True, history_steps=None,
-            maximize=False):
+            maximize=False, same_noise=False):
     generator = torch.Generator().manual_seed(seed)
     mu = torch.zeros(latent_dim, dtype=torch.float64, requires_grad=True)
     log_std = torch.zeros(latent_dim, dtype=torch.float64, requires_grad=True)
@@ -73,6 +73,8 @@ def _ascent(log_joint, x, latent_dim, steps=1500, lr=0.05, n_samples=64, seed=0,
     for _ in range(steps if history_steps is None else history_steps):
         if zero_grad:
             optimizer.zero_grad()
+        if same_noise:  # the slip: a fresh generator, hence the same ε, at every step
+            generator = torch.Generator().manual_seed(seed)
         elbo = estimate(log_joint, x, mu, log_std, n_samples, generator)
         (sign * elbo).backward()
         optimizer.step()
@@ -91,6 +93,8 @@ MAXIMIZE = Exercise("3.2", lesson03.check_maximize_elbo, wrong=(
     Answer("one step short", lambda *a, **k: _ascent(*a, **k, history_steps=k["steps"] - 1), "one per step"),
     Answer("returns log σ² for log σ", lambda *a, **k: (lambda m, s, h: (m, 2 * s, h))(*_ascent(*a, **k)), "KL"),
     Answer("history reversed", lambda *a, **k: (lambda m, s, h: (m, s, h[::-1]))(*_ascent(*a, **k)), ""),
+    Answer("a fresh generator at every step (the same ε each time)",
+           lambda *a, **k: _ascent(*a, **k, same_noise=True), "same noise"),
 ), correct=(
     Answer("Adam(maximize=True) on the ELBO", lambda *a, **k: _ascent(*a, **k, sign=1.0, maximize=True)),
     Answer("analytic-entropy estimate", lambda *a, **k: _ascent(*a, **k, estimate=_elbo_analytic_entropy)),

@@ -17,6 +17,8 @@ GAUSSIAN_KL = Exercise("4.1", lesson04.check_gaussian_kl, wrong=(
     Answer("sums the batch too", lambda mu, lv: -0.5 * (1 + lv - mu**2 - torch.exp(lv)).sum(), "batch too"),
     Answer("wrong sign", lambda mu, lv: 0.5 * (1 + lv - mu**2 - torch.exp(lv)).sum(-1), "wrong sign"),
     Answer("no ½", lambda mu, lv: -(1 + lv - mu**2 - torch.exp(lv)).sum(-1), "times the right one"),
+    Answer("E_q[z²] taken as μ² (σ² left out of the second moment)",
+           lambda mu, lv: 0.5 * (mu**2 - 1 - lv).sum(-1), "Derive each dimension's KL"),
 ), correct=(
     Answer("torch.distributions",
            lambda mu, lv: kl_divergence(Normal(mu, torch.exp(0.5 * lv)), Normal(0.0, 1.0)).sum(-1)),
@@ -54,11 +56,26 @@ REPARAM_GRADIENT = Exercise("4.2", lesson04.check_reparam_gradient, wrong=(
            lambda f, mu, ls, n, g: tuple(-v for v in _score_function(f, mu, ls, n, g)), ""),
     Answer("derivative with respect to σ", lambda f, mu, ls, n, g: (lambda gm, gl: (gm, gl / torch.exp(ls)))(
         *_gradient(f, mu, ls, n, g)), "with respect to σ instead of log σ"),
+    Answer(".backward() on mu itself, returning mu.grad (gradients pile up across calls)",
+           lambda f, mu, ls, n, g: _accumulating_gradient(f, mu, ls, n, g), "pile up"),
 ), correct=(
     Answer("Normal(0, 1) noise via .sample-free randn and sum/n", lambda f, mu, ls, n, g: torch.autograd.grad(
         f(mu + ls.exp() * torch.randn(n, generator=g, dtype=mu.dtype)).sum() / n, [mu, ls])),
     Answer("backward() then .grad", lambda f, mu, ls, n, g: _backward_gradient(f, mu, ls, n, g)),
+    Answer("clears mu.grad, then backward() and .grad", lambda f, mu, ls, n, g: _cleared_backward_gradient(
+        f, mu, ls, n, g)),
 ))
+
+
+def _cleared_backward_gradient(f, mu, log_sigma, n, generator):
+    mu.grad, log_sigma.grad = None, None
+    f(mu + torch.exp(log_sigma) * torch.randn(n, generator=generator, dtype=mu.dtype)).mean().backward()
+    return mu.grad.clone(), log_sigma.grad.clone()
+
+
+def _accumulating_gradient(f, mu, log_sigma, n, generator):
+    f(mu + torch.exp(log_sigma) * torch.randn(n, generator=generator, dtype=mu.dtype)).mean().backward()
+    return mu.grad.clone(), log_sigma.grad.clone()
 
 
 def _backward_gradient(f, mu, log_sigma, n, generator):

@@ -9,7 +9,7 @@ from utils.checks import lesson05
 
 
 def _conv_loops(Y, W, B, stride=1, padding=0, *, bias_inside=False, flip=False, use_padding=True, stride_in_index=True,
-                stride_in_size=True, with_bias=True):
+                stride_in_size=True, with_bias=True, buffer_dtype=None):
     if use_padding:
         Y = F.pad(Y, (padding, padding, padding, padding))
     if flip:
@@ -17,7 +17,7 @@ def _conv_loops(Y, W, B, stride=1, padding=0, *, bias_inside=False, flip=False, 
     n_out, n_in, k, _ = W.shape
     step = stride if stride_in_size else 1
     height, width = (Y.shape[1] - k) // step + 1, (Y.shape[2] - k) // step + 1
-    Z = torch.zeros(n_out, height, width, dtype=Y.dtype)
+    Z = torch.zeros(n_out, height, width, dtype=Y.dtype if buffer_dtype is None else buffer_dtype)
     offset = stride if stride_in_index else 1
     for m in range(n_out):
         for i in range(height):
@@ -57,6 +57,12 @@ CONV2D = Exercise("5.1", lesson05.check_conv2d_loops, wrong=(
     Answer("stride only in the output size", lambda *a: _conv_loops(*a, stride_in_index=False), "(i + α, j + β)"),
     Answer("channels not summed (first input channel only)", lambda Y, W, B, s=1, p=0: _conv_unfold(
         Y[:1], W[:, :1], B, s, p), ""),
+    Answer("right formula, float32 buffer (torch.zeros without dtype)",
+           lambda *a: _conv_loops(*a, buffer_dtype=torch.float32), "dtype=Y.dtype"),
+    Answer("the slide's bias placement in a float32 buffer",
+           lambda *a: _conv_loops(*a, bias_inside=True, buffer_dtype=torch.float32), "inside the sums"),
+    Answer("no bias, float32 buffer", lambda *a: _conv_loops(*a, with_bias=False, buffer_dtype=torch.float32),
+           "float32"),
 ), correct=(
     Answer("unfold and a matrix product", _conv_unfold),
     Answer("einsum over windows", _conv_einsum),

@@ -39,6 +39,9 @@ VAE_LOSS = Exercise("7.1", lesson07.check_vae_loss, wrong=(
     Answer("F.binary_cross_entropy's default mean", lambda logits, x, mu, lv, beta=1.0: (lambda r, k: (
         r + beta * k, r, k))(F.binary_cross_entropy_with_logits(logits, x), _loss(logits, x, mu, lv)[2]),
         "mean over pixels"),
+    Answer("returns Python floats (.item())", lambda *a: tuple(v.item() for v in _loss(*a)), "not a tensor"),
+    Answer("returns the total detached", lambda *a: (lambda t, r, k: (t.detach(), r, k))(*_loss(*a)),
+           "not differentiable"),
 ), correct=(
     Answer("torch.distributions", lambda logits, x, mu, lv, beta=1.0: (lambda r, k: (r + beta * k, r, k))(
         -Independent(Bernoulli(logits=logits, validate_args=False), 3).log_prob(x).mean(),
@@ -77,6 +80,43 @@ def _stack(width, k=4, p=1, q=0, first_relu=True, relus=True, final=()):
     return nn.Sequential(*layers, *final)
 
 
+class _listed_decoder(nn.Module):  # noqa: N801  (named like the answers around it)
+    """A decoder whose transposed convolutions sit in a plain list: right shapes, unregistered layers."""
+
+    def __init__(self, latent_dim, width=32):
+        super().__init__()
+        self.width = width
+        self.from_latent = nn.Linear(latent_dim, 4 * width * 4 * 8)
+        self.layers = [nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1), nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
+                       nn.ConvTranspose2d(width, 1, 4, 2, 1)]
+
+    def forward(self, z):
+        features = self.from_latent(z).view(-1, 4 * self.width, 4, 8)
+        for layer in self.layers:
+            features = layer(torch.relu(features))
+        return features
+
+
+class _relu_in_forward_decoder(nn.Module):  # noqa: N801
+    """A correct decoder whose ReLUs live in forward: the check accepts it; its state_dict differs from utils.vae's."""
+
+    def __init__(self, latent_dim, width=32):
+        super().__init__()
+        self.width = width
+        self.from_latent = nn.Linear(latent_dim, 4 * width * 4 * 8)
+        self.upsample = nn.ModuleList([nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1),
+                                       nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
+                                       nn.ConvTranspose2d(width, 1, 4, 2, 1)])
+
+    def forward(self, z):
+        features = self.from_latent(z).view(-1, 4 * self.width, 4, 8)
+        for index, layer in enumerate(self.upsample):
+            features = layer(torch.relu(features)) if index == 0 else layer(features)
+            if index < 2:
+                features = torch.relu(features)
+        return features
+
+
 DECODER = Exercise("7.2", lesson07.check_decoder, wrong=(
     Answer("no first ReLU", _decoder(lambda w: _stack(w, first_relu=False)), "between the linear layer"),
     Answer("no ReLUs between", _decoder(lambda w: _stack(w, relus=False)), "between the transposed"),
@@ -91,6 +131,7 @@ DECODER = Exercise("7.2", lesson07.check_decoder, wrong=(
     Answer("channels 4w → w → w → 1", _decoder(lambda w: nn.Sequential(
         nn.ReLU(), nn.ConvTranspose2d(4 * w, w, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(w, w, 4, 2, 1), nn.ReLU(),
         nn.ConvTranspose2d(w, 1, 4, 2, 1))), "channels"),
+    Answer("layers kept in a Python list", _listed_decoder, "nn.ModuleList"),
     Answer("from_latent skipped", _decoder(lambda w: _stack(w), lambda self, z: self.upsample(
         z.repeat(1, 4 * self.width * 32 // z.shape[1] + 1)[:, :4 * self.width * 32].view(-1, 4 * self.width, 4, 8))),
         "from_latent"),
@@ -99,6 +140,7 @@ DECODER = Exercise("7.2", lesson07.check_decoder, wrong=(
     Answer("kernel 2, padding 0", _decoder(lambda w: _stack(w, k=2, p=0))),
     Answer("kernel 3, padding 1, output_padding 1, layers listed separately", _decoder(
         lambda w: _stack(w, k=3, q=1), lambda self, z: _layer_by_layer(self, z))),
+    Answer("ReLUs in forward, layers in nn.ModuleList", _relu_in_forward_decoder),
 ))
 
 
@@ -111,8 +153,10 @@ def _layer_by_layer(decoder, z):
 
 
 def _epoch(model, batches, optimizer, kl_weight, loss_fn=vae_loss_reference, *, zero_grad=True, weight=None,
-           weighted=True, step=True, backward_after_step=False):
-    model.train()
+           weighted=True, step=True, backward_after_step=False, zero_grad_before_step=False, keep_graph=False,
+           train_mode=True):
+    if train_mode:
+        model.train()
     rows, sizes = [], []
     for x in batches:
         logits, mu, logvar = model(x)
@@ -124,10 +168,16 @@ def _epoch(model, batches, optimizer, kl_weight, loss_fn=vae_loss_reference, *, 
             loss.backward()
         else:
             loss.backward()
+            if zero_grad_before_step:
+                optimizer.zero_grad()
             if step:
                 optimizer.step()
-        rows.append([loss.item(), reconstruction.item(), kl.item()])
+        rows.append(torch.stack([loss, reconstruction, kl]) if keep_graph else
+                    [loss.item(), reconstruction.item(), kl.item()])
         sizes.append(len(x))
+    if keep_graph:  # the slip: totals summed from the losses themselves, never detached
+        totals = sum(row * size for row, size in zip(rows, sizes, strict=True)) / sum(sizes)
+        return dict(zip(("loss", "reconstruction", "kl"), totals, strict=True))
     rows, sizes = torch.tensor(rows), torch.tensor(sizes, dtype=torch.float32)
     averages = (rows * sizes[:, None]).sum(0) / sizes.sum() if weighted else rows.mean(0)
     return dict(zip(("loss", "reconstruction", "kl"), averages.tolist(), strict=True))
@@ -176,7 +226,12 @@ TRAIN_EPOCH = Exercise("7.3", lesson07.check_train_epoch, wrong=(
     Answer("β = 1 instead of the warm-up weight", lambda *a: _epoch(*a, weight=1.0), "received β = 1"),
     Answer("mean of batch means", lambda *a: _epoch(*a, weighted=False), "plain mean of the batch means"),
     Answer("no optimizer.step()", lambda *a: _epoch(*a, step=False), "did not change"),
-    Answer("step before backward", lambda *a: _epoch(*a, backward_after_step=True), "did not change"),
+    Answer("step before backward", lambda *a: _epoch(*a, backward_after_step=True), "comes before loss.backward()"),
+    Answer("zero_grad between backward and step", lambda *a: _epoch(*a, zero_grad=False, zero_grad_before_step=True),
+           "between loss.backward() and optimizer.step()"),
+    Answer("epoch totals kept as tensors attached to the graph", lambda *a: _epoch(*a, keep_graph=True),
+           "attached to the autograd graph"),
+    Answer("forgets model.train()", lambda *a: _epoch(*a, train_mode=False), "model.train()"),
     Answer("ignores loss_fn", lambda m, b, o, w, loss_fn=None: _epoch(m, b, o, w, vae_loss_reference),
            "loss_fn was called 0 times"),
     Answer("a second pass for logging", _epoch_twice_through_the_model, "called 6 times"),

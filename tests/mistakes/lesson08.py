@@ -29,6 +29,8 @@ GAUSSIAN_KL_BETWEEN = Exercise("8.1", lesson08.check_gaussian_kl_between, wrong=
     Answer("wrong sign", lambda *a: -_kl(*a), "wrong sign"),
     Answer("σ ratio inverted",
            lambda mq, lq, mp, lp: 0.5 * (lp - lq + (lp.exp() + (mq - mp) ** 2) / lq.exp() - 1).sum(-1), ""),
+    Answer("E_q[(z − μ_p)²] taken as (μ_q − μ_p)² (σ_q² left out)",
+           lambda mq, lq, mp, lp: 0.5 * (lp - lq + (mq - mp) ** 2 / lp.exp() - 1).sum(-1), "Derive each dimension"),
 ), correct=(
     Answer("torch.distributions", lambda mq, lq, mp, lp: kl_divergence(Normal(mq, torch.exp(0.5 * lq)),
                                                                       Normal(mp, torch.exp(0.5 * lp))).sum(-1)),
@@ -80,6 +82,9 @@ CHOOSE_BEST_OF_K = Exercise("8.2", lesson08.check_choose_best_of_k, wrong=(
                                                                             axis=1), "shape"),
     Answer("returns the chosen compliances", lambda c, v, t, tol: np.take_along_axis(
         c, _choose(c, v, t, tol)[None], 0)[0], "not sample indices"),
+    Answer("−1 when no sample is admissible", lambda c, v, t, tol: np.where(
+        (v <= t * (1 + tol)).any(0), _choose(c, v, t, tol), -1), "indices 0 to"),
+    Answer("1-based indices", lambda *a: _choose(*a) + 1, "one too high"),
 ), correct=(
     Answer("loop over problems", _loop_choice),
     Answer("masked array", lambda c, v, t, tol: np.where(

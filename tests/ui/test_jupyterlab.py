@@ -4,7 +4,8 @@ What a headless nbval run cannot see: the lab loads, a freshly opened notebook i
 lesson 1 stops at exercise 1.1 with the student's NotImplementedError, the ELBO explorer (lesson 3) and the
 latent explorer (lesson 7) and the design explorer (lesson 8) render and redraw when a slider moves, lesson 7's
 tqdm bar renders, and the browser console shows no error. The lab serves a scratch copy of the notebooks, so
-nothing in the repository is written; lessons 7 and 8 train for 3 epochs (VAE_COURSE_EPOCHS).
+nothing in the repository is written; lessons 7 and 8 train for 3 epochs (VAE_COURSE_LESSON7_EPOCHS,
+VAE_COURSE_LESSON8_EPOCHS).
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings.parent.mkdir(parents=True)
     settings.write_text('{"windowingMode": "none"}')
     port = _free_port()
-    env = {**os.environ, "VAE_COURSE_EPOCHS": "3", "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"),
+    env = {**os.environ, "VAE_COURSE_LESSON7_EPOCHS": "3", "VAE_COURSE_LESSON8_EPOCHS": "3",
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"),
            "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root"]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 CheckFunction = TypeVar("CheckFunction", bound=Callable[..., None])
+Result = TypeVar("Result")
 _INSTALLED_CODE = ("stdlib", "platstdlib", "purelib", "platlib")
 _NOT_STUDENT_CODE = tuple({str(Path(__file__).resolve().parents[1]),
                            *(sysconfig.get_paths()[key] for key in _INSTALLED_CODE)})
@@ -95,6 +96,14 @@ def passed(name: str) -> None:
     print(f"✅ {name}: correct")
 
 
+def returned(subject: str, value: Result) -> Result:
+    """``value`` itself, unless it is None: a function that computes its result but never returns it is told so,
+    rather than that its result has the wrong shape."""
+    if value is None:
+        raise ExerciseCheckFailed(f"{subject}: your function returned None: is its `return` line missing?")
+    return value
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().double().numpy()
@@ -137,6 +146,7 @@ def assert_close(name: str, actual: Any, expected: Any, *, rtol: float, atol: An
     such as "with σ in place of σ²" to the value that mistake gives), then a structured error (sign, constant
     factor, constant offset), then the worst mismatch with ``hint`` (what usually causes it).
     """
+    returned(name, actual)
     actual_np, expected_np, atol = _to_numpy(actual), _to_numpy(expected), _to_numpy(atol)
     if _matches(actual_np, expected_np, rtol, atol):
         return

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 
 # Statistical checks allow 6 standard errors: under the normal approximation a correct answer fails one such
 # test with probability 2e-9, so a check with fewer than 500 of them refuses a correct answer with
@@ -57,6 +57,29 @@ def check_log_joint(log_joint: Callable) -> None:
     passed("log_joint")
 
 
+def _quadrature_hint(got: object, log_evidence: float, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                     sigma: float) -> str:
+    """What an integral off by more than rounding usually got wrong, with where the integrand's mass lies: its
+    peak is the posterior N(m, s²) of the 1-D latent, m = s²·wᵀ(x − b)/σ², s² = 1 / (1 + wᵀw/σ²)."""
+    variance = 1.0 / (1.0 + w @ w / sigma**2)
+    mean, spread = variance * (w @ (x - b)) / sigma**2, np.sqrt(variance)
+    where = (f"Here the integrand is a bump centred at z ≈ {mean:.2f} with width (standard deviation) ≈ "
+             f"{spread:.2g}")
+    advice = ("sample it on a grid whose spacing is well below that width (or let scipy.integrate.quad choose), "
+              "then take the log of the integral.")
+    try:
+        too_high = float(np.asarray(got, dtype=float)) > log_evidence
+    except (TypeError, ValueError):
+        return f"Integrate p(x, z) = exp(log_joint(x, z)) over z, then take the log. {where}."
+    if too_high:
+        return (f"Your value is too high. A range too narrow can only lower it; a grid too coarse for the integrand's "
+                f"peak (its spacing, not its range) can raise it, and so can an integrand other than p(x, z) = "
+                f"p(x | z)·p(z). {where}: {advice}")
+    return (f"Your value is too low: part of the integral is missing. {where}: the range must cover it by several "
+            "widths on each side, and a grid's spacing must be well below that width (or let scipy.integrate.quad "
+            "choose the points); then take the log of the integral.")
+
+
 @exercise_check
 def check_log_marginal_quadrature(log_marginal: Callable) -> None:
     """Against the closed form log N(x; b, wwᵀ + σ²I) for D ∈ {1, 2, 3}, including a peaked posterior and an x
@@ -67,11 +90,10 @@ def check_log_marginal_quadrature(log_marginal: Callable) -> None:
         covariance = np.outer(w, w) + sigma**2 * np.eye(dim)
         x = rng.multivariate_normal(b, covariance) + shift * w
         log_evidence = stats.multivariate_normal(b, covariance).logpdf(x)
-        assert_close(f"log_marginal_quadrature (D={dim}, σ={sigma})", log_marginal(x, w, b, sigma), log_evidence,
-                     rtol=1e-6, atol=1e-6,
+        got = log_marginal(x, w, b, sigma)
+        assert_close(f"log_marginal_quadrature (D={dim}, σ={sigma})", got, log_evidence, rtol=1e-6, atol=1e-6,
                      mistakes={"for p(x) itself: take the log of the integral": np.exp(log_evidence)},
-                     hint="Integrate p(x, z) = exp(log_joint(x, z)) over z (the posterior can sit several units "
-                          "away from 0, so integrate over a wide range such as [−10, 10]), then take the log.")
+                     hint=_quadrature_hint(got, log_evidence, x, w, b, sigma))
     passed("log_marginal_quadrature")
 
 
@@ -112,7 +134,8 @@ def _check_sample_moments(z: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.nda
 def check_ancestral_sample(sample: Callable) -> None:
     """Shapes (n = 1 included), reproducibility with the `rng` argument, and the first two moments of z and of
     the noise (mean, standard deviation, independence from z and across coordinates) for two models."""
-    z_one, x_one = (np.asarray(v) for v in sample(1, np.ones(2), np.zeros(2), 0.5, np.random.default_rng(0)))
+    z_one, x_one = (np.asarray(v) for v in returned("ancestral_sample", sample(
+        1, np.ones(2), np.zeros(2), 0.5, np.random.default_rng(0))))
     if z_one.shape != (1,) or x_one.shape != (1, 2):
         raise ExerciseCheckFailed(f"ancestral_sample with n=1: expected shapes (1,) and (1, 2), got {z_one.shape} "
                                   f"and {x_one.shape}")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.distributions import MultivariateNormal, Normal
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed, returned
 
 
 def _reference_log_joint(x: torch.Tensor, z: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
@@ -75,7 +75,7 @@ def check_posterior_params(posterior_params: Callable) -> None:
         covariance_x = W @ W.T + sigma**2 * np.eye(dim_x)
         gain = np.linalg.solve(covariance_x, W).T
         M = W.T @ W + sigma**2 * np.eye(dim_z)
-        mean, covariance = posterior_params(x, W, b, sigma)
+        mean, covariance = returned("posterior_params", posterior_params(x, W, b, sigma))
         assert_close(f"posterior mean (D={dim_x}, d={dim_z})", mean, gain @ (x - b), rtol=1e-8, atol=1e-10,
                      mistakes={"from x instead of x − b": gain @ x,
                                "from least squares, (WᵀW)⁻¹Wᵀ(x − b), without the prior's σ²I":
@@ -116,7 +116,7 @@ def check_grid_posterior(grid_posterior: Callable) -> None:
     and has the exact mean — also when every log p(x, z) is below −1000, where exp underflows to 0."""
     for seed, shift in ((203, 0.0), (204, 40.0)):
         values, z, cell, exact, exact_mean = _grid_case(seed, shift)
-        log_evidence, posterior = grid_posterior(values, cell)
+        log_evidence, posterior = returned("grid_posterior", grid_posterior(values, cell))
         logsumexp = torch.logsumexp(values.flatten(), 0)
         case = f"max log p(x, z) = {values.max():.0f}"
         assert_close(f"log p(x) on the grid ({case})", log_evidence, exact, rtol=0, atol=1e-6,

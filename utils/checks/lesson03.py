@@ -14,6 +14,7 @@ from utils.checks._core import (
     exercise_check,
     gradients,
     passed,
+    returned,
 )
 
 
@@ -64,18 +65,45 @@ def _standard_errors(log_joint: Callable, x: torch.Tensor, mu: torch.Tensor, log
             (score * std * epsilon + 1).std(0) * scale)
 
 
+def _recording(log_joint: Callable, carries_gradient: list[bool]) -> Callable:
+    """log_joint that appends to ``carries_gradient`` whether each z it receives is part of the autograd graph."""
+    def recording_log_joint(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        carries_gradient.append(isinstance(z, torch.Tensor) and z.requires_grad)
+        return log_joint(x, z)
+    return recording_log_joint
+
+
+def _standardized_noise(log_joint: Callable, noises: list[torch.Tensor]) -> Callable:
+    """log_joint that keeps, for its first three calls, each z standardised per latent dimension over the samples:
+    z = μ + σ·ε gives back ε up to its own mean and spread, whatever μ and σ the step has reached."""
+    def recording_log_joint(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if len(noises) < 3 and isinstance(z, torch.Tensor) and z.ndim == 2 and z.shape[0] > 1:
+            values = z.detach().double()
+            noises.append((values - values.mean(0)) / values.std(0).clamp_min(1e-300))
+        return log_joint(x, z)
+    return recording_log_joint
+
+
 @exercise_check
 def check_elbo_estimate(elbo_estimate: Callable) -> None:
     """For two linear-Gaussian models: the estimate is a scalar, matches log p(x) − KL(q ‖ p(z|x)) within its
     Monte Carlo error, its gradients match the exact gradient of that closed form within theirs, and it is
-    drawn from the `generator` argument (the same seed repeats, another seed differs)."""
+    drawn from the `generator` argument (the same seed repeats, another seed differs); the z it passes to
+    log_joint must carry the gradient (not q.sample() or a detached z)."""
     n = 200_000
     for seed, dim_x, dim_z, mu_values, log_std_values in ((301, 4, 2, [0.3, -0.2], [-0.7, -0.3]),
                                                           (303, 3, 1, [-1.0], [0.4])):
         log_joint, x, log_evidence, posterior = _linear_gaussian(seed, dim_x, dim_z)
         mu = torch.tensor(mu_values, dtype=torch.float64, requires_grad=True)
         log_std = torch.tensor(log_std_values, dtype=torch.float64, requires_grad=True)
-        estimate = elbo_estimate(log_joint, x, mu, log_std, n, torch.Generator().manual_seed(1))
+        samples_carry_gradient: list[bool] = []
+        estimate = returned("elbo_estimate", elbo_estimate(_recording(log_joint, samples_carry_gradient), x, mu,
+                                                           log_std, n, torch.Generator().manual_seed(1)))
+        if samples_carry_gradient and not all(samples_carry_gradient):
+            raise ExerciseCheckFailed(
+                "elbo_estimate: the z you pass to log_joint carries no gradient (it was drawn with q.sample(), "
+                "detached, or built with torch.no_grad()), so the estimate's gradient misses the path through z. "
+                "Build z = mu + exp(log_std)·ε from ε drawn with the generator (or use q.rsample()).")
         if not isinstance(estimate, torch.Tensor) or estimate.shape != ():
             shape = tuple(estimate.shape) if isinstance(estimate, torch.Tensor) else type(estimate).__name__
             raise ExerciseCheckFailed(f"elbo_estimate: expected a scalar tensor (the mean over samples), got {shape}")
@@ -112,10 +140,19 @@ HISTORY_TOLERANCE = 0.1
 @exercise_check
 def check_maximize_elbo(maximize_elbo: Callable) -> None:
     """On a model whose posterior is diagonal: q must reach it (KL below KL_PASS_MARK), and the history must hold
-    one ELBO value per step that rises from the start and ends at the ELBO of the returned q."""
+    one ELBO value per step that rises from the start and ends at the ELBO of the returned q; successive steps
+    must draw fresh noise (the same ε at every step fits q to one fixed sample)."""
     log_joint, x, log_evidence, posterior = _linear_gaussian(302, orthogonal=True)
     steps = 800
-    mu, log_std, history = maximize_elbo(log_joint, x, 2, steps=steps, lr=0.02, n_samples=256, seed=1)
+    noises: list[torch.Tensor] = []
+    mu, log_std, history = returned("maximize_elbo", maximize_elbo(_standardized_noise(log_joint, noises), x, 2,
+                                                                   steps=steps, lr=0.02, n_samples=256, seed=1))
+    if len(noises) >= 2 and all(noise.shape == noises[0].shape and torch.allclose(noise, noises[0], atol=1e-4)
+                                for noise in noises[1:]):
+        raise ExerciseCheckFailed(
+            "maximize_elbo: every step draws the same noise ε (the z of successive steps are the same draws, only "
+            "shifted and scaled), so Adam fits q to one fixed set of samples. Create the generator once, before the "
+            "loop, and pass that same generator to elbo_estimate at every step: each call then draws fresh ε.")
     mu, log_std = torch.as_tensor(mu).detach().double(), torch.as_tensor(log_std).detach().double()
     if mu.shape != (2,) or log_std.shape != (2,):
         raise ExerciseCheckFailed(f"maximize_elbo: expected mu and log_std of shape (2,), got {tuple(mu.shape)} and "

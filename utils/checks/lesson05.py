@@ -6,36 +6,59 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 
 
 @exercise_check
 def check_conv2d_loops(conv2d: Callable) -> None:
-    """Against ``F.conv2d`` on random shapes (odd, non-square, a 1×1 kernel), strides and paddings."""
+    """Against ``F.conv2d`` on random float64 shapes (odd, non-square, a 1×1 kernel), strides and paddings; a
+    result in another dtype (a float32 buffer) is named, with the formula's slip if it has one."""
     generator = torch.Generator().manual_seed(501)
     cases = [(1, 1, 3, 1, 0, 6, 7), (2, 3, 3, 1, 1, 8, 6), (3, 2, 2, 2, 0, 9, 8), (2, 4, 5, 3, 2, 11, 10),
              (3, 2, 1, 1, 0, 4, 5), (2, 3, 3, 2, 1, 7, 9)]
     for L, M, k, stride, padding, height, width in cases:
         Y = torch.randn(L, height, width, generator=generator, dtype=torch.float64)
-        W = torch.randn(M, L, k, k, generator=generator, dtype=torch.float64)
+        K = torch.randn(M, L, k, k, generator=generator, dtype=torch.float64)
         B = torch.randn(M, generator=generator, dtype=torch.float64)
-        expected = F.conv2d(Y[None], W, B, stride=stride, padding=padding)[0]
-        unstrided = F.conv2d(Y[None], W, B, stride=1, padding=padding)[0]
+        expected = F.conv2d(Y[None], K, B, stride=stride, padding=padding)[0]
+        unstrided = F.conv2d(Y[None], K, B, stride=1, padding=padding)[0]
         mistakes = {
             "with the bias inside the sums (added k²·L times, once per term)":
-                F.conv2d(Y[None], W, B * k * k * L, stride=stride, padding=padding)[0],
-            "without the bias B[m]": F.conv2d(Y[None], W, None, stride=stride, padding=padding)[0],
+                F.conv2d(Y[None], K, B * k * k * L, stride=stride, padding=padding)[0],
+            "without the bias B[m]": F.conv2d(Y[None], K, None, stride=stride, padding=padding)[0],
             "with the kernel flipped (a true convolution; deep learning's conv2d does not flip)":
-                F.conv2d(Y[None], W.flip(-1, -2), B, stride=stride, padding=padding)[0],
-            "without the padding": F.conv2d(Y[None], W, B, stride=stride)[0],
+                F.conv2d(Y[None], K.flip(-1, -2), B, stride=stride, padding=padding)[0],
+            "without the padding": F.conv2d(Y[None], K, B, stride=stride)[0],
             "without the stride": unstrided,
             "with the window at (i + α, j + β) instead of (s·i + α, s·j + β)":
                 unstrided[:, :expected.shape[1], :expected.shape[2]],
         }
-        assert_close(f"conv2d_loops (L={L}, M={M}, k={k}, stride={stride}, padding={padding}, input {height}×{width})",
-                     conv2d(Y, W, B, stride, padding), expected, rtol=1e-9, atol=1e-9, mistakes=mistakes,
-                     hint="Z[m, i, j] = Σ_l Σ_α Σ_β W[m, l, α, β]·Ypad[l, s·i + α, s·j + β] + B[m].")
+        case = f"conv2d_loops (L={L}, M={M}, k={k}, stride={stride}, padding={padding}, input {height}×{width})"
+        hint = "Z[m, i, j] = Σ_l Σ_α Σ_β K[m, l, α, β]·Ypad[l, s·i + α, s·j + β] + B[m]."
+        got = conv2d(Y, K, B, stride, padding)
+        if isinstance(got, torch.Tensor) and got.dtype != Y.dtype:
+            _fail_on_dtype(case, got, expected, mistakes, hint)
+        assert_close(case, got, expected, rtol=1e-9, atol=1e-9, mistakes=mistakes, hint=hint)
     passed("conv2d_loops")
+
+
+# A float32 result of float64 inputs carries about 7 significant digits: compared at this tolerance, its values
+# still say whether the formula is right.
+FLOAT32_RTOL = 1e-5
+
+
+def _fail_on_dtype(case: str, got: torch.Tensor, expected: torch.Tensor, mistakes: dict[str, torch.Tensor],
+                   hint: str) -> None:
+    """Fail a result whose dtype is not the input's, naming the dtype, and the formula's slip too if there is one
+    (compared at float32 precision, so the slides' bias placement is still named with a float32 buffer)."""
+    dtype_note = (f"your result is {got.dtype} while the inputs are {expected.dtype}: torch.zeros(M, H_out, W_out) "
+                  "makes a float32 buffer by default, which rounds every value to 7 digits; create it with "
+                  "dtype=Y.dtype.")
+    try:
+        assert_close(case, got, expected, rtol=FLOAT32_RTOL, atol=FLOAT32_RTOL, mistakes=mistakes, hint=hint)
+    except ExerciseCheckFailed as failure:
+        raise ExerciseCheckFailed(f"{failure} Also, {dtype_note}") from None
+    raise ExerciseCheckFailed(f"{case}: the values are right to float32 precision, but {dtype_note}")
 
 
 _TRANSPOSED_SIZE_MISTAKES: dict[str, Callable[[int, int, int, int, int], float]] = {
@@ -64,7 +87,7 @@ def check_transposed_conv_output_size(output_size: Callable) -> None:
         expected = F.conv_transpose2d(torch.zeros(1, 1, size, 1), torch.zeros(1, 1, kernel, 1), stride=(stride, 1),
                                       padding=(padding, 0), output_padding=(output_padding, 0)).shape[2]
         arguments = (size, kernel, stride, padding, output_padding)
-        cases.append((arguments, expected, output_size(*arguments)))
+        cases.append((arguments, expected, returned("transposed_conv_output_size", output_size(*arguments))))
     wrong = [(arguments, expected, got) for arguments, expected, got in cases if got != expected]
     if not wrong:
         if not all(isinstance(got, int) for _, _, got in cases):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 from utils.topopt import E0, E_MIN, FiniteElementModel, LoadCase, cantilever, compliance, mbb_beam, young_modulus
 
 # Central differences with step 1e-6 on densities in [0.2, 0.9] agree with the exact derivative to about 1e-8
@@ -36,7 +36,8 @@ def check_compliance_sensitivity(sensitivity: Callable) -> None:
         model = FiniteElementModel(case.nelx, case.nely, case.fixed_dofs)
         x = rng.uniform(0.2, 0.9, case.nelx * case.nely)
         energies = model.element_energies(model.solve(young_modulus(x, penal), case.force_vector()))
-        got = np.asarray(sensitivity(x.copy(), energies.copy(), penal), dtype=float)
+        got = np.asarray(returned("compliance_sensitivity", sensitivity(x.copy(), energies.copy(), penal)),
+                         dtype=float)
         if got.shape != x.shape:
             raise ExerciseCheckFailed(f"compliance_sensitivity: expected one value per element, shape {x.shape}, "
                                       f"got {got.shape}")
@@ -135,6 +136,7 @@ def check_oc_update(oc_update: Callable) -> None:
     volume fraction met, and x_new = clip(x·sqrt(−dc / (λ·dv))) with one multiplier λ for every element."""
     rng = np.random.default_rng(602)
     for name, x, dc, dv, volfrac, move in _oc_cases(rng):
-        x_new = np.asarray(oc_update(x.copy(), dc.copy(), dv.copy(), volfrac, move), dtype=float)
+        x_new = np.asarray(returned("oc_update", oc_update(x.copy(), dc.copy(), dv.copy(), volfrac, move)),
+                           dtype=float)
         _check_oc_contract(name, x, dc, dv, volfrac, move, x_new)
     passed("oc_update")

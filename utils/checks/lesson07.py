@@ -12,17 +12,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed, returned
 from utils.data import load_topology_dataset
 from utils.metrics import threshold
 from utils.topopt import LoadCase, compliance
 from utils.vae import ConvVAE, vae_loss
+from utils.vae import Decoder as CourseDecoder
 
 
 @exercise_check
 def check_vae_loss(vae_loss: Callable) -> None:
     """Against −Bernoulli(logits).log_prob(x) and kl_divergence(Normal(μ, σ), Normal(0, 1)), for binary and
-    grey targets, a batch of one, and β ∈ {0, 0.5, 4}."""
+    grey targets, a batch of one, and β ∈ {0, 0.5, 4}; the three values must be tensors and the total must carry
+    gradients to the logits, μ and log σ² (training calls backward() on it)."""
     generator = torch.Generator().manual_seed(702)
     for batch in (6, 1):
         logits = 3 * torch.randn(batch, 1, 32, 64, generator=generator, dtype=torch.float64)
@@ -48,7 +50,7 @@ def check_vae_loss(vae_loss: Callable) -> None:
                     torch.sigmoid(logits)).flatten(1).sum(1).mean(),
             }
             for beta in (0.0, 0.5, 4.0):
-                total, got_reconstruction, got_kl = vae_loss(logits, x, mu, logvar, beta)
+                total, got_reconstruction, got_kl = returned("vae_loss", vae_loss(logits, x, mu, logvar, beta))
                 case = f"{kind} targets, batch {batch}"
                 assert_close(f"reconstruction ({case})", got_reconstruction, reconstruction, rtol=1e-9, atol=1e-9,
                              mistakes=reconstruction_mistakes,
@@ -62,7 +64,23 @@ def check_vae_loss(vae_loss: Callable) -> None:
                                        "without β (reconstruction + KL)": reconstruction + kl,
                                        "from reconstruction − β·KL": reconstruction - beta * kl},
                              hint="total = reconstruction + β·KL.")
+            _check_loss_is_trainable(vae_loss, logits, targets["grey"], mu, logvar)
     passed("vae_loss")
+
+
+def _check_loss_is_trainable(vae_loss: Callable, logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
+                             logvar: torch.Tensor) -> None:
+    """Training calls backward() on the total and .detach() on the three values: each must be a tensor, and the
+    total must carry gradients to the logits, μ and log σ² (β = 0.5)."""
+    inputs = {name: value.detach().clone().requires_grad_() for name, value in
+              (("logits", logits), ("mu", mu), ("logvar", logvar))}
+    values = vae_loss(inputs["logits"], x, inputs["mu"], inputs["logvar"], 0.5)
+    for name, value in zip(("total", "reconstruction", "KL"), values, strict=True):
+        if not isinstance(value, torch.Tensor):
+            raise ExerciseCheckFailed(
+                f"vae_loss: the {name} is a {type(value).__name__}, not a tensor. Return torch tensors (no .item() or "
+                "float()): training calls backward() on the total, which a Python number cannot do.")
+    gradients("vae_loss (the total)", values[0], inputs)
 
 
 def _transposed_layers(decoder: nn.Module) -> list[nn.ConvTranspose2d]:
@@ -92,7 +110,8 @@ def check_decoder(decoder_class: Callable) -> None:
     """For widths 8 and 16 and batches of 1 and 5: logits of shape (B, 1, 32, 64) that can be negative,
     gradients to every layer, three transposed convolutions 4w → 2w → w → 1 channels, and the same output as the
     architecture the exercise describes, rebuilt from the student's own layers (so any kernel, stride and
-    padding that double each side are accepted)."""
+    padding that double each side are accepted). Layers kept in a plain Python list are named; after a pass, a
+    note says whether the shipped checkpoint's weights would load into the student's layout."""
     generator = torch.Generator().manual_seed(704)
     for width, batch in ((8, 5), (16, 1)):
         torch.manual_seed(width)  # the student's layers draw their initial weights from the global generator
@@ -100,11 +119,12 @@ def check_decoder(decoder_class: Callable) -> None:
         z = 3 * torch.randn(batch, 6, generator=generator)
         if not isinstance(getattr(decoder, "from_latent", None), nn.Linear):
             raise ExerciseCheckFailed("Decoder: keep the given linear layer self.from_latent")
+        _check_layers_registered(decoder)
         layers = _transposed_layers(decoder)
         if layers and layers[-1].bias is not None:
             with torch.no_grad():  # a bias of −1 makes most correct logits negative, whatever the initial weights
                 layers[-1].bias.fill_(-1.0)
-        logits = decoder(z)
+        logits = returned("Decoder's forward", decoder(z))
         if not isinstance(logits, torch.Tensor) or logits.shape != (batch, 1, 32, 64):
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise ExerciseCheckFailed(f"Decoder (width {width}): expected logits of shape ({batch}, 1, 32, 64), got "
@@ -113,8 +133,10 @@ def check_decoder(decoder_class: Callable) -> None:
         channels = [(layer.in_channels, layer.out_channels) for layer in layers]
         wanted = [(4 * width, 2 * width), (2 * width, width), (width, 1)]
         if channels != wanted:
+            unregistered = "" if channels else (" (nn.Module registers a layer only when it is assigned to self "
+                                                "directly or held in nn.Sequential or nn.ModuleList)")
             raise ExerciseCheckFailed(f"Decoder (width {width}): expected three nn.ConvTranspose2d with (in, out) "
-                                      f"channels {wanted}, found {channels}.")
+                                      f"channels {wanted}, found {channels}{unregistered}.")
         if not torch.any(logits < 0):
             raise ExerciseCheckFailed("Decoder: no output is negative. The decoder returns logits (any real number); "
                                       "put no ReLU or sigmoid after the last transposed convolution.")
@@ -138,6 +160,35 @@ def check_decoder(decoder_class: Callable) -> None:
                          hint="ReLU after from_latent, view as (B, 4·width, 4, 8), then transposed convolution, ReLU, "
                               "transposed convolution, ReLU, transposed convolution.")
     passed("Decoder")
+    _note_checkpoint_layout(decoder_class(6, 8), CourseDecoder(6, 8))
+
+
+def _check_layers_registered(decoder: nn.Module) -> None:
+    """Layers kept in a plain list, tuple or dict are invisible to nn.Module: no parameters, no .to(device)."""
+    for name, value in vars(decoder).items():
+        if name.startswith("_"):  # nn.Module's own bookkeeping (_modules, _parameters, …)
+            continue
+        held = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+        if any(isinstance(item, nn.Module) for item in held):
+            raise ExerciseCheckFailed(
+                f"Decoder: your layers sit in a Python {type(value).__name__} (self.{name}), which nn.Module does not "
+                "see: their weights are not parameters of the decoder, so the optimizer, .to(device) and "
+                "state_dict() miss them. Hold them in nn.Sequential(...) or nn.ModuleList([...]).")
+
+
+def _note_checkpoint_layout(decoder: nn.Module, course_decoder: nn.Module) -> None:
+    """Print whether the shipped checkpoint's decoder weights would load into this layout: the check accepts any
+    layout that computes the right function, but load_state_dict needs the same parameter names and shapes."""
+    theirs = {name: tuple(value.shape) for name, value in decoder.state_dict().items()}
+    ours = {name: tuple(value.shape) for name, value in course_decoder.state_dict().items()}
+    if theirs == ours:
+        print("   Your layout is utils.vae.Decoder's: the shipped checkpoint's decoder weights load into it.")
+    else:
+        layers = sorted({name.rsplit(".", 1)[0] for name in ours})
+        print("   Note: your layers are named or shaped differently from utils.vae.Decoder's "
+              f"({', '.join(layers)}), so the shipped checkpoint's weights would not load into your class with "
+              "load_state_dict. That is fine for this lesson, which loads the checkpoint into utils.vae's class; "
+              "to match it, make self.upsample an nn.Sequential that starts with the ReLU, with kernel 4.")
 
 
 def _tiny_training_setup(seed: int) -> tuple[nn.Module, list[torch.Tensor]]:
@@ -188,12 +239,69 @@ def _recording_loss(seen_weights: list[float]) -> Callable:
     return recording_loss
 
 
+def _record_training_events(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The order of the epoch's "backward", "zero_grad" and "step" calls ("step without gradients" for a step
+    taken when every gradient is missing or zero), recorded by hooks on the parameters and the optimizer."""
+    events: list[str] = []
+
+    def backward_seen(gradient: torch.Tensor) -> torch.Tensor:
+        if not events or events[-1] != "backward":
+            events.append("backward")
+        return gradient
+
+    for parameter in model.parameters():
+        parameter.register_hook(backward_seen)
+    zero_grad, step = optimizer.zero_grad, optimizer.step
+
+    def recording_zero_grad(*args, **kwargs):
+        events.append("zero_grad")
+        return zero_grad(*args, **kwargs)
+
+    def recording_step(*args, **kwargs):
+        has_gradients = any(p.grad is not None and bool(torch.any(p.grad != 0))
+                            for group in optimizer.param_groups for p in group["params"])
+        events.append("step" if has_gradients else "step without gradients")
+        return step(*args, **kwargs)
+
+    optimizer.zero_grad, optimizer.step = recording_zero_grad, recording_step
+    return events
+
+
+def _order_diagnosis(events: list[str]) -> str:
+    """Why the steps moved nothing, from the order of the calls before the first step."""
+    if not any(event.startswith("step") for event in events):
+        return "call optimizer.step() after loss.backward() for every batch."
+    before = events[:next(i for i, event in enumerate(events) if event.startswith("step"))]
+    if "backward" in before and before[-1] == "zero_grad":
+        return ("you call optimizer.zero_grad() between loss.backward() and optimizer.step(), which erases the "
+                "gradients the step needs. Clear them before backward(): zero_grad(), backward(), step().")
+    if "backward" not in before:
+        return ("optimizer.step() comes before loss.backward(), so it has no gradient to use. The order is "
+                "zero_grad(), backward(), step().")
+    return "each batch needs optimizer.zero_grad(), loss.backward(), then optimizer.step(), in that order."
+
+
+def _check_floats(averages: dict) -> None:
+    """The epoch's averages are what the lesson plots and prints: Python numbers, not tensors."""
+    for key, value in averages.items():
+        if isinstance(value, torch.Tensor):
+            attached = (" still attached to the autograd graph (requires_grad): each epoch's graph stays in memory "
+                        "and the plot cell fails on it" if value.requires_grad else "")
+            raise ExerciseCheckFailed(
+                f"train_epoch: the average '{key}' is a tensor{attached}. Return Python floats: sum "
+                "loss.item() · len(x) (or detached tensors, converted with .item() or .tolist() at the end).")
+        if not isinstance(value, int | float | np.floating) or isinstance(value, bool):
+            raise ExerciseCheckFailed(f"train_epoch: the average '{key}' is a {type(value).__name__}; return floats.")
+
+
 @exercise_check
 def check_train_epoch(train_epoch: Callable) -> None:
     """On a narrow VAE and three batches of 4, 4 and 3 designs, with KL weights 0.3 and 1: the parameters after
     the student's epoch and the returned averages (each batch weighted by its size) equal one epoch of Adam on
     reconstruction + kl_weight·KL, computed here with torch.distributions, from the same initial weights and the
-    same random numbers; and the loss goes through the ``loss_fn`` argument."""
+    same random numbers; the loss goes through the ``loss_fn`` argument, the averages are Python floats, the
+    model is switched to training mode (the check hands it over in eval mode), and a step that moves nothing is
+    explained by the order of the zero_grad, backward and step calls."""
     seed = 705
     for kl_weight in (0.3, 1.0):
         model, batches = _tiny_training_setup(seed)
@@ -202,8 +310,12 @@ def check_train_epoch(train_epoch: Callable) -> None:
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         seen_weights: list[float] = []
         recording_loss = _recording_loss(seen_weights)
+        events = _record_training_events(model, optimizer)
+        modes: list[bool] = []
+        model.register_forward_pre_hook(lambda module, _, seen=modes: seen.append(module.training))
+        model.eval()  # as the lesson's evaluation code leaves a model: the epoch must switch it back
         torch.manual_seed(seed)
-        averages = train_epoch(model, batches, optimizer, kl_weight, recording_loss)
+        averages = returned("train_epoch", train_epoch(model, batches, optimizer, kl_weight, recording_loss))
         if len(seen_weights) != len(batches):
             raise ExerciseCheckFailed(f"train_epoch: loss_fn was called {len(seen_weights)} times for "
                                       f"{len(batches)} batches; call the loss_fn argument once per batch.")
@@ -212,10 +324,15 @@ def check_train_epoch(train_epoch: Callable) -> None:
                                       f"this epoch is {kl_weight}; pass kl_weight as loss_fn's last argument.")
         if not isinstance(averages, dict) or set(averages) != {"loss", "reconstruction", "kl"}:
             raise ExerciseCheckFailed("train_epoch: return a dict with the keys 'loss', 'reconstruction' and 'kl'")
+        _check_floats(averages)
+        if not all(modes):
+            raise ExerciseCheckFailed(
+                "train_epoch: the model ran in evaluation mode. Call model.train() at the start of the epoch: the "
+                "lesson's evaluation code leaves models in eval mode, where dropout and batch normalisation behave "
+                "as at test time.")
         got_parameters = _flat([p.detach() for p in model.parameters()])
         if torch.equal(got_parameters, initial):
-            raise ExerciseCheckFailed("train_epoch: the parameters did not change; call optimizer.step() after "
-                                      "loss.backward() for every batch.")
+            raise ExerciseCheckFailed(f"train_epoch: the parameters did not change; {_order_diagnosis(events)}")
         expected, expected_parameters = _reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed)
         without_zero_grad = _reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed,
                                              zero_grad=False)[1]
@@ -259,7 +376,7 @@ def check_physics_errors(physics_errors: Callable) -> None:
     |VF − VF_ref|/VF_ref of the thresholded designs. A design equal to its original must score 0 on both,
     a thicker one a negative CE, a cut one a CE of orders of magnitude."""
     for name, design, original, problem in _judging_cases():
-        got = physics_errors(design.copy(), original.copy(), problem)
+        got = returned("physics_errors", physics_errors(design.copy(), original.copy(), problem))
         if not (isinstance(got, tuple | list) and len(got) == 2):
             raise ExerciseCheckFailed("physics_errors: return two numbers, (CE, VFE)")
         solid, solid_original = threshold(design), threshold(original)

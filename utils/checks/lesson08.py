@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 
 
 def _normal(mu: torch.Tensor, logvar: torch.Tensor) -> Normal:
@@ -41,8 +41,9 @@ def check_gaussian_kl_between(gaussian_kl_between: Callable) -> None:
         assert_close(f"gaussian_kl_between (batch {batch}, d={dim})",
                      gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p), terms.sum(-1), rtol=1e-9, atol=1e-9,
                      mistakes=mistakes,
-                     hint="KL(q ‖ p) = ½ Σ_j (log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²) / σ_p² − 1) over the last "
-                          "dimension, one value per row; logvar is log σ².")
+                     hint="Derive each dimension's KL from E_q[log q(z) − log p(z)], with E_q[(z − μ_q)²] = σ_q² and "
+                          "E_q[(z − μ_p)²] = σ_q² + (μ_q − μ_p)²; then sum over the last dimension, one value per "
+                          "row; logvar is log σ², so σ² = exp(logvar).")
     mu, logvar = torch.randn(2, 3, generator=generator), torch.randn(2, 3, generator=generator)
     assert_close("gaussian_kl_between(q, q)", gaussian_kl_between(mu, logvar, mu, logvar), torch.zeros(2), rtol=0,
                  atol=1e-6, hint="KL(q ‖ p) is zero when q = p.")
@@ -89,18 +90,35 @@ def _selection_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, fl
 @exercise_check
 def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     """On random problems (16, 5 and 1 samples) and three hand-made ones (no admissible sample, a too heavy
-    stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample."""
+    stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample; indices
+    outside 0..k−1 (or all one too high) are reported as such."""
     for name, compliances, volumes, targets, tolerance in _selection_cases():
-        answer = np.asarray(choose_best_of_k(compliances.copy(), volumes.copy(), targets.copy(), tolerance))
+        answer = np.asarray(returned("choose_best_of_k", choose_best_of_k(compliances.copy(), volumes.copy(),
+                                                                       targets.copy(), tolerance)))
         expected = np.array(_selection_by_rule(compliances, volumes, targets, tolerance))
         if answer.shape != expected.shape:
             raise ExerciseCheckFailed(
                 f"choose_best_of_k ({name}): returned shape {answer.shape}, expected {expected.shape}: one sample "
                 "index per problem (the arrays are (k samples, N problems); reduce over axis 0).")
+        if not (np.issubdtype(answer.dtype, np.integer) or np.issubdtype(answer.dtype, np.floating)):
+            raise ExerciseCheckFailed(f"choose_best_of_k ({name}): returned values of type {answer.dtype}, not sample "
+                                      "indices: return one integer index per problem.")
         if np.issubdtype(answer.dtype, np.floating) and not np.allclose(answer, np.round(answer)):
             raise ExerciseCheckFailed(f"choose_best_of_k ({name}): returned {answer[:4]}…, not sample indices: "
                                       "return the index k of the chosen sample for each problem, not its compliance.")
+        n_samples = compliances.shape[0]
+        outside = np.flatnonzero((answer < 0) | (answer >= n_samples))
+        if outside.size:
+            j = int(outside[0])
+            raise ExerciseCheckFailed(
+                f"choose_best_of_k ({name}): for problem {j} you returned index {answer[j]:g}, but there are "
+                f"{n_samples} samples (indices 0 to {n_samples - 1}). Return the position of the chosen sample along "
+                "axis 0 (the samples), for each problem.")
+        answer = np.round(answer).astype(int)
         wrong = np.flatnonzero(answer != expected)
+        if wrong.size and np.array_equal(answer - 1, expected):
+            raise ExerciseCheckFailed(f"choose_best_of_k ({name}): every index is one too high: Python counts the "
+                                      "samples from 0.")
         if wrong.size:
             j = int(wrong[0])
             picked, right = int(answer[j]), int(expected[j])
