@@ -47,7 +47,7 @@ def test_compliance_forward_is_the_solvers_and_gradcheck_passes(case, e_min) -> 
     np.testing.assert_allclose(values.detach().numpy(), expected, rtol=1e-12)
     assert torch.autograd.gradcheck(lambda d: ComplianceFunction.apply(d, problems), (x,), eps=1e-6, atol=1e-4,
                                     rtol=1e-3)
-    assert [p.solves for p in problems] == [1 + 0, 1 + 0] or all(p.solves > 1 for p in problems)
+    assert all(p.solves > 1 for p in problems)  # one solve per forward pass: the first call and gradcheck's
 
 
 @pytest.mark.parametrize(("case", "e_min"), CASES)
@@ -87,6 +87,7 @@ def test_lesson_9s_exercise_solution_agrees_with_the_utils_version() -> None:
     cells = [cell.source for cell in lesson.solution.cells if cell.cell_type == "code"]
     namespace: dict = {}
     exec(cells[0].split("use_course_style()")[0], namespace)  # the imports
+    exec(next(source for source in cells if source.startswith("def as_image")), namespace)
     exec(next(source for source in cells if "class Compliance(torch.autograd.Function)" in source), namespace)
     rng = np.random.default_rng(4)
     for case, e_min in CASES:
@@ -125,7 +126,7 @@ def test_a_search_spends_exactly_its_budget_and_keeps_the_requested_designs() ->
     before = decoder.weight.clone()
     volumes = torch.tensor([0.4, 0.4], dtype=torch.float64)
     result = gradient_search([z], lambda: decoder(z.double()).reshape(2, 5, 10), problems, volumes, 7, 0.1,
-                             keep=(0, 2, 7), sharpness=doubling_sharpness(1.0, 3, 4.0))
+                             keep=(0, 2, 7), sharpness=constant_sharpness(1.0))
     assert [p.solves for p in problems] == [7, 7]
     assert sorted(result.designs) == [0, 2, 7] and result.history.shape == (7, 2)
     assert torch.equal(decoder.weight, before)

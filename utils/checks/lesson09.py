@@ -39,6 +39,11 @@ def _compliance_cases(rng: np.random.Generator) -> list[tuple[str, list[FEProble
     return cases
 
 
+def _applied(function: type | Callable) -> Callable:
+    """A ``torch.autograd.Function`` subclass's ``apply``; a plain callable as it is."""
+    return getattr(function, "apply", function)
+
+
 def _finite_differences(density: np.ndarray, problem: FEProblem, elements: list[tuple[int, int]]) -> np.ndarray:
     """(c(ρ + h e_k) − c(ρ − h e_k)) / 2h with utils.topopt.compliance (no clipping needed: ρ ± h stays in [0, 1]
     except at the bounds, where a one-sided difference is used)."""
@@ -67,9 +72,10 @@ def check_compliance_backward(compliance_function: type) -> None:
     with densities at the bounds: the compliances equal the solver's, the gradient of Σ_b w_b c_b (random weights
     w: the incoming gradient) equals central finite differences, and torch.autograd.gradcheck passes."""
     rng = np.random.default_rng(901)
+    apply = _applied(compliance_function)
     for name, problems, density in _compliance_cases(rng):
         x = torch.tensor(density, dtype=torch.float64, requires_grad=True)
-        values = compliance_function.apply(x, problems)
+        values = apply(x, problems)
         expected = np.array([compliance(d, p.case, p.penal, p.model, p.e_min) for d, p in zip(density, problems,
                                                                                              strict=True)])
         assert_close(f"the forward pass ({name})", values, expected, rtol=1e-9, atol=0,
@@ -105,7 +111,7 @@ def check_compliance_backward(compliance_function: type) -> None:
                           "degrees of freedom), times grad_output of its design.")
         # gradcheck's own differences (step 1e-6) on light elements carry a truncation error of up to 1e-3 relative
         # (c''' is large where ρ is small): its tolerances are the finite-difference comparison's above, widened.
-        if not torch.autograd.gradcheck(lambda d, ps=problems: compliance_function.apply(d, ps), (x,),
+        if not torch.autograd.gradcheck(lambda d, ps=problems: apply(d, ps), (x,),
                                         eps=FINITE_DIFFERENCE_STEP, atol=1e-4, rtol=1e-3, raise_exception=False):
             raise ExerciseCheckFailed(f"compliance backward ({name}): torch.autograd.gradcheck fails, although the "
                                       "gradient of a weighted sum matched: check every element, not a few.")
@@ -139,9 +145,10 @@ def check_volume_projection(projection: type) -> None:
     within 1e-6, the output is sigmoid(ℓ + η) with one η per design, and the gradient of a random linear function of
     the output equals central finite differences of an exact projection (brentq); gradcheck passes."""
     rng = np.random.default_rng(902)
+    apply = _applied(projection)
     for name, logits, volumes in _projection_cases(rng):
         ell = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
-        rho = projection.apply(ell, torch.tensor(volumes, dtype=torch.float64))
+        rho = apply(ell, torch.tensor(volumes, dtype=torch.float64))
         if tuple(rho.shape) != logits.shape:
             raise ExerciseCheckFailed(f"volume projection ({name}): output shape {tuple(rho.shape)}, expected "
                                       f"{logits.shape}: one density per logit")
@@ -188,7 +195,7 @@ def check_volume_projection(projection: type) -> None:
                      hint="Differentiate Σ_i sigmoid(ℓ_i + η) = N V with respect to ℓ_j to get ∂η/∂ℓ_j, then apply "
                           "the chain rule through ρ_i = sigmoid(ℓ_i + η).")
         small = ell[:, :8].detach().clone().requires_grad_(True)
-        if not torch.autograd.gradcheck(lambda v, vf=volumes: projection.apply(v, torch.tensor(vf)), (small,),
+        if not torch.autograd.gradcheck(lambda v, vf=volumes: apply(v, torch.tensor(vf)), (small,),
                                         eps=1e-6, atol=1e-6, rtol=1e-4, raise_exception=False):
             raise ExerciseCheckFailed(f"volume projection ({name}): torch.autograd.gradcheck fails on the first 8 "
                                       "pixels, although a weighted sum matched: check the gradient of every pixel.")
