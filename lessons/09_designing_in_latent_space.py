@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 9 — Designing in the learned space: optimisation through the decoder, against SIMP at equal cost
 #
-# **Time estimate:** 45 minutes (the notebook itself runs in about 3 minutes on 2 CPU cores).
+# **Time estimate:** 45 minutes (the notebook itself needs about 80 s of CPU on 2 cores; longer on a shared machine).
 # **You will:** make the compliance a differentiable PyTorch function with lesson 6's adjoint sensitivity; hold the
 # volume exactly with a projection and its implicit gradient; search the latent space of lesson 8's CVAE (and of
 # lesson 7's VAE, and of an untrained network) for the stiffest design; and judge every method against SIMP **at
@@ -413,8 +413,9 @@ print(format_table({name: {**per_budget[20].summary(), "seconds": runs[name].sec
 #   designs are already within a few per cent, and SIMP's pixel updates remove what is left, tail included.
 # - **Latent searches alone** improve the median quickly but keep a **tail**: a few designs whose thresholded version
 #   is far worse than the grey one they optimised (section 5 shows why), and these dominate the mean and the 90th
-#   percentile until the sharpening projection has grown (20–50 solves). The unconditional VAE's decoder does not know
-#   the problem; from its prior's draws it rarely finds the load path within the budget. The untrained network
+#   percentile until the sharpening projection has grown (20–50 solves); a search can even *break* a design that was
+#   fine a few steps before. The unconditional VAE's decoder does not know the problem: searched from the best of its
+#   prior's draws it stays far above SIMP within the budget. The untrained network
 #   (Hoyer et al.'s reparametrisation) starts from noise: 50 solves are far too few for it (their paper runs
 #   hundreds to thousands of steps).
 # - **A short latent search, then SIMP** (5 or 10 solves of the sharpening search, the rest SIMP) is as good as the
@@ -572,10 +573,10 @@ print(format_table(floor_rows, {"median": f"median CE, {largest} solves", "p90":
 
 # %% [markdown]
 # The latent searches stop above SIMP's median, and their 90th percentile is where the cost shows; SIMP and the
-# warm starts end at or below 0 (SIMP's converged design is a local optimum, and a warm start sometimes finds a
-# better one). Out of distribution the gap grows: what the decoder cannot draw, no latent finds. The pixels of SIMP
-# have no such floor — which is why every method that ends with SIMP iterations reaches the goals below, and none
-# that stays in the learned space does.
+# warm starts end within a few tenths of a per cent of SIMP's converged design, some below it (that design is a local
+# optimum, and a warm start sometimes finds a better one). Out of distribution the gap grows: what the decoder cannot
+# draw, no latent finds. The pixels of SIMP have no such floor — which is why the methods that end with SIMP
+# iterations from a generated start reach the goals below, and none that stays in the learned space does.
 
 # %% [markdown]
 # ## The goals, on this subset

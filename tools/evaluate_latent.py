@@ -223,7 +223,15 @@ def main(argv: list[str] | None = None) -> int:
              "own problem against SIMP's converged design thresholded the same way; CE = C / C_SIMP − 1, signed "
              "(fractions), E_min = 1e-9. Budgets count finite-element solves (one per SIMP iteration, per gradient "
              "step, per best-of-k candidate). Methods: lesson 9, section 3.", ""]
-    lr = choose_learning_rate(validation, models["cvae"], device, lines)
+    lr_record = args.cache / f"learning_rate_validation{args.validation}.pkl"
+    if lr_record.exists():  # the sweep is deterministic: a resumed or split run reuses it
+        lr, sweep_lines = pickle.loads(lr_record.read_bytes())
+    else:
+        sweep_lines = []
+        lr = choose_learning_rate(validation, models["cvae"], device, sweep_lines)
+        args.cache.mkdir(parents=True, exist_ok=True)
+        lr_record.write_bytes(pickle.dumps((lr, sweep_lines)))
+    lines += sweep_lines
     print("\n".join(lines))
     for key, title, problems_data in (("test", f"{len(test)} test problems", test),
                                       ("ood", f"{len(ood)} out-of-distribution problems", ood)):
