@@ -7,6 +7,7 @@ validation problems first. Prints the tables and writes them as markdown to ``do
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import platform
 import sys
@@ -222,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
              "thresholded at its problem's volume target (`utils.metrics.threshold_at_volume`) and judged under its "
              "own problem against SIMP's converged design thresholded the same way; CE = C / C_SIMP − 1, signed "
              "(fractions), E_min = 1e-9. Budgets count finite-element solves (one per SIMP iteration, per gradient "
-             "step, per best-of-k candidate). Methods: lesson 9, section 3.", ""]
+             "step, per best-of-k candidate). Methods: lesson 9, section 3. Wall times are this machine's, shared: "
+             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs as the report was written (compare them "
+             "with each other, not with another machine).", ""]
     lr_record = args.cache / f"learning_rate_validation{args.validation}.pkl"
     if lr_record.exists():  # the sweep is deterministic: a resumed or split run reuses it
         lr, sweep_lines = pickle.loads(lr_record.read_bytes())
