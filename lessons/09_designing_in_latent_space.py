@@ -56,7 +56,7 @@ from utils.design_space import (
     latent_method,
     project_to_volume,
 )
-from utils.metrics import threshold_at_volume
+from utils.metrics import floating_material, threshold_at_volume
 from utils.plotting import draw_problem, show_design, use_course_style
 from utils.settings import CHECKPOINT_PATH, CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE
 from utils.tables import format_table
@@ -602,6 +602,12 @@ print(format_table(goal_rows, {"worse20": "> 10 % worse @20", "p95_20": "p95 @20
                                "met": "all met"}, ".3f"))
 print("methods meeting every goal on this subset:", [name for name, row in goal_rows.items() if row["met"]] or "none")
 
+# %%
+own_floating = np.mean([floating_material(threshold_at_volume(d, v)) for d, v in zip(test.density, test.volfrac,
+                                                                                    strict=True)])
+print(f"SIMP's converged designs themselves, thresholded at equal volume: floating material in {own_floating:.1%} of "
+      f"the {len(test)} test problems")
+
 # %% [markdown]
 # On this subset the goals are met by the methods that **end in SIMP**: SIMP warm-started from the CVAE's or the
 # baseline's design, and a short latent search followed by SIMP (the table's last column; with 12 problems one design
@@ -609,6 +615,29 @@ print("methods meeting every goal on this subset:", [name for name, row in goal_
 # learned space meets them at 10 or 20 solves: its tail is the designs broken by the threshold, and with sharpening
 # those are repaired only once β has grown. SIMP from a uniform start misses at 10 solves by far (its designs are still
 # grey), and at 20 by its slowest problems.
+#
+# **On all 150 test problems** (`python tools/evaluate_latent.py --largest 50 --reparametrised 25`, the tables in
+# `docs/results/latent.md`; one run, draw seed 0) **no method meets every goal**, and the miss is small and of one kind:
+#
+# | at 20 solves (10 for the last column) | p95 CE | > 10 % worse | floating | load disrespect | p95 CE at 10 |
+# | --- | --- | --- | --- | --- | --- |
+# | goal | ≤ 1 % | 0 | 0 | 0 | ≤ 2 % |
+# | SIMP, uniform start | +9.5 % | 5.3 % | 5.3 % | 0 | +146 % |
+# | SIMP from the CVAE's design | +1.07 % | 1.3 % | 2.0 % | 0 | +2.1 % |
+# | SIMP from the baseline's design | +0.69 % | 0 | 0.7 % | 0 | +1.06 % |
+# | CVAE latent 5 → SIMP | +0.56 % | 0 | 1.3 % | 0 | +1.06 % |
+# | CVAE latent 10 → SIMP | +0.70 % | 0 | 0.7 % | 0 | +35 % |
+# | CVAE latent, sharpening (no SIMP) | +7.2 % | 4.0 % | 0.7 % | 0 | +35 % |
+#
+# SIMP warm-started from the baseline's design and a 5- or 10-step latent search followed by SIMP meet the tail, volume
+# and load goals, and miss "no floating material" by one or two designs of 150 — as SIMP's own converged designs do
+# (the line above: thresholded at equal volume, 2 of the 150 references have a loose piece themselves). The short
+# latent pre-step earns its place on the problems whose generated topology was wrong (38 of 150 decoded more than
+# 10 % worse than SIMP's): there, at 20 solves, its largest CE is +4 %, against +39 % for SIMP warm-started from the
+# same CVAE design. Alone, the latent search keeps its tail until the projection has sharpened: at 50 solves its p95
+# is +1.6 % (SIMP from a uniform start: +1.8 %), with no floating material. Out of distribution (24 problems) every
+# method misses: 4 % of designs stay more than 10 % worse after 20 solves even for the best (warm-started SIMP, and
+# the latent pre-step then SIMP), 46 % for the latent search alone.
 #
 # **Question** — the latent search of a design whose thresholded version is broken minimised its grey compliance
 # without trouble. Why does a penalised grey design hide the break, and why does SIMP's own grey design not?
