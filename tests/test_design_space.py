@@ -171,3 +171,16 @@ def test_an_untrained_copy_has_the_architecture_and_fresh_trainable_weights() ->
     assert all(p.requires_grad for p in fresh.parameters())
     assert not torch.equal(fresh.from_latent.weight, decoder.from_latent.weight)
     assert torch.equal(fresh.from_latent.weight, again.from_latent.weight)
+
+
+def test_evaluate_latent_writes_every_table(tmp_path) -> None:
+    from tools import evaluate_latent
+
+    out = tmp_path / "latent.md"
+    assert evaluate_latent.main(["--problems", "2", "--validation", "2", "--largest", "5", "--out", str(out),
+                                 "--cache", str(tmp_path / "cache")]) == 0
+    text = out.read_text()
+    for heading in ("median signed CE", "95th percentile of CE", "share with floating material", "At 5 solves",
+                    "2 test problems", "2 out-of-distribution problems", "Grey against thresholded"):
+        assert heading in text
+    assert "--largest 5" in text.splitlines()[2]
