@@ -84,7 +84,8 @@ evaluate-cvae: $(STAMP)
 	$(PY) tools/evaluate_cvae.py
 
 ## Lesson 9's comparison at equal budgets of finite-element solves on all 150 test problems and the 24
-## out-of-distribution ones; writes docs/results/latent.md (chunks cached in build/evaluate_latent; LARGEST=50 halves it).
+## out-of-distribution ones; writes docs/results/latent.md. Chunks are cached in build/evaluate_latent (delete it
+## to recompute); LARGEST=50 stops every method at 50 solves (half the time; the committed report's setting).
 evaluate-latent: $(STAMP)
 	$(PY) tools/evaluate_latent.py $(if $(LARGEST),--largest $(LARGEST),)
 
