@@ -11,7 +11,7 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
-	evaluate-cvae grade release clean-venv
+	evaluate-cvae evaluate-latent grade release clean-venv
 
 setup: $(STAMP)
 
@@ -82,6 +82,12 @@ evaluate: $(STAMP)
 
 evaluate-cvae: $(STAMP)
 	$(PY) -m tools.evaluate_cvae
+
+## Lesson 9's comparison at equal budgets of finite-element solves on all 150 test problems and the 24
+## out-of-distribution ones; writes docs/results/latent.md. Chunks are cached in build/evaluate_latent (delete it
+## to recompute); LARGEST=50 stops every method at 50 solves (half the time; the committed report's setting).
+evaluate-latent: $(STAMP)
+	$(PY) tools/evaluate_latent.py $(if $(LARGEST),--largest $(LARGEST),)
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
 ## course's own checks; writes $(GRADES)/gradebook.csv and one feedback file per student. LESSON=N optional.

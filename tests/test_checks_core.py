@@ -24,11 +24,12 @@ from utils.checks import (
     lesson06,
     lesson07,
     lesson08,
+    lesson09,
 )
 from utils.vae import Decoder
 
 CHECKS = [function for module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                                                 lesson08)
+                                                 lesson08, lesson09)
           for name, function in inspect.getmembers(module, inspect.isfunction)
           if name.startswith("check_") and function.__module__ == module.__name__]
 CHECKS_DIR = Path(lesson01.__file__).parent
@@ -50,7 +51,7 @@ def _checker_frames(error: BaseException) -> list[str]:
 
 
 def test_every_exercise_has_a_check() -> None:
-    assert len(CHECKS) == 21
+    assert len(CHECKS) == 24
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)

@@ -1,0 +1,186 @@
+"""utils.design_space: the differentiable compliance against finite differences, gradcheck and the solver's own
+sensitivity (and lesson 9's exercise 9.1 solution against it); the volume projection's volume and implicit gradient;
+the search's budget; SIMP at a budget; judging at equal volume."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tools.build_notebooks import LESSONS_DIR, build_lesson
+from utils.design_space import (
+    ComplianceFunction,
+    adjoint_sensitivity,
+    best_of_k_method,
+    compliances_at_volume,
+    constant_sharpness,
+    doubling_sharpness,
+    fe_problems,
+    first_within,
+    gradient_search,
+    judge_at_volume,
+    project_to_volume,
+    simp_designs,
+    untrained_copy,
+)
+from utils.metrics import threshold_at_volume
+from utils.topopt import cantilever, compliance, mbb_beam, optimize, young_modulus
+from utils.vae import Decoder
+
+CASES = [(cantilever(8, 4, 0.5, 1.0, -70.0), 1e-9), (mbb_beam(6, 3, 0.4), 1e-3), (cantilever(5, 5, 0.4, 5.0, -120.0),
+                                                                                  1e-2)]
+
+
+def _densities(case, rng: np.random.Generator, batch: int = 2) -> torch.Tensor:
+    x = rng.uniform(0.0, 1.0, (batch, case.nely, case.nelx))
+    x[:, 0, 0], x[:, -1, -1] = 0.0, 1.0
+    return torch.tensor(x, requires_grad=True)
+
+
+@pytest.mark.parametrize(("case", "e_min"), CASES)
+def test_compliance_forward_is_the_solvers_and_gradcheck_passes(case, e_min) -> None:
+    rng = np.random.default_rng(1)
+    problems = fe_problems([case, case], e_min=e_min)
+    x = _densities(case, rng)
+    values = ComplianceFunction.apply(x, problems)
+    expected = [compliance(d, case, 3.0, e_min=e_min) for d in x.detach().numpy()]
+    np.testing.assert_allclose(values.detach().numpy(), expected, rtol=1e-12)
+    assert torch.autograd.gradcheck(lambda d: ComplianceFunction.apply(d, problems), (x,), eps=1e-6, atol=1e-4,
+                                    rtol=1e-3)
+    assert all(p.solves > 1 for p in problems)  # one solve per forward pass: the first call and gradcheck's
+
+
+@pytest.mark.parametrize(("case", "e_min"), CASES)
+def test_compliance_gradient_matches_central_differences(case, e_min) -> None:
+    rng = np.random.default_rng(2)
+    problems = fe_problems([case], e_min=e_min)
+    x = torch.tensor(rng.uniform(0.1, 0.95, (1, case.nely, case.nelx)), requires_grad=True)
+    (grad,) = torch.autograd.grad(ComplianceFunction.apply(x, problems).sum(), x)
+    h = 1e-6
+    for row, col in [(0, 0), (case.nely - 1, case.nelx - 1), (1, 2)]:
+        up, down = x.detach().numpy()[0].copy(), x.detach().numpy()[0].copy()
+        up[row, col] += h
+        down[row, col] -= h
+        numeric = (compliance(up, case, 3.0, e_min=e_min) - compliance(down, case, 3.0, e_min=e_min)) / (2 * h)
+        assert grad[0, row, col].item() == pytest.approx(numeric, rel=1e-5)
+
+
+def test_compliance_gradient_is_the_solvers_sensitivity_times_the_incoming_gradient() -> None:
+    case = cantilever(12, 6, 0.4, 2.0, -80.0)
+    problems = fe_problems([case, case])
+    x = _densities(case, np.random.default_rng(3))
+    weights = torch.tensor([0.3, 2.5], dtype=torch.float64)
+    (grad,) = torch.autograd.grad((weights * ComplianceFunction.apply(x, problems)).sum(), x)
+    model = problems[0].model
+    for b in range(2):
+        design = x.detach().numpy()[b].ravel(order="F")
+        energies = model.element_energies(model.solve(young_modulus(design, 3.0), case.force_vector()))
+        # utils.topopt.optimize's line: dc = -penal * (E0 - E_MIN) * x_physical ** (penal - 1) * energies
+        solver = -3.0 * (1.0 - 1e-9) * design ** 2.0 * energies
+        np.testing.assert_array_equal(grad[b].numpy(), weights[b].item() * adjoint_sensitivity(
+            design, energies, 3.0).reshape(case.nely, case.nelx, order="F"))
+        np.testing.assert_allclose(adjoint_sensitivity(design, energies, 3.0), solver, rtol=1e-15)
+
+
+def test_lesson_9s_exercise_solution_agrees_with_the_utils_version() -> None:
+    lesson = build_lesson(LESSONS_DIR / "09_designing_in_latent_space.py")
+    cells = [cell.source for cell in lesson.solution.cells if cell.cell_type == "code"]
+    namespace: dict = {}
+    exec(cells[0].split("use_course_style()")[0], namespace)  # the imports
+    exec(next(source for source in cells if source.startswith("def as_image")), namespace)
+    exec(next(source for source in cells if "class Compliance(torch.autograd.Function)" in source), namespace)
+    rng = np.random.default_rng(4)
+    for case, e_min in CASES:
+        problems = fe_problems([case, case], e_min=e_min)
+        x = _densities(case, rng)
+        weights = torch.tensor(rng.uniform(0.5, 2.0, 2))
+        lesson_value = namespace["Compliance"].apply(x, problems)
+        utils_value = ComplianceFunction.apply(x, problems)
+        np.testing.assert_allclose(lesson_value.detach().numpy(), utils_value.detach().numpy(), rtol=1e-13)
+        (lesson_grad,) = torch.autograd.grad((weights * lesson_value).sum(), x)
+        (utils_grad,) = torch.autograd.grad((weights * utils_value).sum(), x)
+        np.testing.assert_allclose(lesson_grad.numpy(), utils_grad.numpy(), rtol=1e-10,
+                                   atol=1e-12 * np.abs(utils_grad.numpy()).max())
+
+
+@pytest.mark.parametrize("sharpness", [1.0, 4.0])
+def test_projection_meets_the_volume_and_its_gradient_matches_finite_differences(sharpness) -> None:
+    generator = torch.Generator().manual_seed(5)
+    logits = (3 * torch.randn(3, 6, 7, generator=generator, dtype=torch.float64)).requires_grad_(True)
+    volumes = torch.tensor([0.3, 0.45, 0.6], dtype=torch.float64)
+    density = project_to_volume(logits, volumes, sharpness)
+    assert (density.mean((1, 2)) - volumes).abs().max() < 1e-12
+    assert torch.autograd.gradcheck(lambda v: project_to_volume(v, volumes, sharpness), (logits,), eps=1e-6,
+                                    atol=1e-7, rtol=1e-5)
+    (volume_gradient,) = torch.autograd.grad(project_to_volume(logits, volumes, sharpness).sum(), logits)
+    assert volume_gradient.abs().max() < 1e-12  # the volume does not move, whatever the logits
+
+
+def test_a_search_spends_exactly_its_budget_and_keeps_the_requested_designs() -> None:
+    case = cantilever(10, 5, 0.4, 2.0, -90.0)
+    problems = fe_problems([case, case])
+    z = torch.zeros(2, 3, requires_grad=True)
+    decoder = torch.nn.Linear(3, 50).double()
+    for parameter in decoder.parameters():
+        parameter.requires_grad_(False)
+    before = decoder.weight.clone()
+    volumes = torch.tensor([0.4, 0.4], dtype=torch.float64)
+    result = gradient_search([z], lambda: decoder(z.double()).reshape(2, 5, 10), problems, volumes, 7, 0.1,
+                             keep=(0, 2, 7), sharpness=constant_sharpness(1.0))
+    assert [p.solves for p in problems] == [7, 7]
+    assert sorted(result.designs) == [0, 2, 7] and result.history.shape == (7, 2)
+    assert torch.equal(decoder.weight, before)
+    assert np.all(np.abs(result.designs[7].mean(axis=(1, 2)) - 0.4) < 1e-6)
+    assert result.history[-1].sum() < result.history[0].sum()
+    assert doubling_sharpness(1.0, 10, 8.0)(45) == 8.0 and constant_sharpness(2.0)(99) == 2.0
+
+
+def test_simp_at_a_budget_is_optimize_with_exactly_that_many_iterations() -> None:
+    case = cantilever(16, 8, 0.4, 3.0, -70.0)
+    designs, _ = simp_designs(case, 6, keep=(0, 3, 6))
+    run = optimize(case, max_iterations=3, tolerance=0.0)
+    np.testing.assert_array_equal(designs[3], run.density)
+    assert np.allclose(designs[0], 0.4) and len(optimize(case, max_iterations=6, tolerance=0.0).compliance_history) == 6
+
+
+def test_judging_at_volume_scores_simps_own_design_zero_and_best_of_k_picks_the_stiffest() -> None:
+    case = cantilever(16, 8, 0.4, 3.0, -70.0)
+    problems = fe_problems([case])
+    simp = optimize(case).density[None]
+    reference = compliances_at_volume(simp, problems)
+    judgement = judge_at_volume(simp, problems, reference)
+    assert judgement.compliance_error[0] == pytest.approx(0.0, abs=1e-12)
+    assert judgement.volume_fraction_error[0] < 1 / (16 * 8 * 0.4)
+    uniform = np.full((1, 8, 16), 0.4) + np.random.default_rng(6).uniform(0, 1e-3, (1, 8, 16))
+    run, chosen = best_of_k_method(np.stack([uniform, simp]), problems, (1, 2))
+    assert chosen[1][0] == 0 and chosen[2][0] == 1 and np.array_equal(run.designs[2], simp)
+    assert threshold_at_volume(simp[0], 0.4).sum() == round(0.4 * 128)
+
+
+def test_first_within_counts_solves_from_one() -> None:
+    errors = np.array([[0.5, 0.02, 0.3], [0.005, 0.02, 0.2], [0.0, 0.001, 0.2]])
+    np.testing.assert_array_equal(first_within(errors), [2.0, 3.0, np.nan])
+
+
+def test_an_untrained_copy_has_the_architecture_and_fresh_trainable_weights() -> None:
+    decoder = Decoder(4, 8)
+    for parameter in decoder.parameters():
+        parameter.requires_grad_(False)
+    fresh, again = untrained_copy(decoder, 0), untrained_copy(decoder, 0)
+    assert [p.shape for p in fresh.parameters()] == [p.shape for p in decoder.parameters()]
+    assert all(p.requires_grad for p in fresh.parameters())
+    assert not torch.equal(fresh.from_latent.weight, decoder.from_latent.weight)
+    assert torch.equal(fresh.from_latent.weight, again.from_latent.weight)
+
+
+def test_evaluate_latent_writes_every_table(tmp_path) -> None:
+    from tools import evaluate_latent
+
+    out = tmp_path / "latent.md"
+    assert evaluate_latent.main(["--problems", "2", "--validation", "2", "--largest", "5", "--out", str(out),
+                                 "--cache", str(tmp_path / "cache")]) == 0
+    text = out.read_text()
+    for heading in ("median signed CE", "95th percentile of CE", "share with floating material", "At 5 solves",
+                    "2 test problems", "2 out-of-distribution problems", "Grey against thresholded"):
+        assert heading in text
+    assert "--largest 5" in text.splitlines()[2]
