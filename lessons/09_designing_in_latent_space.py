@@ -45,7 +45,6 @@ from utils.design_space import (
     SHARPENING,
     SUMMARY_COLUMNS,
     ComplianceFunction,
-    adjoint_sensitivity,
     compare_methods,
     compliances_at_volume,
     fe_problems,
@@ -60,7 +59,7 @@ from utils.metrics import floating_material, threshold_at_volume
 from utils.plotting import draw_problem, show_design, use_course_style
 from utils.settings import CHECKPOINT_PATH, CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE
 from utils.tables import format_table
-from utils.topopt import E0, cantilever, compliance, mbb_beam, young_modulus
+from utils.topopt import E0, cantilever, compliance, compliance_sensitivity, mbb_beam, young_modulus
 from utils.vae import load_checkpoint
 
 use_course_style()
@@ -146,7 +145,7 @@ check_compliance_backward(Compliance)
 # element; we run it on three meshes, densities including the bounds 0 and 1, and three void stiffnesses. Then we set
 # your class beside `utils.design_space.ComplianceFunction` (the same function, promoted to `utils` for the rest of the
 # course; it keeps the element energies from the forward pass) and beside the sensitivity that `utils.topopt.optimize`
-# uses in every SIMP iteration (`adjoint_sensitivity` is its formula, applied to the solver's element energies).
+# uses in every SIMP iteration (`compliance_sensitivity` is its formula, applied to the solver's element energies).
 
 # %%
 rng = np.random.default_rng(9)
@@ -162,7 +161,7 @@ for case, e_min in ((cantilever(10, 5, 0.4, 2.0, -60.0), 1e-9), (mbb_beam(8, 4, 
     (mine,) = torch.autograd.grad((weights * Compliance.apply(x, problems)).sum(), x)
     (promoted,) = torch.autograd.grad((weights * ComplianceFunction.apply(x, problems)).sum(), x)
     model = problems[0].model
-    solver_side = np.stack([w * adjoint_sensitivity(d.ravel(order="F"), model.element_energies(model.solve(
+    solver_side = np.stack([w * compliance_sensitivity(d.ravel(order="F"), model.element_energies(model.solve(
         young_modulus(d.ravel(order="F"), 3.0, e_min), case.force_vector())), 3.0, e_min).reshape(d.shape, order="F")
         for w, d in zip(weights.numpy(), x.detach().numpy(), strict=True)])
     gap = np.abs(mine.numpy() - promoted.numpy()).max() / np.abs(promoted.numpy()).max()

@@ -84,3 +84,12 @@ def test_unpacked_release_installs_and_stops_at_exercise_1_1(released: tuple[Pat
     result = subprocess.run([str(python), "-c", script], cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("ExerciseNotDone Exercise 1.1:")
+
+
+def test_the_student_readme_lists_every_released_notebook_once() -> None:
+    """The release's README is a real file (tools/release_files/README.md): it names each exercise notebook, and
+    none that does not exist (a new lesson, or a renamed one, must be added there)."""
+    import re
+    listed = re.findall(r"`notebooks/([0-9]{2}_\w+\.ipynb)`", release.STUDENT_README.read_text(encoding="utf-8"))
+    assert sorted(listed) == sorted(p.name for p in EXERCISES_DIR.glob("*.ipynb"))
+    assert len(listed) == len(set(listed))

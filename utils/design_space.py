@@ -23,7 +23,15 @@ from torch import nn
 
 from utils.metrics import floating_material, load_disrespect, threshold_at_volume
 from utils.settings import DATASET_SOLVER
-from utils.topopt import E0, E_MIN, FiniteElementModel, LoadCase, compliance, optimize, young_modulus
+from utils.topopt import (
+    E_MIN,
+    FiniteElementModel,
+    LoadCase,
+    compliance,
+    compliance_sensitivity,
+    optimize,
+    young_modulus,
+)
 
 # The budgets (finite-element solves) the lesson and tools/evaluate_latent.py compare methods at.
 BUDGETS = (1, 2, 5, 10, 20, 50, 100)
@@ -61,12 +69,6 @@ def fe_problems(cases: Sequence[LoadCase], penal: float = DATASET_SOLVER.penal, 
     return problems
 
 
-def adjoint_sensitivity(density: np.ndarray, energies: np.ndarray, penal: float, e_min: float = E_MIN
-                        ) -> np.ndarray:
-    """Lesson 6's ∂c/∂ρ_e = −p ρ_e^(p−1) (E0 − E_min) u_eᵀ k0 u_e, elementwise (any shape, the same for both)."""
-    return -penal * density ** (penal - 1) * (E0 - e_min) * energies
-
-
 class ComplianceFunction(torch.autograd.Function):
     """Compliance c = Fᵀ U with K(ρ) U = F, as a differentiable function of the densities: built in lesson 9,
     exercise 9.1.
@@ -87,7 +89,7 @@ class ComplianceFunction(torch.autograd.Function):
             energies = problem.model.element_energies(displacement)
             problem.solves += 1
             compliances.append(float(problem.force @ displacement))
-            sensitivity = adjoint_sensitivity(x, energies, problem.penal, problem.e_min)
+            sensitivity = compliance_sensitivity(x, energies, problem.penal, problem.e_min)
             sensitivities.append(sensitivity.reshape(design.shape, order="F"))
         ctx.save_for_backward(torch.as_tensor(np.stack(sensitivities), dtype=density.dtype, device=density.device))
         return torch.as_tensor(compliances, dtype=density.dtype, device=density.device)
