@@ -11,7 +11,7 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
-	evaluate-cvae grade release clean-venv
+	evaluate-cvae grade release site site-test clean-venv
 
 setup: $(STAMP)
 
@@ -31,7 +31,7 @@ lab: $(STAMP)
 ## self-checks' mistake catalogue, nbval on all solutions).
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests solutions --ignore=tests/ui --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
+	$(PY) -m pytest tests solutions --ignore=tests/ui --ignore=tests/site --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
 
 ## Everyone: the course in a real browser (JupyterLab in Debian's chromium, driven by Playwright): the lab loads,
 ## lesson 1 stops at exercise 1.1, the explorers react to their sliders, no console errors. Installs chromium
@@ -42,6 +42,27 @@ ui-test: $(STAMP)
 		{ echo "ui-test needs Debian's chromium: sudo apt-get install chromium"; exit 2; }
 	$(PY) -m pip install -q -r requirements-ui.txt
 	$(PY) -m pytest tests/ui -p no:cacheprovider
+
+## Everyone: the course website in site/ (open site/index.html), built with Sphinx from docs/ and the lessons,
+## every lesson executed (cached in build/site-cache/: an unchanged rebuild executes nothing) and the student release
+## packed for its download link. SOLUTIONS=0 leaves the exercises' solutions out. Nothing is fetched but the pinned
+## packages of requirements-site.txt.
+SOLUTIONS ?= 1
+site: $(STAMP)
+	$(PY) -m pip install -q -r requirements-site.txt
+	$(PY) tools/release.py --out dist
+	$(PY) tools/build_site.py $(if $(filter 0,$(SOLUTIONS)),--no-solutions,)
+
+## Everyone: build the site, then check it in Debian's chromium with Playwright (as ui-test): every page answers
+## without console error or outside request, images load, mathematics renders, internal links and anchors resolve,
+## search finds lesson 3 for "ELBO", solution toggles open, lesson pages fit a 375 px phone; screenshots of the
+## landing page and lesson 7 in build/site-screenshots/.
+site-test: site
+	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "site-test needs Debian's chromium: sudo apt-get install chromium"; exit 2; }
+	$(PY) -m pip install -q -r requirements-ui.txt
+	$(PY) -m pytest tests/site -p no:cacheprovider
 
 ## Instructor: regenerate solutions/ and notebooks/ from lessons/ (refuses to overwrite hand edits).
 notebooks: $(STAMP)
