@@ -123,3 +123,12 @@ def test_every_page_and_results_file_of_docs_is_staged(tmp_path: Path, monkeypat
     assert "| 1 | `01_latent_variable_models` | 1.5 s |" in times
     assert (staging / "downloads" / f"{LESSON_1.stem}.ipynb").exists()
     assert not (staging / "stale.md").exists()
+
+
+def test_an_executed_notebook_is_cached_and_not_executed_again(tmp_path: Path) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\nprint(time.time_ns())")])
+    first = build_site.execute_cached(notebook, "key", cache_dir=tmp_path)
+    again = build_site.execute_cached(notebook, "key", cache_dir=tmp_path)
+    assert not first.cached and again.cached and again.seconds == first.seconds
+    assert first.notebook.cells[0].outputs[0]["text"] == again.notebook.cells[0].outputs[0]["text"]
+    assert not notebook.cells[0].get("outputs"), "the notebook given is left as it was"

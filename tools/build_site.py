@@ -55,7 +55,7 @@ CACHE_DIR = BUILD_DIR / "site-cache"
 RELEASE_ZIP = REPO_ROOT / "dist" / "vae-course-student.zip"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-CELL_TIMEOUT_S = 1800
+CELL_TIMEOUT_S = 900  # a lesson's longest cell takes about 3 minutes on 2 cores
 # Files whose change changes what a lesson prints or draws; the cache key covers all of them.
 CACHE_INPUTS = ("utils", "data")
 GUIDE_ORDER = ("student-guide", "instructor-guide", "grading", "results", "errata", "references", "layout")
@@ -100,8 +100,16 @@ def execute_cached(notebook: nbformat.NotebookNode, key: str, cache_dir: Path = 
         return Executed(nbformat.read(cached, as_version=4), record["seconds"], cached=True)
     executed = copy.deepcopy(notebook)
     start = time.perf_counter()
-    NotebookClient(executed, timeout=CELL_TIMEOUT_S, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(SOLUTIONS_DIR)}}).execute()
+    client = NotebookClient(executed, timeout=CELL_TIMEOUT_S, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": str(SOLUTIONS_DIR)}})
+    with client.setup_kernel():
+        code_cells = [i for i, cell in enumerate(executed.cells) if cell.cell_type == "code"]
+        for done, index in enumerate(code_cells, start=1):
+            client.execute_cell(executed.cells[index], index)
+            print(f"\r  cell {done}/{len(code_cells)} ({time.perf_counter() - start:.0f} s)", end="", file=sys.stderr,
+                  flush=True)
+        client.set_widgets_metadata()
+    print(file=sys.stderr)
     seconds = time.perf_counter() - start
     cache_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(executed, cached)
@@ -309,8 +317,10 @@ def stage(staging: Path, pages: dict[str, nbformat.NotebookNode], built: list[Bu
     lesson_list = "\n".join(f"{lesson_number(b.source)}. [{lesson_title(pages[b.source.stem])}]"
                             f"(lessons/{b.source.stem}.ipynb)" for b in built)
     index = (docs_dir / "index.md").read_text(encoding="utf-8").replace(LESSONS_MARKER, lesson_list)
-    toctree = ["```{toctree}", ":caption: Lessons", ":maxdepth: 1", "", *(f"lessons/{b.source.stem}" for b in built),
-               "```", "", "```{toctree}", ":caption: Guides", ":maxdepth: 1", "", *guide_pages(docs_dir), "```"]
+    # The lessons are listed above (with their titles); the navigation lists them and every page of docs/.
+    toctree = ["```{toctree}", ":caption: Lessons", ":maxdepth: 1", ":hidden:", "",
+               *(f"lessons/{b.source.stem}" for b in built), "```", "",
+               "```{toctree}", ":caption: Guides", ":maxdepth: 1", "", *guide_pages(docs_dir), "```"]
     put("index.md", index.replace(PAGES_MARKER, "\n".join(toctree)).encode())
     results = sorted((docs_dir / "results").glob("*.md"))
     if (docs_dir / "results.md").exists():
@@ -359,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     environment = dict(os.environ, VAE_COURSE_SITE_SOLUTIONS="1" if solutions else "0")
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(html.parent / "doctrees"),
                str(staging), str(html)]
+    if not args.lessons:  # the whole site: a broken reference, a missing download or a bad include fails the build
+        command[4:4] = ["-W", "--keep-going"]
     if subprocess.run(command, env=environment, check=False).returncode != 0:
         return 1
     out = args.out.resolve()

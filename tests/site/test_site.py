@@ -246,8 +246,10 @@ def test_lesson_page_fits_a_phone(browser: Browser, site_url: str, path: str) ->
     try:
         width = page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= PHONE_WIDTH, f"{path}: the page is {width} px wide on a {PHONE_WIDTH} px screen"
-        overflowing = page.evaluate(f"""[...document.querySelectorAll('main p, main li')]
-            .filter(e => e.getBoundingClientRect().right > {PHONE_WIDTH} + 1)
+        # A paragraph wider than the screen, or whose content (a long formula, a long word) runs out of its box.
+        overflowing = page.evaluate(f"""[...document.querySelectorAll('article :is(p, li, h1, h2, h3)')]
+            .filter(e => e.closest('pre, table, .highlight, .cell_output') === null)
+            .filter(e => e.getBoundingClientRect().right > {PHONE_WIDTH} + 1 || e.scrollWidth > e.clientWidth + 1)
             .map(e => e.innerText.slice(0, 60))""")
         assert not overflowing, f"{path}: text wider than the screen: {overflowing[:3]}"
     finally:
