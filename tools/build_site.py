@@ -367,12 +367,18 @@ def main(argv: list[str] | None = None) -> int:
     # Sphinx builds in build/ (myst-nb writes its jupyter_execute/ beside the output folder), then the site is copied.
     html = BUILD_DIR / f"site-html-{edition}" / "html"
     environment = dict(os.environ, VAE_COURSE_SITE_SOLUTIONS="1" if solutions else "0")
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(html.parent / "doctrees"),
-               str(staging), str(html)]
-    if not args.lessons:  # the whole site: a broken reference, a missing download or a bad include fails the build
-        command[4:4] = ["-W", "--keep-going"]
+    # The whole site is built strictly: a broken reference, a missing download or a bad include fails the build.
+    strict = [] if args.lessons else ["-W", "--keep-going"]
+    # Sphinx re-reads only changed pages: a page linking to a lesson that was missing last time would keep its
+    # dead link, so another set of lessons than last time re-reads everything.
+    lesson_set = html.parent / "lessons.txt"
+    names = "\n".join(b.source.stem for b in built)
+    fresh = ["-E"] if not lesson_set.exists() or lesson_set.read_text(encoding="utf-8") != names else []
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", *strict, *fresh, "-d",
+               str(html.parent / "doctrees"), str(staging), str(html)]
     if subprocess.run(command, env=environment, check=False).returncode != 0:
         return 1
+    lesson_set.write_text(names, encoding="utf-8")
     out = args.out.resolve()
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(html, out)
