@@ -132,3 +132,11 @@ def test_an_executed_notebook_is_cached_and_not_executed_again(tmp_path: Path) -
     assert not first.cached and again.cached and again.seconds == first.seconds
     assert first.notebook.cells[0].outputs[0]["text"] == again.notebook.cells[0].outputs[0]["text"]
     assert not notebook.cells[0].get("outputs"), "the notebook given is left as it was"
+
+
+def test_a_failing_cell_fails_the_build_and_is_not_cached(tmp_path: Path) -> None:
+    from nbclient.exceptions import CellExecutionError
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert False, 'budget missed'")])
+    with pytest.raises(CellExecutionError, match="budget missed"):
+        build_site.execute_cached(notebook, "failing", cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())

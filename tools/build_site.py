@@ -102,7 +102,8 @@ def execute_cached(notebook: nbformat.NotebookNode, key: str, cache_dir: Path = 
     start = time.perf_counter()
     client = NotebookClient(executed, timeout=CELL_TIMEOUT_S, kernel_name="python3", store_widget_state=True,
                             resources={"metadata": {"path": str(SOLUTIONS_DIR)}})
-    with client.setup_kernel():
+    # The kernel's own stderr (start-up warnings) would drown the progress; a failing cell still fails the build.
+    with client.setup_kernel(stderr=subprocess.DEVNULL):
         code_cells = [i for i, cell in enumerate(executed.cells) if cell.cell_type == "code"]
         for done, index in enumerate(code_cells, start=1):
             client.execute_cell(executed.cells[index], index)
