@@ -11,7 +11,7 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
-	evaluate-cvae evaluate-latent grade release clean-venv
+	evaluate-cvae evaluate-latent grade release site site-test browser clean-venv
 
 setup: $(STAMP)
 
@@ -31,17 +31,38 @@ lab: $(STAMP)
 ## self-checks' mistake catalogue, nbval on all solutions).
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests solutions --ignore=tests/ui --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
+	$(PY) -m pytest tests solutions --ignore=tests/ui --ignore=tests/site --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=20
 
 ## Everyone: the course in a real browser (JupyterLab in Debian's chromium, driven by Playwright): the lab loads,
 ## lesson 1 stops at exercise 1.1, the explorers react to their sliders, no console errors. Installs chromium
 ## with apt-get when it is missing (as root, as on CI; elsewhere install the chromium package yourself).
-ui-test: $(STAMP)
+ui-test: browser
+	$(PY) -m pytest tests/ui -p no:cacheprovider
+
+## Everyone: the course website in site/ (open site/index.html), built with Sphinx from docs/ and the lessons,
+## every lesson executed (cached in build/site-cache/: an unchanged rebuild executes nothing) and the student release
+## packed for its download link. SOLUTIONS=0 leaves the exercises' solutions out. Nothing is fetched but the pinned
+## packages of requirements-site.txt.
+SOLUTIONS ?= 1
+site: $(STAMP)
+	$(PY) -m pip install -q -r requirements-site.txt
+	$(PY) -m tools.release --out dist
+	$(PY) -m tools.build_site $(if $(filter 0,$(SOLUTIONS)),--no-solutions,)
+
+## Everyone: build the site, then check it in Debian's chromium with Playwright (as ui-test): every page answers
+## without console error or outside request, images load, mathematics renders, internal links and anchors resolve,
+## search finds lesson 3 for "ELBO", solution toggles open, lesson pages fit a 375 px phone; screenshots of the
+## landing page and lesson 7 in build/site-screenshots/.
+site-test: site browser
+	$(PY) -m pytest tests/site -p no:cacheprovider
+
+## The browser tests' browser and driver: Debian's chromium (installed with apt-get when missing, as root, as on CI;
+## elsewhere install the chromium package yourself) and Playwright (requirements-ui.txt).
+browser: $(STAMP)
 	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-		{ echo "ui-test needs Debian's chromium: sudo apt-get install chromium"; exit 2; }
+		{ echo "the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 2; }
 	$(PY) -m pip install -q -r requirements-ui.txt
-	$(PY) -m pytest tests/ui -p no:cacheprovider
 
 ## Instructor: regenerate solutions/ and notebooks/ from lessons/ (refuses to overwrite hand edits).
 notebooks: $(STAMP)
@@ -87,7 +108,7 @@ evaluate-cvae: $(STAMP)
 ## out-of-distribution ones; writes docs/results/latent.md. Chunks are cached in build/evaluate_latent (delete it
 ## to recompute); LARGEST=50 stops every method at 50 solves (half the time; the committed report's setting).
 evaluate-latent: $(STAMP)
-	$(PY) tools/evaluate_latent.py $(if $(LARGEST),--largest $(LARGEST),)
+	$(PY) -m tools.evaluate_latent $(if $(LARGEST),--largest $(LARGEST),)
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
 ## course's own checks; writes $(GRADES)/gradebook.csv and one feedback file per student. LESSON=N optional.

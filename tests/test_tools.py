@@ -29,13 +29,22 @@ def test_train_checkpoint_writes_a_loadable_checkpoint(tmp_path: Path, capsys: p
     assert f"{validation['loss']:.1f} nats" in capsys.readouterr().out
 
 
-def test_evaluate_checkpoint_prints_every_metric(capsys: pytest.CaptureFixture) -> None:
-    assert evaluate_checkpoint.main() == 0
+def test_evaluate_checkpoint_prints_every_metric(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    markdown = tmp_path / "vae.md"
+    assert evaluate_checkpoint.main(["--markdown", str(markdown)]) == 0
     printed = capsys.readouterr().out
     for column in ("IoU mean", "|CE| median", "VFE median", "load disrespect share", "floating material share",
                    "VFE vs target median"):
         assert column in printed
     assert "prior samples + 10 SIMP its" in printed
+    # The results page's section: headed by its command, one table row per report, every column filled.
+    written = markdown.read_text(encoding="utf-8")
+    assert "`make evaluate`" in written.splitlines()[2]
+    rows = [line for line in written.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["|", "| test reconstructions", "|", "| prior samples, as decoded",
+                                                      "| prior samples + 10 warm-started SIMP iterations"]
+    header, reconstructions, samples_header, *samples = (row.count(" | ") for row in rows)
+    assert reconstructions == header == 5 and samples == [samples_header] * 2 and "nan" not in written
 
 
 def test_train_cvae_writes_the_three_loadable_models(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     options = [f"--{name} {getattr(args, name)}" for name, default in (("problems", None), ("largest", 100),
                                                                        ("reparametrised", 50), ("validation", 24))
                if getattr(args, name) != default]
-    command = " ".join(["python tools/evaluate_latent.py", *options])
+    command = " ".join(["python -m tools.evaluate_latent", *options])
     grid = tuple(b for b in FINE_BUDGETS if b < args.largest) + (args.largest,)
     budgets = tuple(b for b in BUDGETS if b < args.largest) + (args.largest,)
     lines = ["# Lesson 9: designing in the learned space, judged at equal cost", "",
