@@ -52,7 +52,7 @@ class Limits:
     every private mapping: what NumPy and torch allocate); ``scratch_bytes`` bounds its writable folder."""
 
     memory_bytes: int = 2 * GIB
-    processes: int = 64  # threads count: torch's and the BLAS's pools included
+    processes: int = 32  # threads count too: the runner uses a few (torch, the BLAS)
     file_bytes: int = 64 * MIB
     cpu_seconds: int = 600
     scratch_bytes: int = 256 * MIB
