@@ -456,6 +456,32 @@ def test_the_hostile_run_stays_quick(hostile) -> None:
     assert max(r.seconds for r in hostile["results"].values()) < 60
 
 
+def test_the_courses_own_implementation_is_not_a_pass(tmp_path: Path) -> None:
+    """Exercise 4.1 through utils.vae.gaussian_kl_terms: imported by name (the scan sees it), reached without
+    naming it (the runner sees the student's code call it), or the student's own code (a pass)."""
+    notebook = nbformat.read(SOLUTIONS_DIR / "04_vae_objective.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("# Exercise 4.1:"))
+    variants = {
+        "imports_it": "from utils.vae import gaussian_kl_terms\ndef gaussian_kl(mu, logvar):\n"
+                      "    return gaussian_kl_terms(mu, logvar).sum(-1)",
+        "hides_it": "import sys\nhidden = getattr(sys.modules['utils.' + 'vae'], 'gaussian_kl' + '_terms')\n"
+                    "def gaussian_kl(mu, logvar):\n    return hidden(mu, logvar).sum(-1)",
+        "own_code": cell.source,
+    }
+    for student, source in variants.items():
+        edited = copy.deepcopy(notebook)
+        next(c for c in edited.cells if c.cell_type == "code" and c.source.startswith("# Exercise 4.1:")).source = (
+            "# Exercise 4.1: the closed-form Gaussian KL\n" + source)
+        _write(tmp_path / "subs" / f"{student}.ipynb", edited)
+    results = {r.student: r for r in grade_all(tmp_path / "subs", workers=2, progress=False)}
+    for student in ("imports_it", "hides_it"):
+        assert _statuses(results[student]) == ["fail", "pass"], results[student]
+        assert "the course's own implementation" in _message(results[student], "4.1")
+    assert "utils.vae.gaussian_kl_terms" in _message(results["imports_it"], "4.1")
+    assert "gaussian_kl_terms" in _message(results["hides_it"], "4.1")
+    assert _statuses(results["own_code"]) == ["pass", "pass"]
+
+
 def test_without_bwrap_the_grader_refuses_and_says_how_to_get_it(tmp_path: Path, monkeypatch, capsys) -> None:
     _write(tmp_path / "subs" / "zoe.ipynb", _notebook(SOLUTIONS_DIR))
     monkeypatch.setattr("tools.grading.sandbox.shutil.which", lambda name: None)
