@@ -216,6 +216,9 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
     with tempfile.TemporaryDirectory(prefix="vae-course-grade-") as scratch:
         try:
             process = _start(plan, options, threads, stage, Path(scratch), write_fd, nonce)
+        except OSError as error:  # prlimit, bwrap or Python missing or not executable
+            os.close(read_fd)
+            return f"the sandbox could not start: {error}"
         finally:
             os.close(write_fd)
         drain = threading.Thread(target=_drain, args=(process.stdout, kept), daemon=True)

@@ -23,6 +23,7 @@ import json
 import linecache
 import os
 import sys
+import sysconfig
 import traceback
 import types
 from collections.abc import Callable
@@ -38,6 +39,10 @@ WATCHED_LIBRARIES = ("builtins", "numpy", "numpy.linalg", "numpy.random", "numpy
                      "random", "functools", "contextlib", "traceback", "linecache", "copy", "importlib", "json",
                      "hmac", "hashlib", "os", "sys", "types")
 WATCHED_CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.distributions.Normal", "torch.Generator")
+# Names a library rebinds itself as part of its state (torch.set_default_dtype rebinds torch.Storage).
+LIBRARY_STATE = frozenset({"torch.Storage"})
+# Where installed code lives: a wrapper whose code is there was made by a library, not by the student.
+INSTALLED_CODE = tuple(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib"))
 
 
 class CappedOutput(io.TextIOBase):
@@ -60,6 +65,19 @@ class CappedOutput(io.TextIOBase):
 
 def _watched(value: Any) -> bool:
     return callable(value) or isinstance(value, types.ModuleType)
+
+
+def _same_or_wrapped(now: Any, then: Any) -> bool:
+    """Whether ``now`` is ``then``, or a library's wrapper of it (``functools.wraps``, ``__wrapped__``), as
+    torch wraps ``torch.manual_seed`` when it first imports its compiler; a student's wrapper does not count."""
+    for _ in range(8):
+        if now is then:
+            return True
+        code = getattr(now, "__code__", None)
+        if code is None or not code.co_filename.startswith(INSTALLED_CODE):
+            return False
+        now = getattr(now, "__wrapped__", None)
+    return False
 
 
 def _function_parts(function: Any) -> tuple:
@@ -111,7 +129,7 @@ class Snapshot:
                 changed.append(f"sys.modules[{name!r}] was replaced")
             namespace = vars(module)
             changed += [f"{name}.{key} was replaced" for key, value in self.entries[name].items()
-                        if namespace.get(key) is not value]
+                        if not _same_or_wrapped(namespace.get(key), value) and f"{name}.{key}" not in LIBRARY_STATE]
         for cls, entries in self.class_entries.items():
             namespace = vars(cls)
             changed += [f"{cls.__qualname__}.{key} was replaced" for key, value in entries.items()
