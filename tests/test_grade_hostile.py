@@ -29,7 +29,7 @@ MARKER = "vae-hostile-marker-7f3a"  # in the command line of every process an at
 SECRET = "s3cr3t-token-do-not-leak-91c2"
 KEY_TEXT = "-----BEGIN FAKE PRIVATE KEY----- 4b1d"
 MEMORY = GIB  # the hostile run's memory limit: lower than the default, to show it is settable and holds
-HONEST = ("honest_a", "honest_b", "honest_c")
+HONEST = ("honest_a", "honest_b")
 NOTEBOOK_SIZE_LIMIT = 40_000  # bytes of feedback for a notebook of three exercises, whatever its code raised
 
 
@@ -173,6 +173,27 @@ def _attacks(places: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
     }
 
 
+def _reference_variants() -> dict[str, nbformat.NotebookNode]:
+    """Lesson 4's solution with exercise 4.1 done by the course's own ``utils.vae.gaussian_kl_terms``, imported
+    by name or hidden behind ``getattr``, and the student's own code."""
+    notebook = nbformat.read(SOLUTIONS_DIR / "04_vae_objective.ipynb", as_version=4)
+    header = "# Exercise 4.1: the closed-form Gaussian KL\n"
+    bodies = {
+        "kl_imports_reference": "from utils.vae import gaussian_kl_terms\ndef gaussian_kl(mu, logvar):\n"
+                                "    return gaussian_kl_terms(mu, logvar).sum(-1)",
+        "kl_hides_reference": "import sys\nhidden = getattr(sys.modules['utils.' + 'vae'], 'gaussian_kl' + '_terms')\n"
+                              "def gaussian_kl(mu, logvar):\n    return hidden(mu, logvar).sum(-1)",
+        "kl_own_code": None,
+    }
+    variants = {}
+    for student, body in bodies.items():
+        edited = copy.deepcopy(notebook)
+        cell = next(c for c in edited.cells if c.cell_type == "code" and c.source.startswith(header))
+        cell.source = cell.source if body is None else header + body
+        variants[student] = edited
+    return variants
+
+
 def _write(path: Path, content: nbformat.NotebookNode) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(nbformat.writes(content), encoding="utf-8")
@@ -221,6 +242,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
     _write(submissions / "student_with_spaces.ipynb", _notebook(EXERCISES_DIR))
     _write(submissions / ".hidden" / "mine.ipynb", _notebook(SOLUTIONS_DIR))
     _write(submissions / '=HYPERLINK("evil.example","click")' / "x.ipynb", _notebook(EXERCISES_DIR))
+    for student, notebook in _reference_variants().items():
+        _write(submissions / f"{student}.ipynb", notebook)
     protected = {name: _digest(Path(places[name])) for name in ("checker", "makefile")}
     before = _fingerprint(submissions)
     environment = {"VAE_HOSTILE_SECRET": SECRET, "HOME": str(home)}
@@ -456,30 +479,16 @@ def test_the_hostile_run_stays_quick(hostile) -> None:
     assert max(r.seconds for r in hostile["results"].values()) < 60
 
 
-def test_the_courses_own_implementation_is_not_a_pass(tmp_path: Path) -> None:
+def test_the_courses_own_implementation_is_not_a_pass(hostile) -> None:
     """Exercise 4.1 through utils.vae.gaussian_kl_terms: imported by name (the scan sees it), reached without
     naming it (the runner sees the student's code call it), or the student's own code (a pass)."""
-    notebook = nbformat.read(SOLUTIONS_DIR / "04_vae_objective.ipynb", as_version=4)
-    cell = next(c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("# Exercise 4.1:"))
-    variants = {
-        "imports_it": "from utils.vae import gaussian_kl_terms\ndef gaussian_kl(mu, logvar):\n"
-                      "    return gaussian_kl_terms(mu, logvar).sum(-1)",
-        "hides_it": "import sys\nhidden = getattr(sys.modules['utils.' + 'vae'], 'gaussian_kl' + '_terms')\n"
-                    "def gaussian_kl(mu, logvar):\n    return hidden(mu, logvar).sum(-1)",
-        "own_code": cell.source,
-    }
-    for student, source in variants.items():
-        edited = copy.deepcopy(notebook)
-        next(c for c in edited.cells if c.cell_type == "code" and c.source.startswith("# Exercise 4.1:")).source = (
-            "# Exercise 4.1: the closed-form Gaussian KL\n" + source)
-        _write(tmp_path / "subs" / f"{student}.ipynb", edited)
-    results = {r.student: r for r in grade_all(tmp_path / "subs", workers=2, progress=False)}
-    for student in ("imports_it", "hides_it"):
+    results = hostile["results"]
+    for student in ("kl_imports_reference", "kl_hides_reference"):
         assert _statuses(results[student]) == ["fail", "pass"], results[student]
         assert "the course's own implementation" in _message(results[student], "4.1")
-    assert "utils.vae.gaussian_kl_terms" in _message(results["imports_it"], "4.1")
-    assert "gaussian_kl_terms" in _message(results["hides_it"], "4.1")
-    assert _statuses(results["own_code"]) == ["pass", "pass"]
+    assert "utils.vae.gaussian_kl_terms" in _message(results["kl_imports_reference"], "4.1")
+    assert "gaussian_kl_terms" in _message(results["kl_hides_reference"], "4.1")
+    assert _statuses(results["kl_own_code"]) == ["pass", "pass"]
 
 
 def test_without_bwrap_the_grader_refuses_and_says_how_to_get_it(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -492,12 +501,11 @@ def test_without_bwrap_the_grader_refuses_and_says_how_to_get_it(tmp_path: Path,
 
 def test_no_sandbox_warns_once_and_grades(tmp_path: Path, capsys) -> None:
     _write(tmp_path / "subs" / "zoe.ipynb", _notebook(SOLUTIONS_DIR))
-    _write(tmp_path / "subs" / "yan.ipynb", _notebook(EXERCISES_DIR))
-    assert main([str(tmp_path / "subs"), "--out", str(tmp_path / "grades"), "--no-sandbox", "--workers", "2"]) == 0
+    assert main([str(tmp_path / "subs"), "--out", str(tmp_path / "grades"), "--no-sandbox"]) == 0
     captured = capsys.readouterr()
     assert captured.err.count("--no-sandbox") == 1
-    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "grades" / "gradebook.csv").open())}
-    assert (rows["zoe"]["passed"], rows["yan"]["passed"]) == ("3", "0")
+    rows = list(csv.DictReader((tmp_path / "grades" / "gradebook.csv").open()))
+    assert [(row["student"], row["passed"]) for row in rows] == [("zoe", "3")]
 
 
 if sys.platform != "linux":  # bubblewrap is Linux's
