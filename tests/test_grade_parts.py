@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -16,6 +17,7 @@ from tools.build_notebooks import CELL_METADATA_KEY
 from tools.grading.plan import find_student_cell
 from tools.grading.report import capped, feedback_file_names, fenced, spreadsheet_safe
 from tools.grading.run import ForgedRecord, ResultChannel
+from tools.grading.sandbox import SandboxUnavailable, probe_sandbox
 from tools.grading.scan import flag_lines, reference_uses
 
 
@@ -132,3 +134,10 @@ def test_the_result_channel_times_out() -> None:
         channel.next_record()
     os.close(read_fd)
     os.close(write_fd)
+
+
+def test_a_machine_without_namespaces_is_refused_with_bubblewraps_reason(monkeypatch) -> None:
+    refused = subprocess.CompletedProcess([], 1, "", "bwrap: No permissions to creating new namespace")
+    monkeypatch.setattr("tools.grading.sandbox.subprocess.run", lambda *args, **kwargs: refused)
+    with pytest.raises(SandboxUnavailable, match="No permissions to creating new namespace.*--no-sandbox"):
+        probe_sandbox()

@@ -40,8 +40,8 @@ from tools.grading.plan import (
 from tools.grading.results import ExerciseResult, NotebookResult
 from tools.grading.sandbox import (
     Limits,
-    find_bwrap,
     make_stage,
+    probe_sandbox,
     remove_stage,
     sandbox_command,
     unconfined_command,
@@ -320,7 +320,7 @@ def grade_all(submissions: Path, expected_lesson: int | None = None, workers: in
     :class:`tools.grading.sandbox.SandboxUnavailable` when sandboxing is asked for and bwrap is missing."""
     options = options or GradingOptions()
     if options.sandboxed:
-        find_bwrap()
+        probe_sandbox()
     found = find_submissions(submissions).notebooks
     if not found:
         return []

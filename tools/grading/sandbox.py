@@ -17,6 +17,7 @@ from __future__ import annotations
 import compileall
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -68,6 +69,18 @@ def find_bwrap() -> str:
         raise SandboxUnavailable("as root the grader drops each sandbox to a user of its own with `setpriv` "
                                  "(util-linux): `apt-get install util-linux`")
     return path
+
+
+def probe_sandbox() -> None:
+    """Start an empty sandbox with the namespaces grading uses; :class:`SandboxUnavailable` with bubblewrap's
+    own message when this machine does not allow them (a container without user namespaces, say)."""
+    bwrap = find_bwrap()
+    probe = subprocess.run([bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/",
+                            "--proc", "/proc", "--dev", "/dev", "true"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:300]}): in a "
+                                 "container, allow user namespaces (or run it privileged); or pass --no-sandbox "
+                                 "for trusted submissions")
 
 
 def stage_course(destination: Path, sandboxed: bool = True) -> Path:
