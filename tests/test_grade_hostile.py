@@ -78,6 +78,8 @@ def _attacks(places: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
             "import utils.checks._core as core, utils.checks.lesson01 as checks\n"
             "core.assert_close = checks.assert_close = lambda *args, **kwargs: None\n"
             "core.ExerciseNotDone = checks.ExerciseCheckFailed = KeyError") for key in ("_1_1", "_1_2", "_1_3")}),
+        "patch_distribution": _edited(stub, _1_1=_wrong_log_joint(
+            "from scipy import stats\nstats.norm.logpdf = lambda *args, **kwargs: 0.0")),
         "solutions_via_repo_root": _edited(stub, _1_1=(
             "import json, os, utils\n"
             "try:\n"
@@ -316,7 +318,8 @@ def test_ipython_hooks_do_not_exist_in_the_sandbox(hostile, student: str) -> Non
 
 @pytest.mark.parametrize(("student", "changed"), [
     ("reload_noop", "importlib.reload was replaced"), ("numpy_all", "numpy.all was replaced"),
-    ("patch_core", "utils.checks._core.assert_close was replaced")])
+    ("patch_core", "utils.checks._core.assert_close was replaced"),
+    ("patch_distribution", "norm_gen object's logpdf was replaced")])
 def test_patched_checkers_and_libraries_are_tampered(hostile, student: str, changed: str) -> None:
     result = hostile["results"][student]
     assert _statuses(result) == ["tampered"] * 3

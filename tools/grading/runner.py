@@ -100,13 +100,45 @@ def _cell_filled(cell: types.CellType) -> bool:
     return True
 
 
+HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, whose namespace can be rewritten
+
+
+def _method_like(value: Any) -> bool:
+    return callable(value) or isinstance(value, (classmethod, staticmethod, property))
+
+
+def _python_classes_and_instances(modules: list[types.ModuleType], classes: list[type]) -> tuple[list[type], list]:
+    """The classes defined in Python that the modules' namespaces hold (with their bases, and the classes of the
+    objects they hold), and those objects that have a namespace of their own (``scipy.stats.norm``)."""
+    found: dict[int, type] = {}
+    instances: dict[int, Any] = {}
+    for value in [*classes, *(v for module in modules for v in vars(module).values())]:
+        if isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+            continue
+        if not isinstance(value, type):
+            if isinstance(getattr(value, "__dict__", None), dict):
+                instances[id(value)] = value
+            value = type(value)
+        for cls in value.__mro__:
+            if cls.__flags__ & HEAP_TYPE:
+                found[id(cls)] = cls
+    return list(found.values()), list(instances.values())
+
+
+def _inherited(classes: tuple[type, ...], key: str) -> bool:
+    """Whether one of ``classes`` defines ``key`` (so that setting it lower down hides that definition)."""
+    return any(key in vars(cls) for cls in classes if cls is not object)
+
+
 class Snapshot:
     """The objects the checks rely on, as imported before any student code ran."""
 
     def __init__(self, modules: list[types.ModuleType], classes: list[type]) -> None:
         self.modules = {module.__name__: module for module in modules}
         self.entries = {module.__name__: {k: v for k, v in vars(module).items() if _watched(v)} for module in modules}
-        self.class_entries = {cls: dict(vars(cls)) for cls in classes}
+        python_classes, instances = _python_classes_and_instances(modules, classes)
+        self.class_entries = {cls: {k: v for k, v in vars(cls).items() if _method_like(v)} for cls in python_classes}
+        self.instance_entries = [(obj, {k: v for k, v in vars(obj).items() if callable(v)}) for obj in instances]
         self.functions: dict[str, tuple[Any, tuple]] = {}
         for module in modules:
             if module.__name__.startswith("utils"):
@@ -130,10 +162,18 @@ class Snapshot:
             namespace = vars(module)
             changed += [f"{name}.{key} was replaced" for key, value in self.entries[name].items()
                         if not _same_or_wrapped(namespace.get(key), value) and f"{name}.{key}" not in LIBRARY_STATE]
+        # A method added later to a class or an object counts where it hides one of a base or of the class.
         for cls, entries in self.class_entries.items():
             namespace = vars(cls)
-            changed += [f"{cls.__qualname__}.{key} was replaced" for key, value in entries.items()
-                        if namespace.get(key) is not value]
+            changed += [f"{cls.__module__}.{cls.__qualname__}.{key} was replaced" for key, value in entries.items()
+                        if not _same_or_wrapped(namespace.get(key), value)]
+            changed += [f"{cls.__module__}.{cls.__qualname__}.{key} was added" for key, value in namespace.items()
+                        if key not in entries and _method_like(value) and _inherited(cls.__mro__[1:], key)]
+        for obj, entries in self.instance_entries:
+            namespace = vars(obj)
+            changed += [f"{type(obj).__qualname__} object's {key} was replaced" for key, value in namespace.items()
+                        if callable(value) and entries.get(key, ...) is not value
+                        and (key in entries or _inherited(type(obj).__mro__, key))]
         changed += [f"{label} was modified" for label, (function, parts) in self.functions.items()
                     if not _same_parts(_function_parts(function), parts)]
         if (sys.getprofile(), sys.gettrace()) != (self.profile, self.trace):
