@@ -9,14 +9,15 @@ import os
 import subprocess
 import threading
 import time
+from unittest import mock
 
 import nbformat
 import pytest
 
-from tools.build_notebooks import CELL_METADATA_KEY
+from tools.build_notebooks import CELL_METADATA_KEY, SOLUTIONS_DIR
 from tools.grading.plan import find_student_cell
 from tools.grading.report import capped, feedback_file_names, fenced, spreadsheet_safe
-from tools.grading.run import ForgedRecord, ResultChannel
+from tools.grading.run import ForgedRecord, ResultChannel, grade_notebook
 from tools.grading.sandbox import SandboxUnavailable, probe_sandbox
 from tools.grading.scan import flag_lines, reference_uses
 
@@ -141,3 +142,11 @@ def test_a_machine_without_namespaces_is_refused_with_bubblewraps_reason(monkeyp
     monkeypatch.setattr("tools.grading.sandbox.subprocess.run", lambda *args, **kwargs: refused)
     with pytest.raises(SandboxUnavailable, match="No permissions to creating new namespace.*--no-sandbox"):
         probe_sandbox()
+
+
+def test_a_sandbox_that_cannot_start_is_a_note_and_nothing_is_graded(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("tools.grading.run._start", mock.Mock(side_effect=FileNotFoundError("no prlimit")))
+    result = grade_notebook("zoe", SOLUTIONS_DIR / "01_latent_variable_models.ipynb", "zoe.ipynb")
+    assert result.problem == "the sandbox could not start: no prlimit"
+    assert [(e.status, e.message) for e in result.exercises] == [
+        ("not graded", "not graded: the sandbox could not start: no prlimit")] * 3

@@ -257,9 +257,6 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
             drain.join(timeout=5)
     if problem and where and results[where].status == "not graded":
         results[where].status, results[where].message = "error", problem
-    for result in results.values():
-        if result.status == "not graded":
-            result.message = f"not graded: {problem}" if problem else "not graded"
     return problem
 
 
@@ -304,6 +301,9 @@ def grade_notebook(student: str, path: Path, display_path: str, expected_lesson:
         plan = plan_grading(lessons[lesson], submission)
         outcome.exercises, outcome.flags = plan.results, plan.flags
         outcome.problem = run_plan(plan, options, threads, stage)
+        for result in outcome.exercises:
+            if result.status == "not graded" and not result.message:
+                result.message = f"not graded: {outcome.problem}" if outcome.problem else "not graded"
     except NotGradable as error:
         outcome.problem = str(error)
     finally:
