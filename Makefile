@@ -111,12 +111,18 @@ evaluate-latent: $(STAMP)
 	$(PY) -m tools.evaluate_latent $(if $(LARGEST),--largest $(LARGEST),)
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
-## course's own checks; writes $(GRADES)/gradebook.csv and one feedback file per student. LESSON=N optional.
+## course's own checks, each in a bubblewrap sandbox (docs/grading.md); writes $(GRADES)/gradebook.csv and one
+## feedback file per student. LESSON=N optional. Installs bubblewrap with apt-get when it is missing (as root, as
+## on CI); elsewhere install the bubblewrap package yourself, or pass GRADE_FLAGS=--no-sandbox (trusted code only).
 SUBMISSIONS ?=
 GRADES ?= grades
+GRADE_FLAGS ?=
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [GRADES=grades] [LESSON=N]"; exit 2; }
-	$(PY) tools/grade.py "$(SUBMISSIONS)" --out "$(GRADES)" $(if $(LESSON),--lesson $(LESSON),)
+	@command -v bwrap >/dev/null || case "$(GRADE_FLAGS)" in *--no-sandbox*) ;; *) { test "$$(id -u)" = 0 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
+		{ echo "grade needs bubblewrap: sudo apt-get install bubblewrap (docs/grading.md)"; exit 2; } ;; esac
+	$(PY) -m tools.grade "$(SUBMISSIONS)" --out "$(GRADES)" $(if $(LESSON),--lesson $(LESSON),) $(GRADE_FLAGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
-"""The grader, on synthetic submissions built from the course itself: one run over 30 notebooks holding
-every failure mode (tampered checks, endless loop, crashed kernel, invalid JSON, another lesson, renamed
-function, deleted cell), then its gradebook, feedback and summary, and the submissions left untouched."""
+"""The grader, on synthetic submissions built from the course itself: one sandboxed run over 30 notebooks holding
+every honest failure mode (endless loop, crashed Python, invalid JSON, another lesson, renamed function, deleted
+cell, lost metadata), then its gradebook, feedback and summary, and the submissions left untouched. Attacks by
+hostile students are in test_grade_hostile.py."""
 from __future__ import annotations
 
 import copy
@@ -11,17 +12,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.build_notebooks import EXERCISES_DIR, SOLUTIONS_DIR
-from tools.grade import (
-    NotebookResult,
-    find_submissions,
-    grade_all,
-    identify_lesson,
-    main,
-    summary_text,
-    write_feedback,
-    write_gradebook,
-)
+from tools.build_notebooks import CELL_METADATA_KEY, EXERCISES_DIR, SOLUTIONS_DIR
+from tools.grade import main
+from tools.grading.plan import find_submissions, identify_lesson
+from tools.grading.report import summary_text, write_feedback, write_gradebook
+from tools.grading.results import NotebookResult
+from tools.grading.run import GradingOptions, grade_all
 
 LESSON_1 = "01_latent_variable_models.ipynb"
 TIME_LIMIT_S = 30  # every lesson-1 notebook grades in about 3 s; only the endless loop reaches this
@@ -72,6 +68,9 @@ def _synthetic_submissions() -> dict[str, nbformat.NotebookNode | str]:
             cell.source = "\n".join(cell.source.splitlines()[1:])
     deleted = copy.deepcopy(solution)
     deleted.cells.remove(_exercise_cell(deleted, "1.2"))
+    no_cell_metadata = copy.deepcopy(solution)
+    for cell in no_cell_metadata.cells:
+        cell.metadata.pop(CELL_METADATA_KEY, None)
 
     cases: dict[str, nbformat.NotebookNode | str] = {
         "all_pass": solution,
@@ -88,6 +87,7 @@ def _synthetic_submissions() -> dict[str, nbformat.NotebookNode | str]:
         "crash": _with_cell(solution, "1.2", lambda s: s + "\nimport os\nos._exit(1)"),
         "no_metadata": no_metadata,
         "no_headers": no_headers,
+        "no_cell_metadata": no_cell_metadata,
         "invalid_json": "{ this is not a notebook",
         "other_lesson": _notebook(EXERCISES_DIR, "05_convolutions_and_pooling.ipynb"),
     }
@@ -114,7 +114,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, No
         _write(folder / f"{student}.ipynb", content)
     _write(folder / "erin" / "any name, lesson one.ipynb", _notebook(SOLUTIONS_DIR))  # a student's folder
     before = _fingerprint(folder)
-    results = grade_all(folder, expected_lesson=1, workers=2, time_limit_s=TIME_LIMIT_S, progress=False)
+    results = grade_all(folder, expected_lesson=1, workers=2, options=GradingOptions(time_limit_s=TIME_LIMIT_S),
+                        progress=False)
     after = _fingerprint(folder)
     return folder, {r.student: r for r in results}, before, after
 
@@ -135,7 +136,8 @@ def test_thirty_notebooks_graded_and_submissions_untouched(graded) -> None:
 
 def test_solution_passes_and_exercise_version_is_not_done(graded) -> None:
     _, results, _, _ = graded
-    for student in ["all_pass", "erin", "no_metadata", "no_headers"] + [s for s in results if s.startswith("copy_")]:
+    for student in ["all_pass", "erin", "no_metadata", "no_headers", "no_cell_metadata"] + [
+            s for s in results if s.startswith("copy_")]:
         assert _statuses(results[student]) == ["pass"] * 3, (student, results[student])
         assert results[student].problem == ""
     assert _statuses(results["none_done"]) == ["not done"] * 3
@@ -151,7 +153,11 @@ def test_wrong_answer_gets_the_checks_message(graded) -> None:
 
 
 def test_tampered_check_cells_gain_nothing(graded) -> None:
-    assert _statuses(graded[1]["tampered"]) == ["not done"] * 3
+    """Edited and deleted check cells change nothing (the lesson's run); the checker module patched from the
+    exercise cell makes every later check 'tampered', and the feedback says why."""
+    result = graded[1]["tampered"]
+    assert _statuses(result) == ["tampered"] * 3
+    assert "utils.checks.lesson01.check_log_marginal_quadrature was replaced" in _message(result, "1.1")
 
 
 def test_students_exception_names_their_line(graded) -> None:
@@ -183,7 +189,7 @@ def test_endless_loop_hits_the_time_limit_and_grading_goes_on(graded) -> None:
 
 def test_crashed_kernel_is_reported_where_it_died(graded) -> None:
     crash = graded[1]["crash"]
-    assert crash.problem.startswith("kernel died at exercise 1.2")
+    assert crash.problem.startswith("Python died at exercise 1.2")
     assert _statuses(crash) == ["pass", "error", "not graded"]
 
 
@@ -197,7 +203,7 @@ def test_gradebook_feedback_and_summary(graded, tmp_path: Path) -> None:
     _, results, _, _ = graded
     write_gradebook(list(results.values()), tmp_path / "gradebook.csv")
     rows = list(csv.DictReader((tmp_path / "gradebook.csv").open(encoding="utf-8")))
-    assert list(rows[0]) == ["student", "lesson", "notebook", "1.1", "1.2", "1.3", "passed", "out_of", "note"]
+    assert list(rows[0]) == ["student", "lesson", "notebook", "1.1", "1.2", "1.3", "passed", "out_of", "note", "review"]
     by_student = {row["student"]: row for row in rows}
     mixed = by_student["mixed"]
     assert (mixed["1.1"], mixed["passed"], mixed["out_of"]) == ("pass", "1", "3")
@@ -219,7 +225,9 @@ def test_find_submissions_and_lesson_identification(tmp_path: Path) -> None:
     _write(tmp_path / "zoe.ipynb", _notebook(EXERCISES_DIR))
     _write(tmp_path / "yan" / "a.ipynb", _notebook(EXERCISES_DIR))
     _write(tmp_path / "yan" / ".ipynb_checkpoints" / "a-checkpoint.ipynb", _notebook(EXERCISES_DIR))
-    assert [(s, p.name) for s, p in find_submissions(tmp_path)] == [("zoe", "zoe.ipynb"), ("yan", "a.ipynb")]
+    found = find_submissions(tmp_path)
+    assert [(s, p.name) for s, p in found.notebooks] == [("zoe", "zoe.ipynb"), ("yan", "a.ipynb")]
+    assert [p.name for p in found.skipped] == ["a-checkpoint.ipynb"]
     assert identify_lesson(_notebook(EXERCISES_DIR, "05_convolutions_and_pooling.ipynb")) == 5
 
 
@@ -239,6 +247,6 @@ def test_the_training_lessons_grade_every_exercise_with_one_training_epoch(tmp_p
     _write(tmp_path / "submissions" / "solution.ipynb", _notebook(SOLUTIONS_DIR, notebook_name))
     _write(tmp_path / "submissions" / "exercise.ipynb", _notebook(EXERCISES_DIR, notebook_name))
     results = {r.student: r for r in grade_all(tmp_path / "submissions", expected_lesson=lesson, workers=2,
-                                              time_limit_s=120, progress=False)}
+                                              options=GradingOptions(time_limit_s=120), progress=False)}
     assert _statuses(results["solution"]) == ["pass"] * exercises
     assert _statuses(results["exercise"]) == ["not done"] * exercises

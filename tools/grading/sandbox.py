@@ -1,0 +1,203 @@
+"""The sandbox one notebook is graded in: bubblewrap (``bwrap``) namespaces, resource limits, a staged course.
+
+Inside, the notebook sees the system (``/usr``), the Python installation and the virtual environment, all
+read-only; a staged copy of the course's ``utils`` and ``data`` at ``/course`` (read-only; ``utils.REPO_ROOT`` is
+``/course``, which holds no lessons, solutions, tools, ``.git``, submissions or grades); the runner at
+``/grader``; and one writable folder, ``/scratch`` (its HOME, working folder and ``/tmp``), a size-capped
+tmpfs that vanishes with the sandbox. It has its own network namespace (no interface but a down loopback),
+PID namespace (it sees and signals only its own processes, and all of them are killed when its first process
+ends or the grader goes away), IPC and UTS namespaces, and an environment holding only what the lesson needs.
+
+As root (CI), the sandbox's processes run under a user id of their own, as each Jobe job does: the process limit
+then counts that sandbox's processes only. Limits are set with ``prlimit`` on the sandbox: data segment
+(memory), processes, file size, CPU seconds, no core dumps.
+"""
+from __future__ import annotations
+
+import compileall
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from utils.paths import DATA_DIR, REPO_ROOT
+from utils.threads import THREADS_ENV_VAR
+
+GIB = 1024**3
+MIB = 1024**2
+COURSE_MOUNT = "/course"
+GRADER_MOUNT = "/grader"
+SCRATCH_MOUNT = "/scratch"
+RUNNER = Path(__file__).with_name("runner.py")
+INSTALL_HINT = ("the grader runs each notebook in a bubblewrap sandbox and needs `bwrap` (Linux only): "
+                "`sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora). "
+                "On macOS or Windows grade in a Linux VM or container, or pass --no-sandbox to run students' "
+                "code unconfined with your rights (trusted submissions only).")
+# Lesson 7 trains its model between exercises 7.3 and 7.4; no check depends on how well it is trained, so the
+# grader trains one epoch instead of 150 (the lesson reads VAE_COURSE_EPOCHS).
+GRADING_EPOCHS = "1"
+# Each sandbox's user id when the grader runs as root: this base plus a number unique among running sandboxes.
+SANDBOX_UID_BASE = 200_000
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap (or, as root, setpriv) is not installed; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one notebook's sandbox may use. ``memory_bytes`` bounds each process's data segment (the heap and
+    every private mapping: what NumPy and torch allocate); ``scratch_bytes`` bounds its writable folder."""
+
+    memory_bytes: int = 2 * GIB
+    processes: int = 32  # threads count too: the runner uses a few (torch, the BLAS)
+    file_bytes: int = 64 * MIB
+    cpu_seconds: int = 600
+    scratch_bytes: int = 256 * MIB
+    open_files: int = 512
+
+
+def find_bwrap() -> str:
+    """The path of ``bwrap``, or :class:`SandboxUnavailable` saying how to install it."""
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(INSTALL_HINT)
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        raise SandboxUnavailable("as root the grader drops each sandbox to a user of its own with `setpriv` "
+                                 "(util-linux): `apt-get install util-linux`")
+    return path
+
+
+def probe_sandbox() -> None:
+    """Start an empty sandbox with the namespaces grading uses; :class:`SandboxUnavailable` with bubblewrap's
+    own message when this machine does not allow them (a container without user namespaces, say)."""
+    bwrap = find_bwrap()
+    probe = subprocess.run([bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/",
+                            "--proc", "/proc", "--dev", "/dev", "true"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:300]}): in a "
+                                 "container, allow user namespaces (or run it privileged); or pass --no-sandbox "
+                                 "for trusted submissions")
+
+
+def stage_course(destination: Path, sandboxed: bool = True) -> Path:
+    """Copy what a sandbox may see (the course's ``utils``, compiled, and the runner) into ``destination``,
+    readable by everyone and writable by no one; return it. The data folder is bound into a sandbox (here an
+    empty mount point), linked for an unconfined run."""
+    course = destination / "course"
+    shutil.copytree(REPO_ROOT / "utils", course / "utils", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    compileall.compile_dir(course / "utils", quiet=1)
+    if sandboxed:
+        (course / "data").mkdir()
+    else:
+        (course / "data").symlink_to(DATA_DIR, target_is_directory=True)
+    (destination / "grader").mkdir()
+    shutil.copy(RUNNER, destination / "grader" / "runner.py")
+    for folder, _, files in os.walk(destination):
+        os.chmod(folder, 0o555)
+        for name in files:
+            os.chmod(Path(folder) / name, 0o444)
+    return destination
+
+
+def make_stage(sandboxed: bool = True) -> Path:
+    """A fresh staged course in a temporary folder (remove it with :func:`remove_stage`)."""
+    return stage_course(Path(tempfile.mkdtemp(prefix="vae-course-stage-")), sandboxed)
+
+
+def remove_stage(stage: Path) -> None:
+    """Delete a staged course (its folders are read-only)."""
+    for folder, _, _ in os.walk(stage):
+        os.chmod(folder, 0o755)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _ancestors(path: Path) -> list[str]:
+    return [str(parent) for parent in reversed(path.parents) if str(parent) != "/"]
+
+
+def _system_mounts() -> list[str]:
+    """``/usr`` read-only, and ``/bin``, ``/lib``… as the host has them (symbolic links on merged-/usr systems)."""
+    arguments = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/") / name
+        if host.is_symlink():
+            arguments += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            arguments += ["--ro-bind", str(host), f"/{name}"]
+    for name in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
+        arguments += ["--ro-bind-try", name, name]
+    return arguments
+
+
+def _python_mounts() -> list[str]:
+    """The Python installation and the virtual environment, read-only, where they are on the host (the
+    environment's ``pyvenv.cfg`` and links name those paths), with world-readable parent folders."""
+    roots = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).absolute(), Path(sys.prefix).resolve()})
+    arguments: list[str] = []
+    made: set[str] = set()
+    for root in roots:
+        for parent in _ancestors(root):
+            if parent not in made and not parent.startswith("/usr"):
+                arguments += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        arguments += ["--ro-bind", str(root), str(root)]
+    return arguments
+
+
+def sandbox_environment(threads: int) -> dict[str, str]:
+    """The whole environment inside: nothing of the grader's (no tokens, no keys), only what a lesson needs."""
+    return {"HOME": SCRATCH_MOUNT, "PATH": f"{Path(sys.prefix).absolute()}/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+            "USER": "student", "TMPDIR": f"{SCRATCH_MOUNT}/tmp", "PYTHONPATH": COURSE_MOUNT,
+            "PYTHONIOENCODING": "utf-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{SCRATCH_MOUNT}/.matplotlib",
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "1000"), THREADS_ENV_VAR: str(threads),
+            "VAE_COURSE_EPOCHS": GRADING_EPOCHS, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+
+def limit_arguments(limits: Limits, own_user: bool) -> list[str]:
+    """``prlimit`` options setting each limit (soft and hard) on the sandbox. The process limit counts every
+    process of a user, so it is set only where the sandbox has a user of its own (``own_user``)."""
+    processes = [f"--nproc={limits.processes}"] if own_user else []
+    return ["prlimit", f"--data={limits.memory_bytes}", *processes, f"--fsize={limits.file_bytes}",
+            f"--cpu={limits.cpu_seconds}", "--core=0", f"--nofile={limits.open_files}", "--"]
+
+
+def sandbox_command(stage: Path, runner_arguments: list[str], threads: int, limits: Limits, slot: int) -> list[str]:
+    """The command running ``python runner.py …`` in a fresh sandbox; ``slot`` tells concurrent sandboxes apart."""
+    bwrap = find_bwrap()
+    command = [*limit_arguments(limits, os.geteuid() == 0), bwrap,
+               "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+               "--die-with-parent", "--new-session", "--clearenv",
+               *_system_mounts(), *_python_mounts(),
+               "--ro-bind", str(stage / "course"), COURSE_MOUNT,
+               "--ro-bind", str(DATA_DIR), f"{COURSE_MOUNT}/data",
+               "--ro-bind", str(stage / "grader"), GRADER_MOUNT,
+               "--proc", "/proc", "--dev", "/dev",
+               "--perms", "1777", "--size", str(16 * MIB), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+               "--perms", "0777", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH_MOUNT,
+               "--perms", "1777", "--dir", f"{SCRATCH_MOUNT}/tmp", "--symlink", f"{SCRATCH_MOUNT}/tmp", "/tmp",
+               "--chdir", SCRATCH_MOUNT]
+    for name, value in sandbox_environment(threads).items():
+        command += ["--setenv", name, value]
+    if os.geteuid() == 0:
+        uid = str(SANDBOX_UID_BASE + slot)
+        command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "setpriv", "--reuid", uid, "--regid", uid,
+                    "--clear-groups", "--"]
+    python = str(Path(sys.prefix).absolute() / "bin" / "python")
+    return [*command, python, "-B", "-s", f"{GRADER_MOUNT}/runner.py", *runner_arguments]
+
+
+def unconfined_command(stage: Path, runner_arguments: list[str], limits: Limits) -> list[str]:
+    """The command running the runner with the grader's rights (``--no-sandbox``): only the limits apply."""
+    return [*limit_arguments(limits, own_user=False), sys.executable, "-B", "-s",
+            str(stage / "grader" / "runner.py"), *runner_arguments]
+
+
+def unconfined_environment(stage: Path, threads: int) -> dict[str, str]:
+    """Without a sandbox the staged course is found through PYTHONPATH; the rest is the sandbox's environment
+    with real folders (the scratch folder is the working folder the grader makes)."""
+    return {**sandbox_environment(threads), "PYTHONPATH": str(stage / "course"), "HOME": os.environ.get("HOME", "/"),
+            "TMPDIR": tempfile.gettempdir(), "MPLCONFIGDIR": tempfile.gettempdir()}
