@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.paths import DATA_DIR, REPO_ROOT
+from utils.settings import COURSE_ENVIRONMENT_PREFIX
 from utils.threads import THREADS_ENV_VAR
 
 GIB = 1024**3
@@ -36,9 +37,9 @@ INSTALL_HINT = ("the grader runs each notebook in a bubblewrap sandbox and needs
                 "`sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora). "
                 "On macOS or Windows grade in a Linux VM or container, or pass --no-sandbox to run students' "
                 "code unconfined with your rights (trusted submissions only).")
-# Lesson 7 trains its model between exercises 7.3 and 7.4; no check depends on how well it is trained, so the
-# grader trains one epoch instead of 150 (the lesson reads VAE_COURSE_EPOCHS).
-GRADING_EPOCHS = "1"
+# Lessons 7 and 8 train models between their exercises; no check depends on how well they are trained, so the
+# grader trains each for one epoch (each lesson reads its own budget through utils.settings.course_environment_int).
+GRADING_TRAINING = {f"{COURSE_ENVIRONMENT_PREFIX}{name}": "1" for name in ("LESSON7_EPOCHS", "LESSON8_EPOCHS")}
 # Each sandbox's user id when the grader runs as root: this base plus a number unique among running sandboxes.
 SANDBOX_UID_BASE = 200_000
 
@@ -154,7 +155,7 @@ def sandbox_environment(threads: int) -> dict[str, str]:
             "USER": "student", "TMPDIR": f"{SCRATCH_MOUNT}/tmp", "PYTHONPATH": COURSE_MOUNT,
             "PYTHONIOENCODING": "utf-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{SCRATCH_MOUNT}/.matplotlib",
             "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "1000"), THREADS_ENV_VAR: str(threads),
-            "VAE_COURSE_EPOCHS": GRADING_EPOCHS, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+            **GRADING_TRAINING, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
 def limit_arguments(limits: Limits, own_user: bool) -> list[str]:
