@@ -150,3 +150,17 @@ def test_a_sandbox_that_cannot_start_is_a_note_and_nothing_is_graded(monkeypatch
     assert result.problem == "the sandbox could not start: no prlimit"
     assert [(e.status, e.message) for e in result.exercises] == [
         ("not graded", "not graded: the sandbox could not start: no prlimit")] * 3
+
+
+def test_every_reference_implementation_exists_and_names_a_graded_exercise() -> None:
+    """A reference moved or renamed in utils must fail here, not inside every student's sandbox."""
+    import importlib
+
+    from tools.build_notebooks import build_lesson, lesson_sources
+    from tools.grading.references import REFERENCE_IMPLEMENTATIONS
+    exercises = {exercise.number for source in lesson_sources() for exercise in build_lesson(source).exercises}
+    for number, names in REFERENCE_IMPLEMENTATIONS.items():
+        assert number in exercises, f"exercise {number} does not exist"
+        for dotted in names:
+            module, _, attribute = dotted.rpartition(".")
+            assert callable(getattr(importlib.import_module(module), attribute)), dotted

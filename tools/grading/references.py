@@ -6,13 +6,18 @@ says which one it used. Keys are exercise numbers, values the implementations' d
 from __future__ import annotations
 
 REFERENCE_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
-    "4.1": ("utils.vae.gaussian_kl_terms",),
+    "4.1": ("utils.elbo_terms.gaussian_kl_terms",),
+    "6.1": ("utils.topopt.compliance_sensitivity",),
     "6.2": ("utils.topopt.optimality_criteria_update",),
     "7.1": ("utils.vae.vae_loss",),
     "7.2": ("utils.vae.Decoder",),
     "7.3": ("utils.vae.train_epoch",),
-    "8.1": ("utils.cvae.gaussian_kl_terms_between",),
+    "7.4": ("utils.metrics.compliance_error", "utils.metrics.volume_fraction_error"),
+    "8.1": ("utils.elbo_terms.gaussian_kl_terms",),
     "8.2": ("utils.generation.best_of_k",),
+    "9.1": ("utils.design_space.ComplianceFunction", "utils.design_space.differentiable_compliance"),
+    "9.2": ("utils.design_space.VolumeProjection", "utils.design_space.project_to_volume"),
+    "9.3": ("utils.design_space.gradient_search",),
 }
 
 
