@@ -211,3 +211,9 @@ def test_tables_lay_out_the_judges_columns(few) -> None:
     assert lines[0].count("|") == len(JUDGE_COLUMNS) + 2 and lines[1].startswith("| --- |")
     assert format_table({"a": {"x": 0.5, "y": 12.345}}, {"x": "x", "y": "y"}, {"y": ".1f"}).splitlines()[1].split() \
         == ["a", "50.0%", "12.3"]
+
+
+def test_break_even_is_offline_cost_over_the_saving_per_design() -> None:
+    from utils.judging import break_even_designs
+    assert break_even_designs(600.0, 0.5, 0.1) == pytest.approx(1500.0)
+    assert break_even_designs(600.0, 0.1, 0.2) == float("inf")
