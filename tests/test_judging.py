@@ -217,3 +217,14 @@ def test_break_even_is_offline_cost_over_the_saving_per_design() -> None:
     from utils.judging import break_even_designs
     assert break_even_designs(600.0, 0.5, 0.1) == pytest.approx(1500.0)
     assert break_even_designs(600.0, 0.1, 0.2) == float("inf")
+
+
+def test_our_figures_in_topodiffs_columns_use_the_target_volume() -> None:
+    from utils.metrics import DesignMetrics
+    from utils.tables import TOPODIFF_COLUMNS, in_topodiff_columns
+    metrics = DesignMetrics(np.array([0.0, 0.2]), np.array([0.1, -0.1]), np.array([0.02, 0.04]),
+                            np.array([False, True]), np.array([False, False]))
+    row = in_topodiff_columns(metrics)
+    assert set(row) == set(TOPODIFF_COLUMNS)
+    assert row["VFE mean"] == pytest.approx(0.03) and row["CE mean"] == pytest.approx(0.1)
+    assert row["load disrespect share"] == 0.5
