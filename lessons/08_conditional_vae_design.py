@@ -29,7 +29,7 @@
 # compares two structures of the same weight; rows that threshold at 0.5 say so. **Distributions.** A median
 # hides the tail: every table gives the mean, median and 90th percentile of the signed CE and the share of
 # designs more than 10 % less stiff than SIMP. **Selection.** Every choice in this notebook is made on the
-# validation split; the test split is read once, in section 13.
+# validation split; the test split is read once, in section 11.
 #
 # **Void stiffness.** Our compliances give void elements $E_\text{min} = 10^{-9}$ (lessons 6–7). TopoDiff's
 # evaluation uses $10^{-3}$, which props up broken designs: a load that reaches the supports only through void
@@ -569,12 +569,12 @@ plot_designs([*decoded[fragmented], *decoded_solid[fragmented], *validation.dens
 #
 # | remedy (command, not rerun here) | floating material, test, at 0.5 |
 # | --- | --- |
-# | lesson 7's decoder, 300 epochs (`python tools/train_cvae.py --plain-decoder --out <file>`) | 18 % |
-# | black-and-white targets, lesson 7's decoder (`--thresholded-targets`) | 20 % |
-# | a refinement stage at full resolution (`refined=True`, shipped: `make cvae-checkpoint`) | 12 % |
+# | lesson 7's decoder (`python tools/train_cvae.py --plain-decoder --out <file>`) | 15–17 % (150–300 ep.), 18 % (600) |
+# | black-and-white targets, lesson 7's decoder (`--thresholded-targets`), 600 epochs | 20 % |
+# | a refinement stage at full resolution (`refined=True`; shipped, 300 epochs) | 12 % (11 %: 150 epochs, seeds 0, 1) |
 #
 # The refinement stage (`utils.cvae.RefinedDecoder`: the last layer gives 16 feature maps at 32×64, then two 3×3
-# convolutions with a ReLU before each) removes about a third of the fragments, not most of them. Sharp targets
+# convolutions with a ReLU before each) removes a fifth to a third of the fragments, not most of them. Sharp targets
 # do not make the model surer of where a thin member goes. **Re-examined on validation** (computed below): what can
 # be checked without retraining is the shipped refined CVAE against the 15 % that was aimed for, against the shipped
 # baseline (same refined decoder, no latent) and against this notebook's own CVAE with lesson 7's decoder (one
@@ -880,7 +880,7 @@ assert shipped_smoothed["floating material share"] < shipped_decoded["floating m
 #   of signed CE (its tail above all), at **equal compute**, and every choice on validation with test read once.
 #   Name the void stiffness (it changes compliance only) and any post-processing.
 # - A threshold decides pixel by pixel: unsure thin members come out in dashes (floating material); a nonlinear
-#   stage at full resolution removed about a third of them.
+#   stage at full resolution removed a fifth to a third of them.
 # - Against a deterministic baseline, the latent does not earn its keep here: at equal compute, SIMP iterations
 #   from either model's design beat more draws, on data with one design per problem. Out of distribution both
 #   degrade; a generated design is a good *start* for SIMP, and a verified design costs tens of milliseconds, not

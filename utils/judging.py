@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,7 +42,8 @@ from utils.metrics import (
 from utils.settings import DATASET_SOLVER, PARAMETER_RANGES, TOPODIFF_E_MIN
 from utils.topopt import E_MIN, FiniteElementModel, LoadCase, compliance, optimize
 
-ThresholdRule = str  # "equal volume" or "0.5"
+# How the judge thresholds a design: at the SIMP reference's volume, or pixel by pixel at 0.5.
+ThresholdRule = Literal["equal volume", "0.5"]
 # Warm-started and uniform SIMP runs count the iterations to come within this of the uniform run's compliance.
 COMPLIANCE_TOLERANCE = 0.01
 # The finite-element budgets (solves per problem) of the equal-compute comparison.
