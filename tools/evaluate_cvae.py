@@ -12,6 +12,7 @@ and write them as markdown to docs/results/cvae.md (``--out``):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -137,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     report.markdown += ["# Lesson 8's shipped models, judged", "",
                         f"Produced by `{COMMAND}`; not rerun by the course site. Shipped models: "
                         f"{record['settings']}, SHA-256 `{record['sha256'][:12]}…`, evaluated on {device} with "
-                        f"{torch.get_num_threads()} threads.", "",
+                        f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f} on "
+                        f"{os.cpu_count()} CPUs at the start (wall times on a shared machine are inflated, their "
+                        "ratios less so).", "",
                         "Every design is judged under its own problem against SIMP's design at **equal volume** "
                         "(thresholded at the volume of the thresholded SIMP design) unless a row says "
                         "\"thresholded at 0.5\"; CE = C / C_SIMP − 1 is signed (positive: less stiff); ΔV is the "
