@@ -228,3 +228,8 @@ def test_our_figures_in_topodiffs_columns_use_the_target_volume() -> None:
     assert set(row) == set(TOPODIFF_COLUMNS)
     assert row["VFE mean"] == pytest.approx(0.03) and row["CE mean"] == pytest.approx(0.1)
     assert row["load disrespect share"] == 0.5
+
+
+def test_markdown_cells_escape_the_pipe() -> None:
+    table = markdown_table({"a": {"x": 0.5}}, {"x": "median |CE|"}, ".2f")
+    assert table.splitlines()[0] == "|  | median \\|CE\\| |"

@@ -75,8 +75,9 @@ def format_table(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, 
 def markdown_table(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, str],
                    number_format: NumberFormat = ".3f", corner: str = "") -> str:
     """The same table as :func:`format_table`, as a GitHub-flavoured markdown table (numbers right-aligned)."""
-    lines = ["| " + " | ".join([corner, *columns.values()]) + " |",
-             "| --- |" + " ---: |" * len(columns)]
-    lines += ["| " + " | ".join([name, *row]) + " |" for name, row in zip(rows, _cells(rows, columns, number_format),
-                                                                          strict=True)]
+    def escaped(cells: list[str]) -> str:  # a "|" inside a cell (as in "|CE|") would end it
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    lines = [escaped([corner, *columns.values()]), "| --- |" + " ---: |" * len(columns)]
+    lines += [escaped([name, *row]) for name, row in zip(rows, _cells(rows, columns, number_format), strict=True)]
     return "\n".join(lines)
