@@ -4,28 +4,38 @@
 # **Time estimate:** about 1 h 30 min: 30–40 minutes for the exercises, about 50 for reading the ten sections
 # and their tables; the notebook itself runs in about 3 minutes on 2 CPU cores.
 # **You will:** derive the conditional VAE and check its bound by numbers; encode a cantilever problem for a
-# network; see a conditional VAE ignore its condition, and fix it; then ask of the generated designs what an
-# engineer asks of SIMP's — under *their own* problem — and set them beside a deterministic baseline, SIMP
-# warm-started from them, and problems outside the training ranges.
+# network; see a conditional VAE generate poorly for its condition, and fix it; then ask of the generated designs
+# what an engineer asks of a method — at the same volume as SIMP's, at the same cost, and how bad the worst tenth
+# is — beside a deterministic baseline, SIMP itself, and problems outside the training ranges.
 #
 # **If you have only 20 minutes:** do exercise 8.1 (section 1), read sections 3 and 4 (why a CVAE with the standard
-# prior ignores its condition, and the learned prior that fixes it), then do exercise 8.2 (section 6) and read
-# section 8's payoff. Run every cell in order all the same (later cells need the earlier ones); the other sections
-# can wait for a second sitting.
+# prior ignores its condition, exercise 8.2's swapped-condition test, and the learned prior that fixes it), then do
+# exercise 8.3 (section 6) and read section 11 (the test split judged at equal volume and equal compute). Run every
+# cell in order all the same (later cells need the earlier ones); the other sections can wait for a second sitting.
 #
 # Lesson 7's VAE draws designs, but not *for* anything: a prior sample is judged under the problem of its nearest
 # training design. An engineer asks "a structure for *this* load and *this* volume fraction, now". That is a
 # **conditional** generative model $p(x \mid c)$, with $c$ the problem.
 #
-# **How we judge a design for problem $c$** (TopoDiff, Mazé & Ahmed 2023), always on the design thresholded at
-# 0.5 and against the SIMP design of the *same* problem (lesson 6's solver, thresholded too):
+# **How we judge a design for problem $c$** (adapted from TopoDiff, Mazé & Ahmed 2023; section 8 lists the
+# differences): under the problem's own load, against the SIMP design of the *same* problem (lesson 6's solver,
+# thresholded at 0.5), by one judge, `utils.judging.Judge`.
 #
 # | metric | definition | unit |
 # | --- | --- | --- |
-# | CE | $C / C_\text{SIMP} - 1$, under the problem's load (tables: median of $\lvert\text{CE}\rvert$) | fraction |
-# | VFE | $\lvert \text{VF} / \text{VF}_\text{target} - 1 \rvert$ against the problem's volume **target** | fraction |
+# | CE | $C / C_\text{SIMP} - 1$, **signed** (+: less stiff), design thresholded at **SIMP's volume** | fraction |
+# | ΔV | $\text{VF} / \text{VF}_\text{SIMP} - 1$, the design thresholded at 0.5: its own volume | fraction |
+# | VFE (target) | $\lvert \text{VF} / \text{VF}_\text{target} - 1 \rvert$, that volume against the target | fraction |
 # | floating material | share of designs with more than one 8-connected solid piece | fraction of designs |
-# | load disrespect | share of designs with void under the load | fraction of designs |
+# | load disrespect | share of designs void at every element touching the load's node | fraction of designs |
+#
+# **Equal volume.** More material always lowers compliance, so a CE computed at the design's own volume rewards
+# a heavy design. The judge thresholds each design at the volume of the thresholded SIMP design instead
+# (`utils.metrics.threshold_at_volume`: the densest pixels, as many as SIMP's design has), so every CE below
+# compares two structures of the same weight; rows that threshold at 0.5 say so. **Distributions.** A median
+# hides the tail: every table gives the mean, median and 90th percentile of the signed CE and the share of
+# designs more than 10 % less stiff than SIMP. **Selection.** Every choice in this notebook is made on the
+# validation split; the test split is read once, in section 11.
 #
 # **Void stiffness.** Our compliances give void elements $E_\text{min} = 10^{-9}$ (lessons 6–7). TopoDiff's
 # evaluation uses $10^{-3}$, which props up broken designs: a load that reaches the supports only through void
@@ -41,7 +51,7 @@ import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from utils import get_device, seed_everything
-from utils.checks.lesson08 import check_choose_best_of_k, check_gaussian_kl_between
+from utils.checks.lesson08 import check_choose_best_of_k, check_gaussian_kl_between, check_swap_conditions
 from utils.cvae import (
     ConditionalVAE,
     condition_vector,
@@ -51,17 +61,17 @@ from utils.cvae import (
 )
 from utils.data import DesignBatches, load_topology_dataset
 from utils.design_explorer import draw_design_explorer
-from utils.generation import (
-    SIMP_ITERATIONS,
-    TABLE_COLUMNS,
-    judge_for_problems,
-    problem_load_cases,
+from utils.generation import smoothed
+from utils.judging import (
+    MAKE_DATA_SECONDS,
+    Judge,
+    break_even_designs,
+    budget_comparison,
+    inside_training_ranges,
     shortcut_test,
-    smoothed,
-    table_row,
-    thresholded_compliances,
-    warm_start_study,
-    warm_started_simp,
+    swapped_designs,
+    synchronize,
+    topodiff_summary,
 )
 from utils.metrics import floating_material, threshold
 from utils.plotting import draw_problem, plot_designs, show_design, use_course_style
@@ -75,7 +85,7 @@ from utils.settings import (
     TOPODIFF_E_MIN,
     course_environment_int,
 )
-from utils.tables import format_table
+from utils.tables import JUDGE_COLUMNS, TOPODIFF_COLUMNS, format_table, in_topodiff_columns, table_row
 from utils.topopt import cantilever, optimize
 
 use_course_style()
@@ -182,7 +192,18 @@ for c in (-1.0, 0.3, 2.0):
 # The three columns agree: the closed form with your KL equals
 # $\log p(x \mid c) - \mathrm{KL}(q\,\|\,p(z \mid x, c))$ to ten decimals, and the Monte Carlo average of the
 # definition falls within five standard errors of it. The bound sits below $\log p(x \mid c)$ by exactly the KL to
-# the posterior.
+# the posterior. Is it tight at the posterior? Our encoder's $q$ is a *diagonal* Gaussian, and the toy's posterior
+# is not diagonal, so the best $q$ of our family — the posterior's mean, variances $1/\Lambda_{jj}$ from its
+# precision $\Lambda$, which minimises $\mathrm{KL}(q\,\|\,p(z \mid x, c))$ over diagonal Gaussians — still leaves
+# a gap:
+
+# %%
+x, c = (W @ a + b) * 0.3, 0.3
+posterior = toy_posterior(x, c)
+best_diagonal = 1 / torch.diagonal(torch.linalg.inv(posterior.covariance_matrix))
+remaining = toy_log_evidence(x, c) - toy_elbo(x, c, posterior.mean, best_diagonal)
+print(f"ELBO gap at the best diagonal q: {remaining:.4f} nats (zero only for the full-covariance posterior)")
+assert remaining > 1e-3
 
 # %% [markdown]
 # ## 2. Telling the network the problem
@@ -222,14 +243,16 @@ assert torch.allclose(*condition_vector([0.4, 0.4], [10.0, 10.0], [-70.0, 110.0]
 # map of the load's position or a first finite-element strain-energy field; four numbers suffice for a family
 # of problems that four numbers describe.) The learned prior is a two-layer network $c \mapsto (\mu_p, \log\sigma_p^2)$.
 # The shipped models of section 6 add one stage at the end of the decoder (`refined=True`), for a reason that
-# section shows; this notebook's own small models do without it.
+# section 7 shows; this notebook's own small models do without it.
 
 # %%
 data = load_topology_dataset()
 train, validation, test = data.subset("train"), data.subset("validation"), data.subset("test")
 validation_batches = DesignBatches(validation.density, batch_size=256, shuffle=False, device=device,
                                    conditions=problem_conditions(validation))
-test_conditions = problem_conditions(test).to(device)
+validation_conditions, test_conditions = problem_conditions(validation).to(device), problem_conditions(test).to(device)
+# One judge per split: load cases and the finite-element model built once, SIMP's compliances and volumes read.
+judges = {"validation": Judge(validation), "test": Judge(test)}
 print(f"{len(train)} training designs, each with its condition, e.g. c = "
       f"{problem_conditions(train)[0].numpy().round(3)}")
 print(ConditionalVAE(latent_dim=16, width=16, prior="learned"))
@@ -278,27 +301,33 @@ def train_small(prior: str, latent_dim: int = LATENT) -> ConditionalVAE:
 naive = train_small("standard")
 
 # %%
-def decoded_row(model: ConditionalVAE, problems, conditions: torch.Tensor) -> dict[str, float]:
-    """The four figures of the designs decoded at the prior's mean, each under its own problem."""
-    return table_row(judge_for_problems(model.generate(conditions)[0].cpu().numpy(), problems))
+def decoded_rows(model: ConditionalVAE, name: str, split: str = "validation") -> dict[str, dict[str, float]]:
+    """The designs decoded at the prior's mean, each judged under its own problem: at equal volume and at 0.5."""
+    designs = model.generate(problem_conditions(judges[split].problems).to(device))[0].cpu().numpy()
+    return {name: table_row(judges[split](designs)),
+            f"{name}, at 0.5": table_row(judges[split](designs, "0.5"))}
 
 
-rows = {"notebook naive CVAE, z = 0": decoded_row(naive, test, test_conditions)}
-print(format_table(rows, TABLE_COLUMNS, ".3f"))
-plot_designs(naive.generate(test_conditions[:6])[0].cpu().numpy(), [f"test problem {i}" for i in range(6)],
-             suptitle="naive CVAE, decoded at z = 0")
-plot_designs(test.density[:6], [f"SIMP, test problem {i}" for i in range(6)]);
+rows = {"SIMP itself (the reference)": table_row(judges["validation"](validation.density))}
+rows.update(decoded_rows(naive, "notebook naive CVAE, z = 0"))
+print(f"{len(validation)} validation problems:")
+print(format_table(rows, JUDGE_COLUMNS, ".1%"))
+plot_designs(naive.generate(validation_conditions[:6])[0].cpu().numpy(),
+             [f"validation problem {i}" for i in range(6)], suptitle="naive CVAE, decoded at z = 0")
+plot_designs(validation.density[:6], [f"SIMP, validation problem {i}" for i in range(6)]);
 
 # %% [markdown]
-# The designs decoded at $z = 0$ are poor for their problems (the table; SIMP's own designs score 0 on $|\text{CE}|$
-# and about 1.5 % on VFE). Yet the same decoder reproduces a test design closely when $z$ comes from the encoder.
-# So $z$ carries the design, and $z = 0$ is not where the designs of problem $c$ live.
+# The designs decoded at $z = 0$ are poor for their problems (the table; SIMP's own designs score 0 on CE and ΔV
+# but miss their volume target a little: thresholding at 0.5 moves them off it, lesson 6). Yet the same decoder
+# reproduces a design closely when $z$ comes from the encoder. So $z$ carries the design, and $z = 0$ is not where
+# the designs of problem $c$ live.
 #
 # **Two measurements.** (1) *Does generation decode the right latent?* The distance $\lVert \mu_q(x_i, c_i) - \mu_p(c_i)
 # \rVert$ between each test design's encoding and the point generation decodes for its problem (here $\mu_p = 0$),
 # relative to the distance between the encodings of two different designs: about 1 means generation decodes a latent as
 # far from the right one as another design's. (2) *How much does the decoder listen to $c$?* The shortcut test
-# (`utils.generation.shortcut_test`): encode each test design with its own problem, $z_i = \mu_q(x_i, c_i)$, then decode
+# (`utils.judging.shortcut_test`, and exercise 8.2 below): encode each design with its own problem,
+# $z_i = \mu_q(x_i, c_i)$, then decode
 # that $z_i$ with the *next* design's problem $c_j$. A decoder that uses $c$ draws a structure for problem $j$: it
 # carries $j$'s load and looks like $j$'s SIMP design. A decoder that reads the design from $z$ redraws design $i$.
 
@@ -315,16 +344,8 @@ def generation_miss(model: ConditionalVAE, problems) -> float:
     return float((mu_q - mu_p).norm(dim=1).median() / between_designs)
 
 
-print(f"naive CVAE: generation misses the design's encoding by {generation_miss(naive, test):.2f} × the distance "
-      "between two designs' encodings")
-def print_shortcut_test(model: ConditionalVAE, name: str) -> None:
-    """Run the shortcut test on the test problems and print its four figures."""
-    print(f"shortcut test, {name}:")
-    for figure, value in shortcut_test(model, test, device).items():
-        print(f"{figure:>40}: {value:.3f}")
-
-
-print_shortcut_test(naive, "naive CVAE")
+print(f"naive CVAE: generation misses the design's encoding by {generation_miss(naive, validation):.2f} × the "
+      "distance between two designs' encodings")
 
 # %% [markdown]
 # **Why generation fails.** The encoder sees $x$, and $x$ shows its problem (where the load sits, how much material
@@ -333,9 +354,9 @@ print_shortcut_test(naive, "naive CVAE")
 # designs *together* look like $\mathcal N(0, I)$, but the encodings of the designs of *one* problem $c$ — the
 # aggregate posterior $q(z \mid c) = \mathbb E_{x \mid c}\,q(z \mid x, c)$ — sit somewhere in it, a different place
 # for each problem (generation misses by a good fraction of the distance between two designs, above). Generation decodes
-# $z = 0$ or $z \sim \mathcal N(0, I)$ with $c$: a latent that during training went with *other* problems. The
-# decoder listens to $c$ only partly (the shortcut test: many swapped designs keep their old shape or lose the new
-# load), so what comes out is a compromise between problems.
+# $z = 0$ or $z \sim \mathcal N(0, I)$ with $c$: a latent that during training went with *other* problems, so what
+# comes out is a compromise between problems. (How much the decoder still listens to $c$ is exercise 8.2's test,
+# after the fix.)
 #
 # ## 4. The fix: a prior that knows the problem
 #
@@ -346,20 +367,59 @@ print_shortcut_test(naive, "naive CVAE")
 
 # %%
 cvae = train_small("learned")
-rows["notebook CVAE, z = μ_p(c)"] = decoded_row(cvae, test, test_conditions)
-print(format_table(rows, TABLE_COLUMNS, ".3f"))
-print(f"learned prior: generation misses the design's encoding by {generation_miss(cvae, test):.2f} × the distance "
-      "between two designs' encodings")
-print_shortcut_test(cvae, "learned prior")
+rows.update(decoded_rows(cvae, "notebook CVAE, z = μ_p(c)"))
+print(format_table(rows, JUDGE_COLUMNS, ".1%"))
+print(f"learned prior: generation misses the design's encoding by {generation_miss(cvae, validation):.2f} × the "
+      "distance between two designs' encodings")
 
 # %% [markdown]
-# Generation now lands where the designs of each problem are encoded, and the designs are good for their problems.
-# Notice what the fix did *not* do: the shortcut test shows the decoder listening to $c$ no more than before (it
-# redraws the encoded design even more faithfully). With a learned prior, information about the problem in $z$ is
-# free — the KL charges only what $z$ says beyond what $\mu_p(c)$ predicts — so the encoder has every reason to keep
-# the whole design in $z$. The condition counts, but through the prior network, which carries $c$ to the right
-# place in latent space. (Other fixes make the *decoder* listen: a larger KL weight, dropping the encoder's view of
-# $c$, a smaller latent. A learned prior is the one that keeps the likelihood high; the table says how well.)
+# Generation now lands where the designs of each problem are encoded, and the designs are far closer to SIMP's
+# (the table: the whole distribution moves, not only the median). Did the fix make the *decoder* listen to $c$?
+# With a learned prior, information about the problem in $z$ is free — the KL charges only what $z$ says beyond
+# what $\mu_p(c)$ predicts — so nothing forces the decoder to read $c$ rather than $z$. Measure it.
+#
+# **Exercise 8.2** — the swapped-condition test. Given a conditional model, designs `images: (N, 1, 32, 64)` and
+# their conditions `conditions: (N, 4)`, return the densities `(N, 32, 64)` in $[0, 1]$ that the decoder draws from
+# each design's encoding $z_i = \mu_q(x_i, c_i)$ (`model.encoder(images, conditions)` returns $(\mu_q, \log\sigma_q^2)$)
+# with the **next** design's condition $c_{i+1}$ (the last design takes the first one's): `model.decode(z, c)`
+# returns logits `(N, 1, 32, 64)`.
+
+# %%
+# EXERCISE: the swapped-condition test
+def swap_conditions(model: ConditionalVAE, images: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+    """Densities (N, 32, 64) decoded from μ_q(x_i, c_i) with c_{i+1}, cyclically."""
+    # BEGIN SOLUTION
+    with torch.no_grad():
+        mu, _ = model.encoder(images, conditions)
+        return torch.sigmoid(model.decode(mu, conditions.roll(-1, dims=0)))[:, 0]
+    # END SOLUTION
+
+
+# %%
+check_swap_conditions(swap_conditions)
+
+# %% [markdown]
+# Your function gives the course's `swapped_designs` (checked below on the validation designs); `shortcut_test`
+# judges the swapped designs under the *new* problem: do they carry its load, how far is their compliance from its
+# SIMP design's, and do they look like the encoded design or like the new problem's SIMP design (solid IoU)?
+
+# %%
+validation_images = torch.as_tensor(validation.density, dtype=torch.float32)[:, None].to(device)
+yours = swap_conditions(naive, validation_images, validation_conditions).cpu().numpy()
+assert np.allclose(yours, swapped_designs(naive, validation, device)[0], atol=1e-5)
+shortcut_rows = {name: shortcut_test(model, judges["validation"], device)
+                 for name, model in (("notebook naive CVAE", naive), ("notebook CVAE (learned prior)", cvae))}
+print(format_table(shortcut_rows, {key: key.replace(" under the new problem", "") for key in
+                                   next(iter(shortcut_rows.values()))}, ".3f"))
+for figure in next(iter(shortcut_rows.values())):
+    before, after = (shortcut_rows[name][figure] for name in shortcut_rows)
+    print(f"{figure}: {before:.3f} → {after:.3f} with the learned prior")
+
+# %% [markdown]
+# The arrows (printed, validation split, this notebook's one-minute models) say which way the learned prior moved
+# each figure on this run; that depends on the training seed and length. On the shipped models, trained longer,
+# section 6 measures the same. Either way, the prior network is what carries $c$ to the right place in latent space;
+# other fixes aim at the *decoder* (a larger KL weight, dropping the encoder's view of $c$, a smaller latent).
 
 # %% [markdown]
 # ## 5. The deterministic baseline
@@ -370,8 +430,8 @@ print_shortcut_test(cvae, "learned prior")
 
 # %%
 baseline = train_small("standard", latent_dim=0)
-rows["notebook baseline (no latent)"] = decoded_row(baseline, test, test_conditions)
-print(format_table(rows, TABLE_COLUMNS, ".3f"))
+rows.update(decoded_rows(baseline, "notebook baseline (no latent)"))
+print(format_table(rows, JUDGE_COLUMNS, ".1%"))
 
 # %% [markdown]
 # ## 6. The shipped models, and what sampling buys
@@ -383,7 +443,7 @@ print(format_table(rows, TABLE_COLUMNS, ".3f"))
 # A CVAE can do what the baseline cannot: draw *several* designs for one problem, $z \sim p(z \mid c)$. The finite-
 # element solver can then pick the best — a few milliseconds per candidate. But "best" needs care.
 #
-# **Exercise 8.2** — best-of-$k$. Given the compliances `(k, N)` of $k$ thresholded candidates for each of $N$
+# **Exercise 8.3** — best-of-$k$. Given the compliances `(k, N)` of $k$ thresholded candidates for each of $N$
 # problems, their volume fractions `(k, N)` and the problems' targets `(N,)`, return for each problem the index of
 # the chosen candidate `(N,)`: the lowest compliance among the candidates whose volume fraction is at most
 # target $\cdot (1 + \text{tolerance})$; if no candidate qualifies, the one with the least material.
@@ -412,260 +472,385 @@ print(f"loaded the shipped models ({record['settings']['epochs']} epochs, width 
 SAMPLES = 16
 
 
-def best_of_k_designs(model: ConditionalVAE, problems, conditions: torch.Tensor, samples: int = SAMPLES,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """k draws z ~ p(z | c) per problem, judged by the solver; the chosen designs (N, 32, 64) and all draws."""
+def decoded_designs(model: ConditionalVAE, split: str) -> np.ndarray:
+    """The model's designs for a split's problems, decoded at the prior's mean: (N, 32, 64)."""
+    return model.generate(problem_conditions(judges[split].problems).to(device))[0].cpu().numpy()
+
+
+def best_of_k_designs(model: ConditionalVAE, split: str, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
+    """k draws z ~ p(z | c) per problem, each solved at equal volume; your rule picks one: (N, 32, 64).
+
+    At equal volume every draw has the reference's volume, so the volume rule admits all of them and the rule
+    reduces to the stiffest draw."""
+    judge = judges[split]
+    conditions = problem_conditions(judge.problems).to(device)
     drawn = model.generate(conditions, samples, torch.Generator().manual_seed(seed)).cpu().numpy()
-    load_cases = problem_load_cases(problems)
-    compliances = np.stack([thresholded_compliances(draw, load_cases) for draw in drawn])
-    chosen = choose_best_of_k(compliances, threshold(drawn).mean(axis=(-2, -1)), problems.volfrac)
-    return drawn[chosen, np.arange(len(problems))], drawn
+    solids = np.stack([judge.solid(draw) for draw in drawn])
+    compliances = np.stack([judge.compliances(solid) for solid in solids])
+    chosen = choose_best_of_k(compliances, solids.mean(axis=(-2, -1)), judge.reference_volumes, tolerance=0.0)
+    return drawn[chosen, np.arange(len(judge))]
 
 
-def full_table(problems, conditions: torch.Tensor) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Each shipped model as decoded; the CVAE's decoded design smoothed, and its best of k; warm-started SIMP."""
-    designs = {f"shipped {name}, as decoded": models[name].generate(conditions)[0].cpu().numpy()
-               for name in ("naive", "cvae", "baseline")}
-    designs["shipped cvae, as decoded, smoothed"] = smoothed(designs["shipped cvae, as decoded"])
-    designs[f"shipped cvae, best of {SAMPLES}"], _ = best_of_k_designs(models["cvae"], problems, conditions)
-    for name in ("shipped baseline, as decoded", "shipped cvae, as decoded", f"shipped cvae, best of {SAMPLES}"):
-        designs[f"{name.removesuffix(', as decoded')} + {SIMP_ITERATIONS} SIMP its"] = warm_started_simp(
-            designs[name], problems, SIMP_ITERATIONS)
-    return {name: table_row(judge_for_problems(d, problems)) for name, d in designs.items()}, designs
-
-
-shipped_rows, shipped_designs = full_table(test, test_conditions)
-print("150 test problems (E_min = 1e-9):")
-print(format_table({**rows, **shipped_rows}, TABLE_COLUMNS, ".3f"))
+shipped_designs = {f"shipped {name}, as decoded": decoded_designs(models[name], "validation")
+                   for name in ("naive", "cvae", "baseline")}
+shipped_designs["shipped cvae, as decoded, smoothed"] = smoothed(shipped_designs["shipped cvae, as decoded"])
+shipped_designs[f"shipped cvae, best of {SAMPLES}"] = best_of_k_designs(models["cvae"], "validation")
+shipped_metrics = {name: judges["validation"](d) for name, d in shipped_designs.items()}
+shipped_rows = {name: table_row(m) for name, m in shipped_metrics.items()}
+for name in ("shipped cvae, as decoded", "shipped baseline, as decoded"):
+    shipped_rows[f"{name}, at 0.5"] = table_row(judges["validation"](shipped_designs[name], "0.5"))
+print(f"{len(validation)} validation problems (E_min = 1e-9; equal volume unless 'at 0.5'):")
+print(format_table({**rows, **shipped_rows}, JUDGE_COLUMNS, ".1%"))
 
 # %% [markdown]
-# **Reading the table** (the shipped rows; this notebook's own small models are above them, trained for a minute).
+# **Reading the table** (validation split; this notebook's own one-minute models above the shipped ones).
 #
-# - The naive CVAE's designs, decoded at $z = 0$, are far off their problems; the learned prior fixes that.
-# - **As decoded, the shipped CVAE and the shipped baseline are close.** Their median $|\text{CE}|$ differs by half a
-#   point (on the validation split the baseline is slightly ahead: 2.1 % against 2.2 %) and they meet the volume
-#   target equally well; the CVAE has less floating material (12 % against 19 %; 12 % against 17 % on validation).
-#   Why should they be close? Lesson 6's SIMP is deterministic: each problem has exactly one design in the data, so
+# - The naive CVAE's designs are far off their problems; the learned prior fixes that.
+# - **The shipped CVAE and the shipped baseline, as decoded, are close** in median and in the share of designs more
+#   than 10 % off; their tails differ both ways (compare the p90 and the mean), and the CVAE has less floating
+#   material. Why close? Lesson 6's SIMP is deterministic, each problem has exactly one design in the data, so
 #   $p(x \mid c)$ is a single point and a regression can represent it. The latent has no genuine variety to model,
-#   only what the decoder cannot yet predict from $c$. After a minute of training the picture differs: this
-#   notebook's CVAE is well ahead of its baseline. The latent makes the network learn faster (the decoder
-#   reconstructs from $z$ while the prior learns where to put it); with more training the regression nearly catches
-#   up.
-# - **What the latent buys is sampling.** Sixteen draws from $p(z \mid c)$, judged by the solver, halve the floating
-#   material; the median $|\text{CE}|$ moves less (1.1–1.3 % over sampling seeds 0–2, against 1.4 %), since the
-#   design at $\mu_p(c)$ is already close to SIMP's. The baseline has one answer per problem; its "best of 16" is
-#   its only design.
-# - **Floating material is the figure to watch as decoded**: about one design in eight for the CVAE, within the 15 %
-#   we aimed for thanks to the refined decoder (explained below, with the figure of where it comes from).
-#   Smoothing the decoded design before thresholding ("smoothed") lowers it further, at the price of a higher
-#   $|\text{CE}|$.
-# - **After 10 warm-started SIMP iterations every start is good**, the baseline's included (it is even slightly
-#   better there): a few iterations of the physics erase the difference between starting points that are
-#   already close. SIMP is what makes the designs exact; the network makes them fast.
+#   only what the decoder cannot yet predict from $c$.
+# - **The tail is the figure to read.** Medians of a few per cent sit beside a 90th percentile of tens of per cent
+#   and a mean pulled up by a few broken designs; a design more than 10 % less stiff than SIMP's is no rare event.
+#   No model here makes "good designs for their problems" without a check.
+# - **At 0.5 against at equal volume.** Thresholded pixel by pixel, a design has its own volume (ΔV): the rows
+#   "at 0.5" mix stiffness with material. Equal volume removes that.
+#
+# Best of 16, at equal volume, moves the median and the tail (the table). Why judge the draws at equal volume?
+# With exercise 8.3's rule at the draws' own volumes and a 3 % tolerance, the stiffest admissible draw tends to be
+# the heaviest one — measured here on the first 50 validation problems:
 
 # %%
-decoded_designs = shipped_designs["shipped cvae, as decoded"]
-fragmented = [i for i in range(len(test)) if floating_material(decoded_designs[i])][:4]
-plot_designs([*decoded_designs[fragmented], *threshold(decoded_designs[fragmented]), *test.density[fragmented]],
-             [f"CVAE, problem {i}" for i in fragmented] + ["thresholded at 0.5"] * len(fragmented)
+judge = judges["validation"].take(np.arange(50))
+drawn = models["cvae"].generate(problem_conditions(judge.problems).to(device), SAMPLES,
+                                torch.Generator().manual_seed(0)).cpu().numpy()
+own_volumes = threshold(drawn).mean(axis=(-2, -1))
+own_compliances = np.stack([judge.compliances(threshold(draw)) for draw in drawn])
+chosen = choose_best_of_k(own_compliances, own_volumes, judge.targets, tolerance=0.03)
+admissible = own_volumes <= judge.targets * 1.03
+heaviest = np.where(admissible, own_volumes, -np.inf).argmax(axis=0)
+picked = drawn[chosen, np.arange(len(judge))]
+picked_volumes = own_volumes[chosen, np.arange(len(judge))]
+at_own, at_equal = judge(picked, "0.5"), judge(picked)
+print(f"own-volume rule (≤ target + 3 %): the heaviest admissible draw chosen in {np.mean(chosen == heaviest):.0%} "
+      f"of problems; chosen designs above the target in {np.mean(picked_volumes > judge.targets):.0%}, "
+      f"median ΔV against SIMP's design {np.median(at_own.volume_change):+.2%}")
+print(f"their median CE: {np.median(at_own.compliance_error):+.2%} at their own volume, "
+      f"{np.median(at_equal.compliance_error):+.2%} at SIMP's volume")
+
+# %% [markdown]
+# The selection buys stiffness with material: at their own volume the chosen designs look better than they are
+# (the two medians above). So every best of $k$ in this notebook ranks the draws at equal volume.
+#
+# **Does the shipped learned prior make the decoder listen?** Exercise 8.2's test on the shipped models
+# (validation):
+
+# %%
+shipped_shortcut = {name: shortcut_test(models[name], judges["validation"], device) for name in ("naive", "cvae")}
+print(format_table(shipped_shortcut, {key: key.replace(" under the new problem", "") for key in
+                                      shipped_shortcut["naive"]}, ".3f"))
+# Measured on the shipped models: with the learned prior the swapped designs carry the new load more often and sit
+# closer to its SIMP design's compliance; the statement below rests on these two asserts.
+assert (shipped_shortcut["cvae"]["load disrespect under the new problem"]
+        < shipped_shortcut["naive"]["load disrespect under the new problem"])
+assert (shipped_shortcut["cvae"]["median |CE| under the new problem"]
+        < shipped_shortcut["naive"]["median |CE| under the new problem"])
+
+# %% [markdown]
+# On the shipped models the learned prior's decoder listens to $c$ *more* than the naive one's (fewer swapped
+# designs miss the new load, and their compliance under the new problem is closer to SIMP's), while the naive
+# decoder does not ignore $c$ either: most of its swapped designs carry the new load. What the naive model gets
+# wrong is generation — it decodes latents that belong to other problems — not the decoder's use of $c$.
+#
+# ## 7. Floating material, and the refined decoder
+
+# %%
+decoded = shipped_designs["shipped cvae, as decoded"]
+decoded_solid = judges["validation"].solid(decoded)
+fragmented = [i for i in range(len(validation)) if floating_material(decoded_solid[i])][:4]
+plot_designs([*decoded[fragmented], *decoded_solid[fragmented], *validation.density[fragmented]],
+             [f"CVAE, problem {i}" for i in fragmented] + ["thresholded at SIMP's volume"] * len(fragmented)
              + ["SIMP"] * len(fragmented), ncols=len(fragmented),
-             suptitle="floating material: the CVAE's design, thresholded, and SIMP's design");
+             suptitle="floating material: the CVAE's design, thresholded, and SIMP's design (validation)");
 
 # %% [markdown]
 # The fragments are thin members that the decoder draws **near 0.5** — members whose place or presence it is unsure
 # of, often ones that SIMP itself leaves grey. Thresholding decides each pixel alone, so such a member comes out in
-# dashes. Three remedies, measured (150 test problems; validation split in brackets):
+# dashes. Three remedies were tried when the shipped models were made; their figures below come from those runs
+# (test split, thresholded at 0.5, as the lesson then judged; **not rerun here**: retraining the three variants
+# takes about 31 minutes on 2 cores) and, being chosen on test, they are a choice made on the test split:
 #
-# - **A refinement stage at full resolution** — the one the shipped models use. Lesson 7's decoder ends with a
-#   transposed convolution from its 16×32 feature maps straight to the logits, so each output pixel is a *linear*
-#   blend of the coarse features beneath it: nothing at full resolution can make the pixels of one member agree.
-#   `utils.cvae.RefinedDecoder` lets that last layer give 16 feature maps at 32×64 and adds two 3×3 convolutions
-#   with a ReLU before each. Same data, same seed: 12 % floating material (12 %) for the shipped CVAE, against
-#   18 % (14 %) with lesson 7's decoder after 600 epochs and 15–17 % after 150–300; two shorter runs of the refined
-#   model (150 epochs, seeds 0 and 1) gave 11 % (9–11 %). The price is about twice the training time
-#   (`python -m tools.train_cvae --plain-decoder --out <file>` retrains the comparison).
-# - **Black-and-white training designs** (the thresholded SIMP designs, so that the Bernoulli likelihood is a real
-#   one, lesson 7), with lesson 7's decoder: *worse*, 20 % floating material and 4.1 % median $|\text{CE}|$ after 600
-#   epochs (`--thresholded-targets`). Sharp targets do not make the model surer of where a thin member goes; it
-#   still hedges, now between 0 and 1.
-# - **Smoothing before thresholding** (`utils.generation.smoothed`): average the decoded densities over the
-#   solver's own filter radius ($r_\text{min} = 2$ elements, lesson 6's hat weights), then threshold. A member is
-#   then decided over its neighbourhood instead of pixel by pixel, and a faint one is often dropped whole rather
-#   than kept in pieces, though not always (below: the same four designs, smoothed and thresholded; the refined
-#   decoder has already joined the easy cases, so these are hard ones). Floating material falls further
-#   (the "smoothed" row of the table); $|\text{CE}|$ rises, since a dropped member costs stiffness. It is a
-#   post-processing of ours, so the tables name it; TopoDiff's figures have none, and the shipped CVAE meets the
-#   15 % we aimed for without it.
+# | remedy (command, not rerun here) | floating material, test, at 0.5 |
+# | --- | --- |
+# | lesson 7's decoder (`python -m tools.train_cvae --plain-decoder --out <file>`) | 15–17 % (150–300 ep.), 18 % (600) |
+# | black-and-white targets, lesson 7's decoder (`--thresholded-targets`), 600 epochs | 20 % |
+# | a refinement stage at full resolution (`refined=True`; shipped, 300 epochs) | 12 % (11 %: 150 epochs, seeds 0, 1) |
 #
-# None of them makes every thin member right; choosing among samples does better (best of 16), and SIMP does
-# (10 iterations).
+# The refinement stage (`utils.cvae.RefinedDecoder`: the last layer gives 16 feature maps at 32×64, then two 3×3
+# convolutions with a ReLU before each) removes a fifth to a third of the fragments, not most of them. Sharp targets
+# do not make the model surer of where a thin member goes. **Re-examined on validation** (computed below): what can
+# be checked without retraining is the shipped refined CVAE against the 15 % that was aimed for, against the shipped
+# baseline (same refined decoder, no latent) and against this notebook's own CVAE with lesson 7's decoder (one
+# minute of training, so not a like-for-like comparison). Smoothing before thresholding
+# (`utils.generation.smoothed`, averaging over the solver's filter radius $r_\text{min} = 2$) is a post-processing of
+# ours, so the tables name it.
 
 # %%
+floating = {name: shipped_rows[name]["floating material share"] for name in
+            ("shipped cvae, as decoded", "shipped cvae, as decoded, at 0.5", "shipped baseline, as decoded",
+             "shipped cvae, as decoded, smoothed")}
+notebook_floating = rows["notebook CVAE, z = μ_p(c)"]["floating material share"]
+floating["notebook CVAE (lesson 7's decoder, one minute)"] = notebook_floating
+for name, share in floating.items():
+    print(f"floating material, validation, {name}: {share:.1%}")
 smoothed_designs = shipped_designs["shipped cvae, as decoded, smoothed"]
-plot_designs(threshold(smoothed_designs[fragmented]),
-             [f"smoothed: {'still in pieces' if floating_material(threshold(d)) else 'one piece'}"
-              for d in smoothed_designs[fragmented]], ncols=len(fragmented),
-             suptitle="the same designs, smoothed over the filter radius, then thresholded");
+smoothed_solid = judges["validation"].solid(smoothed_designs)[fragmented]
+plot_designs(smoothed_solid, [f"smoothed: {'still in pieces' if floating_material(s) else 'one piece'}"
+                              for s in smoothed_solid], ncols=len(fragmented),
+             suptitle="the same designs, smoothed over the filter radius, then thresholded at SIMP's volume");
 
 # %% [markdown]
+# On validation the refined CVAE's share (printed) is what the choice rests on now; whether the plain decoder would
+# do worse *on validation* is the part not re-run.
+#
 # **Question** — the best-of-16 designs have less floating material than the designs decoded at $\mu_p(c)$, although
-# the selection looked only at compliance and volume. Why?
+# the selection looked only at compliance at equal volume. Why?
 #
 # <!-- BEGIN ANSWER -->
 # Floating material is solid that carries no load: at the same volume, a design with a disconnected piece has less
-# material in its load path, so it is less stiff. Ranking by compliance at (at most) the target volume therefore
-# penalises floating pieces without being told about them. The physics-based selection does the connectivity
-# check for free.
+# material in its load path, so it is less stiff. Ranking by compliance at equal volume therefore penalises
+# floating pieces without being told about them. The physics-based selection does the connectivity check for free.
 # <!-- END ANSWER -->
 
+# %%
+assert (shipped_rows[f"shipped cvae, best of {SAMPLES}"]["floating material share"]
+        < shipped_rows["shipped cvae, as decoded"]["floating material share"]), "the question's premise"
+
 # %% [markdown]
-# ### The same designs with TopoDiff's void stiffness
+# ## 8. TopoDiff's metrics, adapted, and the void stiffness
 #
-# To set our figures beside TopoDiff's, recompute the compliances (designs and SIMP references alike) with
-# $E_\text{min} = 10^{-3}$:
+# Our metrics are *adapted from* TopoDiff's (francoismaze/topodiff, `topodiff/topodiff_analysis.py`), and differ on
+# every one of them:
+#
+# | | TopoDiff | this course |
+# | --- | --- | --- |
+# | reported | average CE, average VFE | distribution of signed CE (mean, median, p90, share > 10 %), ΔV |
+# | threshold | 127/255 on a 0–255 image | at SIMP's volume (or 0.5, named) |
+# | compliance | nodal strain × stress, SolidsPy, $E_\text{void} = 10^{-3}$, 64×64 | $F^\top U$, $10^{-9}$, 64×32 |
+# | load disrespect | the single pixel at the load is void | every element at the load's node is void |
+# | floating material | solid pieces ≠ 1 (an empty design counts) | more than one solid piece |
+#
+# `utils.judging.topodiff_summary` computes their four figures on our grid (binarised at 127/255, average signed
+# CE with $E_\text{void} = 10^{-3}$ from $F^\top U$ — not SolidsPy's nodal product —, the single element at the
+# load, pieces ≠ 1), beside ours:
 
 # %%
-topodiff_rows = {name: table_row(judge_for_problems(designs, test, TOPODIFF_E_MIN))
-                 for name, designs in shipped_designs.items() if "SIMP" not in name}
-print("150 test problems, compliances with E_min = 1e-3:")
-print(format_table(topodiff_rows, TABLE_COLUMNS, ".3f"))
-naive_designs = shipped_designs["shipped naive, as decoded"]
-naive_ce = {e_min: np.abs(judge_for_problems(naive_designs, test, e_min).compliance_error)
-            for e_min in (1e-9, TOPODIFF_E_MIN)}
-print(f"the naive CVAE's worst design: |CE| = {naive_ce[1e-9].max():.3g} with E_min = 1e-9, "
-      f"{naive_ce[TOPODIFF_E_MIN].max():.3g} with 1e-3")
+decoded_by_model = {name: shipped_designs[f"shipped {name}, as decoded"] for name in ("naive", "cvae", "baseline")}
+side_by_side = {}
+stiff_judge = Judge(validation, TOPODIFF_E_MIN)
+stiff_metrics = {name: stiff_judge(designs) for name, designs in decoded_by_model.items()}
+for name, designs in decoded_by_model.items():
+    side_by_side[f"{name}: TopoDiff's, adapted"] = topodiff_summary(designs, judges["validation"])
+    side_by_side[f"{name}: ours (E_min = 1e-9)"] = in_topodiff_columns(shipped_metrics[f"shipped {name}, as decoded"])
+    side_by_side[f"{name}: ours with E_min = 1e-3"] = in_topodiff_columns(stiff_metrics[name])
+print(format_table(side_by_side, TOPODIFF_COLUMNS, ".1%"))
+for name in decoded_by_model:
+    ours, stiff = shipped_metrics[f"shipped {name}, as decoded"], stiff_metrics[name]
+    assert np.array_equal(ours.floating_material, stiff.floating_material)
+    assert np.array_equal(ours.load_disrespect, stiff.load_disrespect)
+    assert np.array_equal(ours.target_volume_error, stiff.target_volume_error)
 
 # %% [markdown]
-# Medians barely move here, because the designs of the CVAE and the baseline carry their loads. The void
-# stiffness matters for *broken* designs: a load path closed only through void costs a compliance of order
-# $1/E_\text{min}$, so TopoDiff's $10^{-3}$ shrinks such an error by orders of magnitude (the naive CVAE's worst
-# design, printed above). Means and shares of failures are where the two conventions differ most.
-
-# %% [markdown]
-# ## 7. Outside the training ranges
+# **What $E_\text{min}$ changes: compliance, and nothing else** (the asserts: floating material, load disrespect and
+# volume errors are identical under $10^{-9}$ and $10^{-3}$). It matters for *broken* designs: a load path closed only
+# through void costs a compliance of order $1/E_\text{min}$, so $10^{-3}$ shrinks such an error by orders of
+# magnitude — the *means* (printed) move far more than the medians. The other columns differ by the definitions
+# (the table of differences), not by $E_\text{min}$.
 #
-# 24 problems that no training design had (`make data` writes them; `data/topology_64x32_ood.npz`), each solved by
-# SIMP for the reference: 12 with a volume fraction of 0.25 or 0.55, 4 with near-horizontal loads (−175°, −5°),
-# 4 with both, and 4 with *upward* loads (60°, 120°). The upward ones are outside the range of angles, but not
-# outside the physics: 60° is the opposite of −120°, a problem the training set covers, and the doubled-angle
-# encoding of section 2 gives them the condition of their downward twin.
+# ## 9. Outside the training ranges
+#
+# "Out of distribution" here means a problem whose **condition** lies outside the training set's ranges
+# (volume fraction 0.30–0.50, load height 0–32, load angle −150° to −30°, the angle read through the doubled-angle
+# encoding of section 2, so that θ and θ + 180° are one problem). 24 such problems by their raw parameters
+# (`make data` writes them; `data/topology_64x32_ood.npz`), each solved by SIMP for the reference: 12 with a
+# volume fraction of 0.25 or 0.55, 4 with near-horizontal loads (−175°, −5°), 4 with both, and 4 with *upward*
+# loads (60°, 120°). By the encoding the upward ones are **in range**: 60° is the opposite of −120°. They are
+# judged apart below.
 
 # %%
 ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE)
 ood_conditions = problem_conditions(ood).to(device)
-kinds = {"volume fraction outside": (ood.volfrac < 0.3) | (ood.volfrac > 0.5)}
-kinds["angle outside, upward"] = ood.angle_deg > 0
-kinds["angle outside, near-horizontal"] = (np.abs(ood.angle_deg) > 150) | (np.abs(ood.angle_deg) < 30)
-ood_rows, ood_designs = full_table(ood, ood_conditions)
-print("24 out-of-distribution problems (E_min = 1e-9):")
-print(format_table(ood_rows, TABLE_COLUMNS, ".3f"))
-cvae_ood = judge_for_problems(ood_designs["shipped cvae, as decoded"], ood)
-for kind, mask in kinds.items():
-    print(f"shipped cvae, as decoded, {kind} ({mask.sum()} problems): median |CE| "
-          f"{np.median(np.abs(cvae_ood.compliance_error[mask])):.3f}, "
-          f"load disrespect {cvae_ood.load_disrespect[mask].mean():.2f}")
-order = np.argsort(ood.angle_deg)[::3]
+inside = inside_training_ranges(ood.volfrac, ood.load_y, ood.angle_deg)
+print(f"inside the training ranges by the condition: {inside.sum()} of {len(ood)}")
+ood_judge = Judge(ood)
+ood_designs = {name: models[name].generate(ood_conditions)[0].cpu().numpy() for name in ("cvae", "baseline")}
+ood_rows = {}
+for name, designs in ood_designs.items():
+    for label, mask in (("in range by the condition", inside), ("outside", ~inside)):
+        ood_rows[f"shipped {name}, {label} ({mask.sum()})"] = table_row(
+            ood_judge.take(np.flatnonzero(mask))(designs[mask]))
+print(format_table(ood_rows, JUDGE_COLUMNS, ".1%"))
 twin_conditions = condition_vector(ood.volfrac, ood.load_y, ood.angle_deg - 180.0).to(device)
 twin_designs = models["cvae"].generate(twin_conditions)[0].cpu().numpy()
 upward = ood.angle_deg > 0
 print(f"upward loads: largest difference to the design for the opposite (downward, in-range) load "
-      f"{np.abs(twin_designs[upward] - ood_designs['shipped cvae, as decoded'][upward]).max():.1e}")
-assert np.abs(twin_designs[upward] - ood_designs["shipped cvae, as decoded"][upward]).max() < 1e-4
-plot_designs(np.concatenate([ood.density[order], ood_designs["shipped cvae, as decoded"][order]]),
+      f"{np.abs(twin_designs[upward] - ood_designs['cvae'][upward]).max():.1e}")
+assert np.array_equal(upward, inside)
+assert np.abs(twin_designs[upward] - ood_designs["cvae"][upward]).max() < 1e-4
+cvae_ood = ood_judge(ood_designs["cvae"])
+order = np.argsort(ood.angle_deg)[::3]
+plot_designs(np.concatenate([ood.density[order], ood_judge.solid(ood_designs["cvae"])[order]]),
              [f"SIMP {v:.2f}, {a:.0f}°" for v, a in zip(ood.volfrac[order], ood.angle_deg[order], strict=True)]
              + [f"CVAE, CE {cvae_ood.compliance_error[i]:+.0%}" for i in order], ncols=len(order),
-             suptitle="out of distribution: SIMP (top) and the shipped CVAE as decoded (bottom)");
+             suptitle="out of distribution: SIMP (top) and the shipped CVAE at SIMP's volume (bottom)");
 
 # %% [markdown]
-# **Out of distribution, honestly.** The CVAE's designs stay connected to their loads (no load disrespect), but their
-# compliance errors grow from about 1 % to tens of per cent, and the near-horizontal loads, whose SIMP designs are
-# single straight bars unlike anything in training, fail worst. The upward loads are the same problems as their
-# downward twins, design for design (the check above): the doubled angle made them in-distribution, so they score
-# what their twins score. The baseline breaks outright on some problems (its median $|\text{CE}|$ and load
-# disrespect). Best-of-16 helps little here, and its floating material rises: the draws are as lost as the mean.
-# Ten SIMP iterations bring the median $|\text{CE}|$ back to a few per cent, but out of range a fifth of the CVAE's
-# warm-started designs keep a floating piece (the baseline's fewer): ten iterations do not clear every fragment of a
-# start that far off. A generative model extrapolates poorly; the physics needs more than ten iterations to repair it.
-
-# %% [markdown]
-# ## 8. The engineering payoff
+# The four in-range problems are the upward loads, design for design their downward twins (the check above): the
+# doubled angle made them in-distribution. The 20 truly outside ones are where both models degrade (the table):
+# a generative model extrapolates poorly, and so does the regression. What SIMP iterations repair, and at what
+# cost, is measured on the in-range test problems in section 11; `make evaluate-cvae` reports the same tables for
+# all 24 (docs/results/cvae.md).
 #
-# Two questions an engineer asks. How fast is a generated design? And is it a good *start* for SIMP: how many
-# iterations does SIMP need from it to come within 1 % of the compliance SIMP reaches from its usual uniform start
-# (the dataset's settings), compared with the uniform start itself? Both measured here, on this machine, on the
-# first 30 test problems (`make evaluate-cvae` runs all 150).
+# ## 10. Several designs for one problem
+#
+# Draws from $p(z \mid c)$ for one validation problem, each with its compliance at SIMP's volume relative to SIMP's.
+# How different are they? The spread of the prior, $\sigma_p(c)$, is what the model learned about the designs of one
+# problem — and our dataset holds exactly one design per problem.
 
 # %%
+problem = 3
+single = judges["validation"].take(np.array([problem] * 8))
+draws = models["cvae"].generate(validation_conditions[problem:problem + 1], 8, torch.Generator().manual_seed(2))[:, 0]
+draws = draws.cpu().numpy()
+draw_errors = single(draws).compliance_error
+fig, axes = plt.subplots(3, 3, figsize=(10, 4.4))
+show_design(axes[0, 0], validation.density[problem], f"SIMP: C = {validation.compliance_thresholded[problem]:.1f}")
+for ax, draw, error in zip(axes.flat[1:], draws, draw_errors, strict=True):
+    show_design(ax, draw, f"CE {error:+.1%} at SIMP's volume, own VF {threshold(draw).mean():.3f}")
+for ax in axes.flat:
+    draw_problem(ax, validation.load_case(problem))
+fig.tight_layout()
+prior_std = torch.exp(0.5 * models["cvae"].prior_moments(validation_conditions)[1]).mean().item()
+print(f"CE of the 8 draws: {draw_errors.min():+.1%} … {draw_errors.max():+.1%}; mean prior standard deviation "
+      f"σ_p(c) over the validation problems: {prior_std:.3f}; pixel spread between draws: "
+      f"{draws.std(axis=0).mean():.3f}")
+
+# %% [markdown]
+# The draws differ where the model is unsure — whether a thin member is there, where it meets the others — and
+# their compliances spread over the range printed above: a missing member costs stiffness. Best-of-$k$ exploits
+# exactly that spread. The draws are variations on one design, not alternative *concepts* of a structure: the data
+# hold one SIMP design per problem, so the prior's spread is the model's uncertainty about that design. Variety of
+# concepts would need data with several good designs per problem (SIMP from several starts, filters or penalties).
+#
+# ## 11. The test split, read once: distributions, equal compute, cost
+#
+# Every choice above was made on validation. Now the test problems, once: the methods side by side at equal
+# volume, then the question an engineer asks first — **at the same cost?** A finite-element solve is the unit:
+# at a budget of $k$ solves per problem, compare
+# - CVAE best of $k$ (each draw solved once at equal volume, the stiffest kept);
+# - CVAE decoded, then $k - 1$ SIMP iterations (one solve each; $k = 1$: as decoded);
+# - the baseline's design, then $k$ SIMP iterations;
+# - SIMP itself, $k$ iterations from its uniform start.
+#
+# The notebook runs the budget comparison on the first 20 test problems (`make evaluate-cvae` runs all 150:
+# docs/results/cvae.md); wall time counts the decoder (CUDA synchronised) and the solves.
+
+# %%
+test_designs = {"shipped cvae, as decoded": decoded_designs(models["cvae"], "test"),
+                "shipped baseline, as decoded": decoded_designs(models["baseline"], "test"),
+                "shipped naive, as decoded": decoded_designs(models["naive"], "test"),
+                f"shipped cvae, best of {SAMPLES}": best_of_k_designs(models["cvae"], "test"),
+                "notebook CVAE, z = μ_p(c)": decoded_designs(cvae, "test"),
+                "notebook baseline (no latent)": decoded_designs(baseline, "test")}
+test_metrics = {name: judges["test"](d) for name, d in test_designs.items()}
+test_rows = {name: table_row(m) for name, m in test_metrics.items()}
+print(f"{len(test)} test problems, equal volume, E_min = 1e-9:")
+print(format_table(test_rows, JUDGE_COLUMNS, ".1%"))
+fig, ax = plt.subplots(figsize=(7, 3.4))
+for name, metrics in test_metrics.items():
+    errors = np.sort(metrics.compliance_error)
+    ax.step(errors, np.arange(1, len(errors) + 1) / len(errors), where="post", label=name)
+ax.axvline(0.1, color="k", ls=":", lw=1)
+ax.set(xscale="symlog", xlabel="signed CE at SIMP's volume (symlog)", ylabel="share of test problems",
+       title="the whole distribution: CE of every test design");
+ax.legend(fontsize=7);
+
+# %%
+budget_judge = judges["test"].take(np.arange(20))
+comparison = budget_comparison(models["cvae"], models["baseline"], budget_judge, device=device)
+median_ce = comparison.curve(lambda m: float(np.median(m.compliance_error)))
+p90_ce = comparison.curve(lambda m: float(np.percentile(m.compliance_error, 90)))
+floating_share = comparison.curve(lambda m: float(np.mean(m.floating_material)))
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+for method in comparison.metrics:
+    for ax, curve in zip(axes[:3], (median_ce, p90_ce, floating_share), strict=True):
+        ax.plot(comparison.budgets, curve[method], "o-", label=method)
+    axes[3].plot(comparison.budgets, 1e3 * comparison.seconds[method], "o-", label=method)
+for ax, title in zip(axes, ("median CE", "90th percentile of CE", "floating material", "ms per design"),
+                     strict=True):
+    ax.set(xscale="log", xlabel="finite-element solves per problem, k", title=title, xticks=comparison.budgets,
+           xticklabels=[str(k) for k in comparison.budgets])
+for ax in axes[:2]:
+    ax.set_yscale("symlog", linthresh=0.01)
+axes[0].legend(fontsize=7)
+fig.suptitle("equal compute: 20 test problems, equal volume")
+fig.tight_layout()
+budget_rows = {f"{method}, k = {k}": {"median": median_ce[method][i], "p90": p90_ce[method][i],
+                                      "floating": floating_share[method][i], "ms": 1e3 * comparison.seconds[method][i]}
+               for method in comparison.metrics for i, k in enumerate(comparison.budgets) if k in (1, 4, 16)}
+print(format_table(budget_rows, {"median": "median CE", "p90": "p90 CE", "floating": "floating", "ms": "ms/design"},
+                   {"ms": ".0f", "median": ".1%", "p90": ".1%", "floating": ".0%"}))
+winners = {k: min(comparison.metrics, key=lambda m: p90_ce[m][i]) for i, k in enumerate(comparison.budgets)}
+print("lowest 90th percentile of CE at each budget:", winners)
+
+# %% [markdown]
+# **What the figure shows** (20 test problems here; all 150 in docs/results/cvae.md, which says the same): SIMP from
+# a uniform start is nowhere near its design after a few iterations — a generated start is worth many iterations.
+# Among the generated starts, spending the solves on **SIMP iterations** beats spending them on **more draws**: from
+# two to four solves on, the warm-started designs (the CVAE's and the baseline's alike) have closed most of the tail
+# that best of $k$ keeps even at $k = 32$, and carry less floating material. The baseline's deterministic design,
+# which has no latent at all, is as good a start as the CVAE's or better. So at equal compute the latent does not
+# pay through sampling here; what it buys is a distribution of draws, which this data (one design per problem) does
+# not need. (The printed winners above say which line has the lowest 90th percentile at each budget on this subset.)
+
+# %%
+synchronize(device)
 start = time.perf_counter()
-models["cvae"].generate(test_conditions)
-generation_ms = 1e3 * (time.perf_counter() - start) / len(test)
+models["cvae"].generate(test_conditions)[0].cpu().numpy()
+synchronize(device)
+unverified_seconds = (time.perf_counter() - start) / len(test)
 start = time.perf_counter()
 for i in range(5):
     simp_design(test.volfrac[i], test.load_y[i], test.angle_deg[i])
 simp_seconds = (time.perf_counter() - start) / 5
-print(f"a generated design: {generation_ms:.2f} ms (a batch of {len(test)} on {device}); a SIMP design: "
-      f"{simp_seconds:.2f} s (the dataset's settings, mean of 5); ratio {1e3 * simp_seconds / generation_ms:.0f}")
-subset = test.take(np.arange(30))
-study = warm_start_study(shipped_designs["shipped cvae, as decoded"][:30], subset)
-print(f"iterations to within 1 % of SIMP's compliance, median: from a uniform start "
-      f"{np.nanmedian(study.uniform_iterations):.0f} ({np.nanmedian(study.uniform_seconds):.2f} s), from the CVAE's "
-      f"design {np.nanmedian(study.warm_iterations):.0f} ({np.nanmedian(study.warm_seconds):.2f} s); never within "
-      f"1 % in 100 iterations: {int(np.isnan(study.warm_iterations).sum())} of {len(subset)}")
-fig, ax = plt.subplots(figsize=(5, 3.2))
-ax.scatter(study.uniform_iterations, study.warm_iterations, s=14)
-ax.plot([0, 100], [0, 50], "k--", lw=1, label="half the iterations")
-ax.set(xlabel="iterations from a uniform start", ylabel="iterations from the CVAE's design",
-       title="SIMP to within 1 % of its compliance")
-ax.legend();
+k16 = comparison.budgets.index(16)
+verified_seconds = comparison.seconds["CVAE + (k − 1) SIMP its"][k16]
+training_seconds = record["models"]["cvae"]["training_seconds"]
+break_even = break_even_designs(MAKE_DATA_SECONDS + training_seconds, simp_seconds, verified_seconds)
+print(f"per design: unverified CVAE {1e3 * unverified_seconds:.2f} ms (decode only, batch of {len(test)} on "
+      f"{device}); verified CVAE (decode + 15 SIMP iterations) {1e3 * verified_seconds:.0f} ms; SIMP to convergence "
+      f"{simp_seconds:.2f} s (the dataset's settings, mean of 5): {simp_seconds / verified_seconds:.0f}× for a "
+      "verified design")
+print(f"offline: data {MAKE_DATA_SECONDS / 60:.1f} min (`make data` on 2 cores), the CVAE's training "
+      f"{training_seconds / 60:.1f} min (recorded in data/cvae_topology.pt.sha256.json; "
+      f"{sum(m['training_seconds'] for m in record['models'].values()) / 60:.0f} min for all three models); "
+      f"break-even after about {break_even:,.0f} designs")
 
 # %% [markdown]
-# A generated design costs under a millisecond in a batch, several hundred times less than a SIMP run on this small
-# mesh (printed above). From the CVAE's design SIMP comes within 1 % of its
-# own compliance in a few iterations where a uniform start needs tens (the generated design itself does not count: it
-# need not meet the volume target, so the count starts after SIMP's first update, which enforces it). Not always: over
-# all 150 test problems (`make evaluate-cvae`) one warm-started run never gets there. SIMP started from a generated
-# design can settle in a different local optimum, with a compliance a few per cent above the one a uniform start
-# finds. Warm starts buy speed, not a guarantee. (A uniform start also needs far fewer iterations to come within 1 %
-# than to meet the dataset's convergence test on the design change.)
-
-# %% [markdown]
-# ## 9. Several designs for one problem
+# **The speed claim, honestly.** An *unverified* design costs a fraction of a millisecond, but nobody builds an
+# unverified design: one that has been solved and repaired by a few SIMP iterations costs tens of milliseconds, a
+# few to ten times less than a SIMP run on this small mesh (printed), before the offline cost of the data and the
+# training, which pays back only after thousands of designs (printed). `make evaluate-cvae` also reports how many
+# iterations SIMP needs, from a uniform start and from the CVAE's design, to come within 1 % of the compliance SIMP
+# reaches from a uniform start (docs/results/cvae.md): a warm start's count begins after SIMP's first update, and
+# that update moves each density by at most the move limit, so it need not meet the volume target yet.
 #
-# Draws from $p(z \mid c)$ for one test problem, each with its compliance relative to SIMP's. How different are
-# they? The spread of the prior, $\sigma_p(c)$, is what the model learned about the designs of one problem — and
-# our dataset holds exactly one design per problem.
-
-# %%
-problem = 3
-draws = models["cvae"].generate(test_conditions[problem:problem + 1], 8, torch.Generator().manual_seed(2))[:, 0]
-draws = draws.cpu().numpy()
-case = test.load_case(problem)
-draw_compliances = thresholded_compliances(draws, [case] * len(draws))
-fig, axes = plt.subplots(3, 3, figsize=(10, 4.4))
-show_design(axes[0, 0], test.density[problem], f"SIMP: C = {test.compliance_thresholded[problem]:.1f}")
-for ax, draw, value in zip(axes.flat[1:], draws, draw_compliances, strict=True):
-    show_design(ax, draw, f"C = {value:.1f} (CE {value / test.compliance_thresholded[problem] - 1:+.1%}), "
-                          f"VF {threshold(draw).mean():.3f}")
-for ax in axes.flat:
-    draw_problem(ax, case)
-fig.tight_layout()
-prior_std = torch.exp(0.5 * models["cvae"].prior_moments(test_conditions)[1]).mean().item()
-print(f"mean prior standard deviation σ_p(c) over the test problems: {prior_std:.3f}; pixel spread between "
-      f"draws: {draws.std(axis=0).mean():.3f}")
-
-# %% [markdown]
-# The draws differ where the model is unsure — whether a thin member is there, where it meets the others — and
-# their compliance differs by up to tens of per cent (the titles): a missing member costs stiffness. Best-of-$k$
-# exploits exactly that spread. The draws are variations on one design, not alternative *concepts* of a
-# structure: the data hold one SIMP design per problem, so the prior's spread is the model's uncertainty about
-# that design, not a choice between good alternatives. Variety of concepts would need data with several good
-# designs per problem (SIMP from several starts, several filters or penalties).
-
-# %% [markdown]
-# ## 10. Design explorer
+# ## 12. Design explorer
 #
-# Choose a problem — inside the training ranges or outside — and compare the CVAE's design (milliseconds) with
-# SIMP's (the dataset's settings, a fraction of a second to a second). The callback is
+# Choose a problem and compare the CVAE's design (milliseconds) with SIMP's (the dataset's settings, a fraction of a
+# second to a second). The sliders reach beyond the training ranges (volume fraction 0.30–0.50, angle −150° to −30°
+# up to a line of action); the explorer says when a query lies outside them. The callback is
 # `utils.design_explorer.draw_design_explorer`, a plain function (unit-tested).
 
 # %%
@@ -679,46 +864,42 @@ widgets.interact(lambda load_y, angle_deg, volfrac: draw_design_explorer(explore
 # %% [markdown]
 # ## This notebook's models, checked
 #
-# The bounds this notebook's one-minute models meet over seeds 0–2 (README), asserted here, at the end, so that a
+# Bounds this notebook's one-minute models meet, on the validation split (the figures of seeds 0–2 were measured at
+# 0.5 on the test split when the bounds were set; the README records them), asserted here, at the end, so that a
 # shorter training (`VAE_COURSE_LESSON8_EPOCHS`) still reaches the explorer above.
 
 # %%
-notebook_cvae, notebook_naive = rows["notebook CVAE, z = μ_p(c)"], rows["notebook naive CVAE, z = 0"]
-# Bounds this notebook's one-minute models meet over seeds 0–2 (README): the CVAE carries every load and is within
-# 10–12 % of SIMP's compliance (median); the naive CVAE loses about 40 % of the loads; the baseline trails the CVAE.
-assert notebook_cvae["load disrespect share"] <= 0.02 and notebook_cvae["|CE| median"] <= 0.15
-assert notebook_cvae["VFE median"] <= 0.03
+notebook_cvae, notebook_naive = rows["notebook CVAE, z = μ_p(c), at 0.5"], rows["notebook naive CVAE, z = 0, at 0.5"]
+assert notebook_cvae["load disrespect share"] <= 0.02 and notebook_cvae["CE median"] <= 0.15
+assert notebook_cvae["VFE vs target median"] <= 0.03
 assert notebook_naive["load disrespect share"] >= 0.2
-assert notebook_naive["|CE| median"] >= 10 * notebook_cvae["|CE| median"]
-assert rows["notebook baseline (no latent)"]["|CE| median"] > notebook_cvae["|CE| median"]
-assert shipped_rows["shipped cvae, as decoded"]["|CE| median"] < notebook_cvae["|CE| median"]
-# Section 6: with its refined decoder the shipped CVAE meets the 15 % floating-material target as decoded, with less
-# than the baseline; smoothing before thresholding trades floating material for compliance.
+assert notebook_naive["CE median"] >= 10 * abs(notebook_cvae["CE median"])
+assert rows["notebook baseline (no latent), at 0.5"]["CE median"] > notebook_cvae["CE median"]
+assert shipped_rows["shipped cvae, as decoded"]["CE median"] < rows["notebook CVAE, z = μ_p(c)"]["CE median"]
+# Section 7: smoothing before thresholding trades floating material for compliance (validation, equal volume).
 shipped_decoded = shipped_rows["shipped cvae, as decoded"]
 shipped_smoothed = shipped_rows["shipped cvae, as decoded, smoothed"]
-shipped_baseline = shipped_rows["shipped baseline, as decoded"]
-assert shipped_decoded["floating material share"] <= 0.15
-assert shipped_decoded["floating material share"] < shipped_baseline["floating material share"]
 assert shipped_smoothed["floating material share"] < shipped_decoded["floating material share"]
-assert shipped_smoothed["|CE| median"] > shipped_decoded["|CE| median"]
 
 # %% [markdown]
 # ## What you should take away
 # - A conditional VAE puts $c$ beside every distribution: $q(z \mid x, c)$, $p(z \mid c)$, $p(x \mid z, c)$; its
-#   ELBO bounds $\log p(x \mid c)$ and is tight at the exact posterior (checked on a linear-Gaussian toy).
+#   ELBO bounds $\log p(x \mid c)$, tight only at the exact posterior, which a diagonal $q$ cannot reach (checked on
+#   a linear-Gaussian toy).
 # - Encode the problem for the physics: a load and its opposite give the same optimal design, so the condition
 #   uses the doubled angle.
-# - With a fixed prior $\mathcal N(0, I)$ the encoder stores the design in $z$ (the latent shortcut) and generation
-#   decodes latents that belong to other problems. A learned prior $p(z \mid c)$ fixes generation; it does not make
-#   the decoder listen to $c$.
-# - Judge designs under their own problem against SIMP: CE, VFE against the target, floating material, load
-#   disrespect — and say which void stiffness the compliances use, and any post-processing (smoothing before the
-#   threshold trades floating material for compliance).
-# - A threshold decides pixel by pixel: a decoder that is linear from coarse features to its output draws unsure
-#   thin members in dashes (floating material); a nonlinear stage at full resolution fixes most of them.
-# - Against a deterministic baseline, the latent earns its keep mostly through sampling (best-of-$k$ by the solver),
-#   less as decoded, on data with one design per problem. Out of distribution both degrade; a few SIMP iterations repair
-#   most of it, and warm starts cut SIMP's iterations several-fold.
+# - With a fixed prior $\mathcal N(0, I)$ generation decodes latents that belong to other problems (the latent
+#   shortcut). A learned prior $p(z \mid c)$ fixes generation; on the shipped models its decoder also listens to
+#   $c$ more (exercise 8.2's test).
+# - Judge designs as a method: under their own problem, against SIMP **at the same volume**, the whole distribution
+#   of signed CE (its tail above all), at **equal compute**, and every choice on validation with test read once.
+#   Name the void stiffness (it changes compliance only) and any post-processing.
+# - A threshold decides pixel by pixel: unsure thin members come out in dashes (floating material); a nonlinear
+#   stage at full resolution removed a fifth to a third of them.
+# - Against a deterministic baseline, the latent does not earn its keep here: at equal compute, SIMP iterations
+#   from either model's design beat more draws, on data with one design per problem. Out of distribution both
+#   degrade; a generated design is a good *start* for SIMP, and a verified design costs tens of milliseconds, not
+#   a fraction of one.
 
 # %%
 print(f"notebook run time: {time.perf_counter() - notebook_start:.0f} s on {device}")

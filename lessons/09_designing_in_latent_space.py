@@ -615,7 +615,7 @@ print(f"SIMP's converged designs themselves, thresholded at equal volume: floati
 # those are repaired only once β has grown. SIMP from a uniform start misses at 10 solves by far (its designs are still
 # grey), and at 20 by its slowest problems.
 #
-# **On all 150 test problems** (`python tools/evaluate_latent.py --largest 50 --reparametrised 25`, the tables in
+# **On all 150 test problems** (`python -m tools.evaluate_latent --largest 50 --reparametrised 25`, the tables in
 # `docs/results/latent.md`; one run: best of b and the searches started from the best of 5 use draw seed 0, the
 # reparametrisation initialisation seeds 0–24; SIMP, the warm starts and the searches from μ_p(c) draw nothing)
 # **no method meets every goal**, and the miss is small and of one kind:

@@ -79,6 +79,15 @@ def test_shipped_checkpoint_meets_the_quality_budget(shipped, data) -> None:
     assert report["floating material share"] <= 0.10
 
 
+def test_judging_under_given_nearest_designs_keeps_them(data) -> None:
+    train = data.subset("train")
+    metrics, nearest = judge_against_nearest(train.density[:3], train, np.array([3, 4, 5]))
+    assert nearest.tolist() == [3, 4, 5]
+    expected = [compliance(threshold(train.density[i]), train.load_case(j)) / train.compliance_thresholded[j] - 1
+                for i, j in zip(range(3), (3, 4, 5), strict=True)]
+    np.testing.assert_allclose(metrics.compliance_error, expected, rtol=1e-9)
+
+
 def test_simp_cleanup_removes_floating_islands(data) -> None:
     train = data.subset("train")
     index = next(i for i in range(len(train)) if not floating_material(train.density[i]))

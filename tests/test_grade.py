@@ -239,7 +239,7 @@ def test_cli_refuses_to_write_inside_the_submissions(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("notebook_name", "lesson", "exercises"), [
-    ("07_convolutional_vae_topology.ipynb", 7, 4), ("08_conditional_vae_design.ipynb", 8, 2)])
+    ("07_convolutional_vae_topology.ipynb", 7, 4), ("08_conditional_vae_design.ipynb", 8, 3)])
 def test_the_training_lessons_grade_every_exercise_with_one_training_epoch(tmp_path: Path, notebook_name: str,
                                                                           lesson: int, exercises: int) -> None:
     """Lessons 7 and 8 check exercises after their trainings: the grader trains one epoch, so a full solution grades

@@ -79,10 +79,15 @@ def test_train_cvae_can_train_on_the_thresholded_designs(tmp_path: Path, monkeyp
     assert len(targets) == 6 and all(set(np.unique(t)) == {0.0, 1.0} for t in targets)
 
 
-def test_evaluate_cvae_prints_every_table(capsys: pytest.CaptureFixture) -> None:
+def test_evaluate_cvae_prints_every_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from tools import evaluate_cvae
-    assert evaluate_cvae.main(["--problems", "6"]) == 0
+    out = tmp_path / "cvae.md"
+    assert evaluate_cvae.main(["--problems", "6", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for text in ("test problems (6)", "out-of-distribution problems (6)", "best of 16 + 10 SIMP its", "smoothed",
-                 "E_min = 1e-3", "shortcut test, naive", "ms per design", "warm start from the CVAE"):
+    for text in ("validation problems (6)", "test problems (6)", "out-of-distribution problems",
+                 "best of 16 + 10 SIMP its", "smoothed", "thresholded at 0.5", "p90 CE", "CE > 10 %", "median ΔV",
+                 "TopoDiff's, adapted", "E_min = 1e-3", "equal compute", "k = 32", "ms per design", "shortcut test",
+                 "break", "Warm-start"):
         assert text in printed
+    markdown = out.read_text()
+    assert markdown.startswith("# ") and "make evaluate-cvae" in markdown and "| --- |" in markdown

@@ -10,7 +10,8 @@ from torch import nn
 
 from utils.data import TopologyData
 from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
-from utils.metrics import DesignMetrics, evaluate_designs, relative_volume_change, solid_iou
+from utils.judging import Judge
+from utils.metrics import DesignMetrics, solid_iou
 from utils.topopt import LoadCase, warm_start
 
 
@@ -37,17 +38,13 @@ def reconstruct(model: nn.Module, density: np.ndarray, device: torch.device) -> 
 
 
 def reconstruction_report(model: nn.Module, subset: TopologyData, device: torch.device) -> dict[str, float]:
-    """Mean solid IoU and the physics summary of thresholded reconstructions of a split.
-
-    Compliance and volume-fraction errors compare each thresholded reconstruction with the thresholded
-    original; "VFE vs target median" compares its volume with the problem's volume target instead."""
+    """Mean solid IoU and the physics summary of reconstructions of a split, thresholded at 0.5 and judged by
+    utils.judging.Judge: CE and VFE against the thresholded original (like with like), "VFE vs target" against
+    the problem's volume target."""
     reconstructions = reconstruct(model, subset.density, device)
-    metrics = evaluate_designs(reconstructions, [subset.load_case(i) for i in range(len(subset))],
-                               subset.density, subset.compliance_thresholded)
+    metrics = Judge(subset)(reconstructions, "0.5")
     ious = [solid_iou(r, d) for r, d in zip(reconstructions, subset.density, strict=True)]
-    target_misses = np.abs(relative_volume_change(reconstructions, subset.volfrac))
-    return {"IoU mean": float(np.mean(ious)), **metrics.summary(),
-            "VFE vs target median": float(np.median(target_misses))}
+    return {"IoU mean": float(np.mean(ious)), **metrics.summary()}
 
 
 def nearest_designs(designs: np.ndarray, reference: TopologyData) -> np.ndarray:
@@ -58,13 +55,14 @@ def nearest_designs(designs: np.ndarray, reference: TopologyData) -> np.ndarray:
     return np.argmin(distances, axis=1)
 
 
-def judge_against_nearest(designs: np.ndarray, reference: TopologyData) -> tuple[DesignMetrics, np.ndarray]:
-    """Physics metrics of generated designs, each judged under the load case of its nearest reference design
-    and against that design, thresholded (its compliance and volume); returns the metrics and indices."""
-    nearest = nearest_designs(designs, reference)
-    cases = [reference.load_case(int(i)) for i in nearest]
-    metrics = evaluate_designs(designs, cases, reference.density[nearest], reference.compliance_thresholded[nearest])
-    return metrics, nearest
+def judge_against_nearest(designs: np.ndarray, reference: TopologyData, nearest: np.ndarray | None = None
+                          ) -> tuple[DesignMetrics, np.ndarray]:
+    """Physics metrics of generated designs, each judged (thresholded at 0.5, utils.judging.Judge) under the load
+    case of its nearest reference design and against that design, thresholded (its compliance and volume);
+    returns the metrics and indices. Pass ``nearest`` to judge under problems chosen before (e.g. a cleanup's
+    result under the problem the cleanup ran for, not a recomputed nearest one)."""
+    nearest = nearest_designs(designs, reference) if nearest is None else np.asarray(nearest)
+    return Judge(reference.take(nearest))(designs, "0.5"), nearest
 
 
 def simp_cleanup(design: np.ndarray, load_case: LoadCase, iterations: int = 10) -> np.ndarray:

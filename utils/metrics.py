@@ -1,4 +1,5 @@
-"""Physics metrics for generated designs (as in TopoDiff, Mazé & Ahmed 2023), and pixel IoU.
+"""Physics metrics for generated designs (adapted from TopoDiff, Mazé & Ahmed 2023), and pixel IoU; the judge that
+applies them to a set of problems is utils.judging.Judge.
 
 Conventions: designs are ``(nely, nelx)`` images in [0, 1]; "thresholded" means ``> 0.5``.
 """
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from utils.topopt import LoadCase, compliance
+from utils.topopt import LoadCase
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=int)
 
@@ -95,39 +96,47 @@ def keep_largest_component(density: np.ndarray) -> np.ndarray:
     return np.where((labels == largest) | (labels == 0), density, 0.0)
 
 
+# A design "worse than SIMP" in the tables is more than this much less stiff (CE > 0.10).
+WORSE_THAN_SIMP = 0.10
+
+
+def ce_distribution(compliance_error: np.ndarray) -> dict[str, float]:
+    """The distribution figures of signed CEs: mean, median, 90th percentile, and the share more than
+    :data:`WORSE_THAN_SIMP` less stiff than SIMP."""
+    errors = np.asarray(compliance_error, dtype=float)
+    return {"CE mean": float(np.mean(errors)), "CE median": float(np.median(errors)),
+            "CE p90": float(np.percentile(errors, 90)), "CE > 10 % share": float(np.mean(errors > WORSE_THAN_SIMP))}
+
+
 @dataclass(frozen=True)
 class DesignMetrics:
-    """Per-design physics metrics, each against a reference design: arrays of length N."""
+    """Per-design metrics against the SIMP reference of each design's problem (utils.judging.Judge): arrays of
+    length N. ``compliance_error`` is signed; ``volume_change`` is the design's own volume (thresholded at 0.5)
+    relative to the thresholded reference's, VF / VF_ref − 1, signed; ``target_volume_error`` the same volume
+    against the problem's target, |VF / VF_target − 1|."""
 
     compliance_error: np.ndarray
-    volume_fraction_error: np.ndarray
+    volume_change: np.ndarray
+    target_volume_error: np.ndarray
     load_disrespect: np.ndarray
     floating_material: np.ndarray
 
+    @property
+    def volume_fraction_error(self) -> np.ndarray:
+        """VFE like with like: |VF / VF_ref − 1| against the thresholded reference (lesson 7's definition)."""
+        return np.abs(self.volume_change)
+
     def summary(self) -> dict[str, float]:
-        """Medians and means of the errors, shares of the failures."""
+        """The distribution of signed CE (:func:`ce_distribution`), the median |CE|, the median signed volume
+        change, VFE against the reference and against the target, and the shares of the failures."""
         return {
-            "CE median": float(np.median(self.compliance_error)),
+            **ce_distribution(self.compliance_error),
             "|CE| median": float(np.median(np.abs(self.compliance_error))),
-            "CE mean": float(np.mean(self.compliance_error)),
+            "ΔV median": float(np.median(self.volume_change)),
             "VFE median": float(np.median(self.volume_fraction_error)),
             "VFE mean": float(np.mean(self.volume_fraction_error)),
+            "VFE vs target median": float(np.median(self.target_volume_error)),
+            "VFE vs target mean": float(np.mean(self.target_volume_error)),
             "load disrespect share": float(np.mean(self.load_disrespect)),
             "floating material share": float(np.mean(self.floating_material)),
         }
-
-
-def evaluate_designs(designs: np.ndarray, load_cases: list[LoadCase], reference_designs: np.ndarray,
-                     reference_compliances: np.ndarray, penal: float = 3.0) -> DesignMetrics:
-    """Metrics of thresholded ``designs: (N, nely, nelx)`` under their load cases, like with like: CE against
-    ``reference_compliances`` (the thresholded reference designs' compliances), VFE against the volume
-    fraction of the thresholded ``reference_designs``. A design equal to its reference scores zero on both."""
-    thresholded = [threshold(d) for d in designs]
-    return DesignMetrics(
-        compliance_error=np.array([compliance_error(compliance(t, case, penal), c)
-                                   for t, case, c in zip(thresholded, load_cases, reference_compliances, strict=True)]),
-        volume_fraction_error=np.array([volume_fraction_error(t, threshold(reference).mean())
-                                        for t, reference in zip(thresholded, reference_designs, strict=True)]),
-        load_disrespect=np.array([load_disrespect(t, case) for t, case in zip(thresholded, load_cases, strict=True)]),
-        floating_material=np.array([floating_material(t) for t in thresholded]),
-    )

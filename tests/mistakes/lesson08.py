@@ -1,4 +1,5 @@
-"""Lesson 8: the KL between two diagonal Gaussians (the conditional ELBO's regulariser), best-of-k selection."""
+"""Lesson 8: the KL between two diagonal Gaussians (the conditional ELBO's regulariser), best-of-k selection, the
+swapped-condition test."""
 from __future__ import annotations
 
 import numpy as np
@@ -69,7 +70,7 @@ def _loop_choice(compliances, volumes, targets, tolerance):
     return chosen
 
 
-CHOOSE_BEST_OF_K = Exercise("8.2", lesson08.check_choose_best_of_k, wrong=(
+CHOOSE_BEST_OF_K = Exercise("8.3", lesson08.check_choose_best_of_k, wrong=(
     Answer("compliance alone (volume ignored)", lambda *a: _choose(*a, ignore_volume=True),
            "heavier than the tolerance"),
     Answer("absolute tolerance (target + 0.03)", lambda *a: _choose(*a, absolute=True),
@@ -94,4 +95,44 @@ CHOOSE_BEST_OF_K = Exercise("8.2", lesson08.check_choose_best_of_k, wrong=(
         torch.as_tensor(np.where(v <= t * (1 + tol), c, np.inf)).argmin(0), torch.as_tensor(v).argmin(0)).numpy()),
 ))
 
-EXERCISES = (GAUSSIAN_KL_BETWEEN, CHOOSE_BEST_OF_K)
+
+def _swap(model, images, conditions, *, shift=-1, encode_with_new=False, prior_mean=False, logits=False,
+          swap_latents=False, keep_channel=False):
+    with torch.no_grad():
+        new = conditions.roll(shift, dims=0)
+        mu = model.encoder(images, new if encode_with_new else conditions)[0]
+        if prior_mean:
+            mu = model.prior_moments(new)[0]
+        out = model.decode(mu.roll(-1, dims=0), conditions) if swap_latents else model.decode(mu, new)
+        out = out if logits else torch.sigmoid(out)
+        return out if keep_channel else out[:, 0]
+
+
+def _swap_loop(model, images, conditions):
+    designs = []
+    with torch.no_grad():
+        for i in range(len(images)):
+            j = (i + 1) % len(images)
+            z = model.encoder(images[i:i + 1], conditions[i:i + 1])[0]
+            designs.append(torch.sigmoid(model.decoder(torch.cat([z, conditions[j:j + 1]], dim=1)))[0, 0].numpy())
+    return np.stack(designs)
+
+
+SWAP_CONDITIONS = Exercise("8.2", lesson08.check_swap_conditions, wrong=(
+    Answer("nothing swapped", lambda m, x, c: _swap(m, x, c, shift=0), "without swapping"),
+    Answer("previous design's problem", lambda m, x, c: _swap(m, x, c, shift=1), "previous design"),
+    Answer("encoded with the new problem", lambda m, x, c: _swap(m, x, c, encode_with_new=True), "encoding with"),
+    Answer("prior mean instead of the encoding", lambda m, x, c: _swap(m, x, c, prior_mean=True), "prior's mean"),
+    Answer("logits", lambda m, x, c: _swap(m, x, c, logits=True), "logits"),
+    Answer("latents swapped", lambda m, x, c: _swap(m, x, c, swap_latents=True), "swapping the latents"),
+    Answer("channel axis kept", lambda m, x, c: _swap(m, x, c, keep_channel=True), "channel axis"),
+    Answer("a sample from q instead of its mean", lambda m, x, c: torch.sigmoid(m.decode(
+        m.encoder(x, c)[0] + torch.exp(0.5 * m.encoder(x, c)[1]) * torch.randn(len(x), m.latent_dim),
+        c.roll(-1, dims=0)))[:, 0].detach(), ""),
+), correct=(
+    Answer("design by design, through the decoder's input", _swap_loop),
+    Answer("an index array", lambda m, x, c: torch.sigmoid(m.decode(
+        m.encoder(x, c)[0], c[(torch.arange(len(c)) + 1) % len(c)])).squeeze(1).detach().numpy()),
+))
+
+EXERCISES = (GAUSSIAN_KL_BETWEEN, SWAP_CONDITIONS, CHOOSE_BEST_OF_K)

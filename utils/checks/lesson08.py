@@ -141,3 +141,49 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
             raise ExerciseCheckFailed(f"choose_best_of_k ({name}), {len(wrong)} of {len(expected)} problems wrong; "
                                       f"{detail} {why}")
     passed("choose_best_of_k")
+
+
+def _swap_test_model() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A small conditional VAE with seeded random weights (learned prior), six binary designs and their problems."""
+    from utils.cvae import ConditionalVAE  # the check needs the model only here
+
+    generator = torch.Generator().manual_seed(803)
+    with torch.random.fork_rng():
+        torch.manual_seed(803)
+        model = ConditionalVAE(latent_dim=4, width=8, prior="learned").eval()
+    images = (torch.rand(6, 1, 32, 64, generator=generator) > 0.6).float()
+    conditions = 2 * torch.rand(6, 4, generator=generator) - 1
+    return model, images, conditions
+
+
+@exercise_check
+def check_swap_conditions(swap_conditions: Callable) -> None:
+    """On a small conditional VAE with random weights: the densities decoded from μ_q(x_i, c_i) with c_{i+1}
+    (cyclically) must match a reference computed with the model's own encoder and decoder."""
+    model, images, conditions = _swap_test_model()
+    with torch.no_grad():
+        mu, _ = model.encoder(images, conditions)
+        after = conditions.roll(-1, dims=0)
+        reference = torch.sigmoid(model.decode(mu, after))[:, 0]
+        mu_new, _ = model.encoder(images, after)
+        mistakes = {
+            "without swapping (each design decoded with its own problem)":
+                torch.sigmoid(model.decode(mu, conditions))[:, 0],
+            "with the previous design's problem c_{i−1} (roll the other way: design i gets c_{i+1})":
+                torch.sigmoid(model.decode(mu, conditions.roll(1, dims=0)))[:, 0],
+            "encoding with the new problem too: z must be μ_q(x_i, c_i), encoded with the design's own problem":
+                torch.sigmoid(model.decode(mu_new, after))[:, 0],
+            "decoding the prior's mean μ_p(c_j): the test decodes the design's encoding μ_q(x_i, c_i)":
+                torch.sigmoid(model.decode(model.prior_moments(after)[0], after))[:, 0],
+            "as logits: apply the sigmoid to get densities in [0, 1]": model.decode(mu, after)[:, 0],
+            "by swapping the latents instead of the conditions (z_{i+1} with c_i)":
+                torch.sigmoid(model.decode(mu.roll(-1, dims=0), conditions))[:, 0],
+            "with the channel axis kept: return (N, 32, 64)": torch.sigmoid(model.decode(mu, after)),
+        }
+        answer = swap_conditions(model, images.clone(), conditions.clone())
+    if isinstance(answer, torch.Tensor):
+        answer = answer.detach()
+    assert_close("swap_conditions", answer, reference, rtol=1e-5, atol=1e-6, mistakes=mistakes,
+                 hint="z_i = μ_q(x_i, c_i) from model.encoder(images, conditions)[0]; decode it with the next design's "
+                      "condition, conditions.roll(-1, dims=0), and take torch.sigmoid(...)[:, 0].")
+    passed("swap_conditions")
