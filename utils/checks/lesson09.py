@@ -11,7 +11,7 @@ import torch
 from scipy import optimize as scipy_optimize
 from torch import nn
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
 from utils.design_space import FEProblem, fe_problems
 from utils.topopt import E0, cantilever, compliance, mbb_beam
 
@@ -148,7 +148,7 @@ def check_volume_projection(projection: type) -> None:
     apply = _applied(projection)
     for name, logits, volumes in _projection_cases(rng):
         ell = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
-        rho = apply(ell, torch.tensor(volumes, dtype=torch.float64))
+        rho = returned(f"volume projection ({name})", apply(ell, torch.tensor(volumes, dtype=torch.float64)))
         if tuple(rho.shape) != logits.shape:
             raise ExerciseCheckFailed(f"volume projection ({name}): output shape {tuple(rho.shape)}, expected "
                                       f"{logits.shape}: one density per logit")
@@ -270,7 +270,7 @@ def check_optimize_latent(optimize_latent: Callable) -> None:
         objective = _CountingObjective(rng.uniform(0.5, 2.0, (designs, pixels)), rng.uniform(0, 1, (designs, pixels)))
         z0 = torch.tensor(rng.normal(0, 1, (designs, latent)))
         z0_before = z0.clone()
-        result = optimize_latent(decoder, z0, objective, budget, lr)
+        result = returned(f"optimize_latent ({name})", optimize_latent(decoder, z0, objective, budget, lr))
         if not isinstance(result, tuple) or len(result) != 2:
             raise ExerciseCheckFailed("optimize_latent: return a pair (the latent after the search, the history)")
         z, history = result
