@@ -10,10 +10,7 @@ to ``build/site-screenshots/`` (``VAE_COURSE_SITE_SCREENSHOTS`` overrides it) fo
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -21,16 +18,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.browser import chromium, free_port, serving
 from tools.build_notebooks import build_lesson, lesson_sources
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("VAE_COURSE_SITE_DIR", REPO_ROOT / "site"))
 SCREENSHOTS = Path(os.environ.get("VAE_COURSE_SITE_SCREENSHOTS", REPO_ROOT / "build" / "site-screenshots"))
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE_WIDTH = 375
 # Pages Sphinx writes that are not the course's (the index of terms is empty: the course defines none).
 SKIPPED_PAGES = ("genindex.html",)
@@ -48,41 +43,20 @@ PAGES = _pages()
 LESSON_PAGES = [p for p in PAGES if p.startswith("lessons/")]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def site_url() -> Iterator[str]:
     assert (SITE / "index.html").exists(), f"no site in {SITE}: run `make site` first"
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(SITE)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/index.html", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the site's web server did not start within 10 s")
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(SITE)]
+    with serving(command, f"{url}/index.html", "the site's web server", 10):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make site-test` installs Debian's chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    with chromium("site-test") as launched:
         yield launched
-        launched.close()
 
 
 class Recorder:

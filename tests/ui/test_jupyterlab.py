@@ -13,32 +13,21 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import chromium, free_port, serving
 from tools.build_notebooks import REFERENCE_PYTHON
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "course-ui-test"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Console messages that are not the course's: the lab asks the (unreachable) internet for news and updates.
 IGNORED_CONSOLE = ("news", "update", "favicon", "ERR_INTERNET_DISCONNECTED", "ERR_NAME_NOT_RESOLVED")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,39 +40,24 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = root / ".settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     settings.parent.mkdir(parents=True)
     settings.write_text('{"windowingMode": "none"}')
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VAE_COURSE_LESSON7_EPOCHS": "3", "VAE_COURSE_LESSON8_EPOCHS": "3",
            "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"),
            "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("JupyterLab did not start within 60 s")
+    with serving(command, f"{url}/api/status?token={TOKEN}", "JupyterLab", 60, env=env):
         tracker = json.load(urllib.request.urlopen(
             f"{url}/lab/api/settings/@jupyterlab/notebook-extension:tracker?token={TOKEN}", timeout=10))
         assert tracker["settings"]["windowingMode"] == "none", "the lab did not take the test's settings"
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make ui-test` installs Debian's chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    with chromium("ui-test") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
