@@ -21,8 +21,8 @@ from utils.evaluation import (
     reconstruction_report,
     simp_cleanup,
 )
-from utils.latent_explorer import LatentDirections, draw_latent_explorer, load_status
-from utils.metrics import floating_material, relative_volume_change, threshold
+from utils.latent_explorer import LatentDirections, draw_latent_explorer
+from utils.metrics import floating_material, load_status, relative_volume_change, threshold
 from utils.settings import CHECKPOINT_PATH
 from utils.topopt import compliance
 from utils.vae import load_checkpoint

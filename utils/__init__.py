@@ -7,7 +7,7 @@ Module map, by role (the lesson that builds each taught piece in brackets; its d
   ``threads`` (thread pools sized to the CPUs this process may use);
 * physics — ``topopt`` (SIMP: the FE model, the adjoint sensitivity [6.1], the OC update [6.2], :func:`optimize`,
   the one SIMP entry point, and :func:`warm_start`), ``metrics`` (IoU, compliance and volume errors [7.4],
-  load disrespect, floating material, the volume-preserving threshold);
+  load disrespect, floating material, whether a design carries its load, the volume-preserving threshold);
 * data — ``data`` (the verified dataset and the one batcher, ``DesignBatches``), ``integrity`` (SHA-256 records of
   the data, the checkpoints and the release);
 * the ELBO's maths — ``elbo_terms`` (reparametrisation [3], Gaussian KLs [4.1, 8.1], Bernoulli likelihood [7.1]),
@@ -15,7 +15,11 @@ Module map, by role (the lesson that builds each taught piece in brackets; its d
 * models — ``vae`` (lesson 7's convolutional VAE: loss [7.1], decoder [7.2], epoch [7.3]), ``cvae`` (lesson 8's
   conditional VAE, naive CVAE and baseline);
 * training — ``training`` (the one schedule :func:`fit` and the one epoch loop :func:`run_epoch`);
-* judging — ``evaluation`` (reconstructions, KL per unit, IWAE bounds), ``generation`` (designs for given problems);
+* judging — ``judging`` (the one judge: a design against SIMP under its own problem at equal volume, best of k
+  [8.3], the swapped-condition test [8.2], the budget comparison, TopoDiff's metrics adapted), ``evaluation``
+  (lesson 7's reconstructions, KL per unit, IWAE bounds), ``generation`` (designs for given problems);
+* design in the learned space — ``design_space`` (compliance as a differentiable function [9.1], the volume
+  projection [9.2], latent searches [9.3] and the methods compared at equal budgets of finite-element solves);
 * widgets — ``elbo_explorer``, ``latent_explorer``, ``design_explorer`` (callbacks that only draw),
   ``plotting``, ``tables``;
 * ``checks`` — the exercises' self-checks, one module per lesson.

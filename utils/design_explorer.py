@@ -12,8 +12,7 @@ import torch
 
 from utils.cvae import ConditionalVAE, condition_vector
 from utils.judging import inside_training_ranges
-from utils.latent_explorer import load_status
-from utils.metrics import threshold
+from utils.metrics import load_status, threshold
 from utils.plotting import draw_problem, show_design
 from utils.settings import NELX, NELY, PARAMETER_RANGES
 from utils.topopt import cantilever, compliance, optimize

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from utils.evaluation import decode_latents
-from utils.metrics import floating_material, load_disrespect, threshold
+from utils.metrics import load_status, threshold
 from utils.plotting import draw_problem, show_design
 from utils.topopt import LoadCase, compliance
 
@@ -35,24 +35,6 @@ class LatentDirections:
     def point(self, coefficients: Sequence[float]) -> np.ndarray:
         """centre + Σ_k c_k · scale_k · direction_k, with c_k in standard deviations."""
         return self.center + (np.asarray(coefficients) * self.scales) @ self.directions
-
-
-# A compliance this many times the reference means the load path is broken: what holds the load is the void
-# stiffness E_min = 1e-9 (orders of magnitude), not a weak member (a few times).
-BROKEN_LOAD_PATH_FACTOR = 1e3
-
-
-def load_status(density: np.ndarray, load_case: LoadCase, design_compliance: float,
-                reference_compliance: float) -> str:
-    """One sentence on whether the thresholded design carries the load to the supports."""
-    if load_disrespect(density, load_case):
-        return "no material at the load: the load is not carried"
-    if design_compliance > BROKEN_LOAD_PATH_FACTOR * reference_compliance:
-        return (f"the load is not carried to the supports: compliance {design_compliance / reference_compliance:.0e} "
-                "× the SIMP design's, held only by the void stiffness")
-    if floating_material(density):
-        return "the load is carried; some material floats, disconnected"
-    return "the load is carried"
 
 
 def draw_latent_explorer(model: nn.Module, device: torch.device, directions: LatentDirections,

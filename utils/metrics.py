@@ -96,6 +96,24 @@ def keep_largest_component(density: np.ndarray) -> np.ndarray:
     return np.where((labels == largest) | (labels == 0), density, 0.0)
 
 
+# A compliance this many times the reference means the load path is broken: what holds the load is the void
+# stiffness E_min = 1e-9 (orders of magnitude), not a weak member (a few times).
+BROKEN_LOAD_PATH_FACTOR = 1e3
+
+
+def load_status(density: np.ndarray, load_case: LoadCase, design_compliance: float,
+                reference_compliance: float) -> str:
+    """One sentence on whether the thresholded design carries the load to the supports."""
+    if load_disrespect(density, load_case):
+        return "no material at the load: the load is not carried"
+    if design_compliance > BROKEN_LOAD_PATH_FACTOR * reference_compliance:
+        return (f"the load is not carried to the supports: compliance {design_compliance / reference_compliance:.0e} "
+                "× the SIMP design's, held only by the void stiffness")
+    if floating_material(density):
+        return "the load is carried; some material floats, disconnected"
+    return "the load is carried"
+
+
 # A design "worse than SIMP" in the tables is more than this much less stiff (CE > 0.10).
 WORSE_THAN_SIMP = 0.10
 
