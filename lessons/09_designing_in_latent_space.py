@@ -131,6 +131,9 @@ class Compliance(torch.autograd.Function):
 check_compliance_backward(Compliance)
 
 # %% [markdown]
+# **Question** — once your backward passes, say in a sentence each: where does `grad_output` enter, why is the
+# sign negative, and why does the slope carry $E_0 - E_\text{min}$ rather than $E_0$?
+#
 # <!-- BEGIN ANSWER -->
 # The chain rule for a scalar function of a vector: $\partial L / \partial \rho_e = \bar c \,\partial c /
 # \partial \rho_e$, with $\bar c$ = `grad_output[b]`, one number per design. $u_e^\top k_0 u_e$ is a sum over the
@@ -138,7 +141,8 @@ check_compliance_backward(Compliance)
 # structure less stiff; $E'(\rho) = p\rho^{p-1}(E_0 - E_\text{min})$, and with $E_\text{min} = 10^{-9}$ the difference
 # between $E_0$ and $E_0 - E_\text{min}$ is invisible — the check uses $E_\text{min}$ up to $10^{-2}$ to see it.
 # <!-- END ANSWER -->
-#
+
+# %% [markdown]
 # ### The same function, checked by numbers, and promoted to `utils`
 #
 # `torch.autograd.gradcheck` compares the backward pass with finite differences of the forward pass for every
@@ -224,6 +228,10 @@ class VolumeProjection(torch.autograd.Function):
 check_volume_projection(VolumeProjection)
 
 # %% [markdown]
+# **Question** — derive the gradient your backward returns: differentiate the constraint
+# $\frac1n\sum_i \sigma(\ell_i + \eta) = V$ to get $\partial\eta/\partial\ell_j$, then the chain rule for
+# $\partial L/\partial\ell_j$. Which direction of $g$ gives a zero gradient, and why must it?
+#
 # <!-- BEGIN ANSWER -->
 # $\sum_i s_i (\delta_{ij} + \partial\eta/\partial\ell_j) = 0$ gives
 # $\partial \eta / \partial \ell_j = -s_j / \sum_i s_i$; then
@@ -231,7 +239,8 @@ check_volume_projection(VolumeProjection)
 # = s_j\,\big(g_j - \sum_i s_i g_i / \sum_i s_i\big)$: the plain sigmoid's gradient minus an $s$-weighted mean of
 # $g$. It is orthogonal to what would change the volume: with $g = 1$ (the volume itself) the gradient is zero.
 # <!-- END ANSWER -->
-#
+
+# %% [markdown]
 # `utils.design_space.project_to_volume` is the same projection with one more parameter, a **sharpness** $\beta$:
 # $\rho = \sigma(\beta\ell + \eta)$ (gradient $\beta s \odot (g - \dots)$). $\beta = 1$ is the decoder's own sigmoid; a
 # larger $\beta$ pushes the densities towards 0 and 1, nearer the thresholded design we judge (section 5 says why that
@@ -651,7 +660,8 @@ print(f"SIMP's converged designs themselves, thresholded at equal volume: floati
 # and breaks nothing; a decoder can draw a whole member grey. A sharper projection makes the optimised design the
 # thresholded one.
 # <!-- END ANSWER -->
-#
+
+# %% [markdown]
 # ## What you should take away
 # - Any solver can join autograd through a `torch.autograd.Function`: a forward that solves once and a backward that
 #   is the adjoint sensitivity times the incoming gradient — checked by `gradcheck` and finite differences.
