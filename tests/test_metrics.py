@@ -30,9 +30,14 @@ def test_iou_of_known_masks() -> None:
     assert solid_iou(a, a) == 1.0
 
 
-def test_errors_are_relative() -> None:
-    assert compliance_error(110.0, 100.0) == 0.10000000000000009
-    assert abs(volume_fraction_error(np.full((2, 2), 0.33), 0.3) - 0.1) < 1e-12
+def test_errors_are_relative_and_signed() -> None:
+    """CE is signed (a stiffer design is negative) and relative to the reference; VFE is an absolute share."""
+    for design, reference in ((110.0, 100.0), (90.0, 100.0), (3.0, 2.0), (1e-3, 4e-3)):
+        assert compliance_error(design, reference) == pytest.approx(design / reference - 1, rel=1e-12, abs=1e-15)
+    assert compliance_error(90.0, 100.0) < 0 < compliance_error(110.0, 100.0)
+    for volume, target in ((0.33, 0.3), (0.27, 0.3), (0.5, 0.5)):
+        assert volume_fraction_error(np.full((2, 2), volume), target) == pytest.approx(abs(volume - target) / target,
+                                                                                       abs=1e-12)
 
 
 def test_floating_material_uses_eight_connectivity() -> None:
