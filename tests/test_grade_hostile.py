@@ -181,9 +181,10 @@ def _reference_variants() -> dict[str, nbformat.NotebookNode]:
     notebook = nbformat.read(SOLUTIONS_DIR / "04_vae_objective.ipynb", as_version=4)
     header = "# Exercise 4.1: the closed-form Gaussian KL\n"
     bodies = {
-        "kl_imports_reference": "from utils.vae import gaussian_kl_terms\ndef gaussian_kl(mu, logvar):\n"
+        "kl_imports_reference": "from utils.elbo_terms import gaussian_kl_terms\ndef gaussian_kl(mu, logvar):\n"
                                 "    return gaussian_kl_terms(mu, logvar).sum(-1)",
-        "kl_hides_reference": "import sys\nhidden = getattr(sys.modules['utils.' + 'vae'], 'gaussian_kl' + '_terms')\n"
+        "kl_hides_reference": "import sys\n"
+                              "hidden = getattr(sys.modules['utils.' + 'elbo_terms'], 'gaussian_kl' + '_terms')\n"
                               "def gaussian_kl(mu, logvar):\n    return hidden(mu, logvar).sum(-1)",
         "kl_own_code": None,
     }
@@ -489,7 +490,7 @@ def test_the_courses_own_implementation_is_not_a_pass(hostile) -> None:
     for student in ("kl_imports_reference", "kl_hides_reference"):
         assert _statuses(results[student]) == ["fail", "pass"], results[student]
         assert "the course's own implementation" in _message(results[student], "4.1")
-    assert "utils.vae.gaussian_kl_terms" in _message(results["kl_imports_reference"], "4.1")
+    assert "utils.elbo_terms.gaussian_kl_terms" in _message(results["kl_imports_reference"], "4.1")
     assert "gaussian_kl_terms" in _message(results["kl_hides_reference"], "4.1")
     assert _statuses(results["kl_own_code"]) == ["pass", "pass"]
 
