@@ -14,7 +14,7 @@
 3. ``docs/`` is staged with the lesson pages, the exercise notebooks and the student release zip (``make release``
    writes it) in ``build/site-src/``, and Sphinx builds the site from there (``docs/conf.py``). Nothing is fetched.
 
-Usage: ``python tools/build_site.py [--no-solutions] [--out site] [--lessons 1 3]``
+Usage: ``python -m tools.build_site [--no-solutions] [--out site] [--lessons 1 3]``
 """
 from __future__ import annotations
 

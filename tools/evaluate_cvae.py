@@ -52,7 +52,7 @@ from utils.tables import (
 )
 from utils.topopt import optimize
 
-COMMAND = "make evaluate-cvae  (python tools/evaluate_cvae.py)"
+COMMAND = "make evaluate-cvae  (python -m tools.evaluate_cvae)"
 # Exercise 8.2's tolerance: a draw may exceed its volume target by this much (relative) at its own volume.
 OWN_VOLUME_TOLERANCE = 0.03
 DEFAULT_OUT = DATA_DIR.parent / "docs" / "results" / "cvae.md"
