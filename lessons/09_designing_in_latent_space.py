@@ -42,24 +42,24 @@ from utils.checks.lesson09 import check_compliance_backward, check_optimize_late
 from utils.cvae import load_models, problem_conditions
 from utils.data import load_topology_dataset
 from utils.design_space import (
+    JUDGED_AT,
     SHARPENING,
     SUMMARY_COLUMNS,
     ComplianceFunction,
     compare_methods,
-    compliances_at_volume,
     fe_problems,
     first_within,
     frozen,
-    judge_at_volume,
     judge_runs,
     latent_method,
     project_to_volume,
 )
+from utils.judging import Judge
 from utils.metrics import floating_material, threshold_at_volume
 from utils.plotting import draw_problem, show_design, use_course_style
 from utils.settings import CHECKPOINT_PATH, CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE
 from utils.tables import format_table
-from utils.topopt import E0, cantilever, compliance, compliance_sensitivity, mbb_beam, young_modulus
+from utils.topopt import E0, cantilever, compliance_sensitivity, mbb_beam, young_modulus
 from utils.vae import load_checkpoint
 
 use_course_style()
@@ -316,7 +316,8 @@ check_optimize_latent(optimize_latent)
 # %%
 PROBLEM, STEPS = 4, 30
 one = test.take(np.array([PROBLEM]))
-one_problem = fe_problems([one.load_case(0)])
+one_judge = Judge(one)  # the course's judge, here at the volume target (JUDGED_AT): how lesson 9 scores designs
+one_problem = fe_problems(one_judge.load_cases, models=one_judge.models)
 one_condition, one_target = conditions[PROBLEM:PROBLEM + 1], targets[PROBLEM:PROBLEM + 1]
 
 
@@ -328,7 +329,7 @@ def one_design(z: torch.Tensor) -> torch.Tensor:
 z_start = cvae.prior_moments(one_condition)[0]
 z_end, history = optimize_latent(one_design, z_start, lambda rho: ComplianceFunction.apply(rho, one_problem), STEPS,
                                  0.1)
-reference_one = compliances_at_volume(one.density, one_problem)[0]
+reference_one = one_judge.reference_compliances(JUDGED_AT)[0]
 with torch.no_grad():
     before, after = one_design(z_start)[0].numpy(), one_design(z_end)[0].numpy()
 fig, axes = plt.subplots(1, 4, figsize=(13, 2.2), gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
@@ -336,7 +337,7 @@ axes[0].plot(np.arange(1, STEPS + 1), [h.item() for h in history])
 axes[0].set(xlabel="solves", ylabel="grey compliance", title="Adam on z, lr 0.1")
 for ax, design, name in zip(axes[1:], (before, after, one.density[0]), ("decoded, z = μ_p(c)", f"after {STEPS} steps",
                                                                       "SIMP"), strict=True):
-    value = compliances_at_volume(design[None], one_problem)[0]
+    value = one_judge.compliances_at(design[None], JUDGED_AT)[0]
     show_design(ax, design, f"{name}: CE {value / reference_one - 1:+.1%} at equal volume")
     draw_problem(ax, one.load_case(0))
 plt.show()
@@ -375,14 +376,14 @@ def cvae_logits(c: torch.Tensor):
 
 
 sweep = validation.take(np.arange(8))
-sweep_problems = fe_problems([sweep.load_case(i) for i in range(len(sweep))])
+sweep_judge = Judge(sweep)
+sweep_problems = fe_problems(sweep_judge.load_cases, models=sweep_judge.models)
 sweep_conditions = problem_conditions(sweep).to(device)
-sweep_references = compliances_at_volume(sweep.density, sweep_problems)
 sweep_rows = {}
 for lr in (0.03, 0.1, 0.3):
     run = latent_method(cvae_logits(sweep_conditions), cvae.prior_moments(sweep_conditions)[0], sweep_problems, 20,
                         lr, (10, 20), SHARPENING)
-    scores = {b: judge_at_volume(d, sweep_problems, sweep_references).summary() for b, d in run.designs.items()}
+    scores = {b: sweep_judge(d, JUDGED_AT).summary() for b, d in run.designs.items()}
     sweep_rows[f"lr {lr}"] = {"10": scores[10]["CE mean"], "20": scores[20]["CE mean"]}
 print("mean CE at equal volume on 8 validation problems, after 10 and 20 solves:")
 print(format_table(sweep_rows, {"10": "10 solves", "20": "20 solves"}, "+.4f"))
@@ -392,11 +393,9 @@ print(f"chosen learning rate: {LR}")
 # %%
 SUBSET = 10
 subset = test.take(np.arange(SUBSET))
-subset_cases = [subset.load_case(i) for i in range(SUBSET)]
-subset_problems = fe_problems(subset_cases)
-subset_references = compliances_at_volume(subset.density, subset_problems)
-runs = compare_methods(subset_cases, problem_conditions(subset).to(device), cvae, baseline, vae, LR, GRID)
-judgements = judge_runs(runs, subset_problems, subset_references)
+subset_judge = Judge(subset)
+runs = compare_methods(subset_judge, problem_conditions(subset).to(device), cvae, baseline, vae, LR, GRID)
+judgements = judge_runs(runs, subset_judge)
 
 
 def budget_table(judgements: dict, figure: str) -> dict[str, dict[int, float]]:
@@ -405,7 +404,7 @@ def budget_table(judgements: dict, figure: str) -> dict[str, dict[int, float]]:
 
 
 budget_columns = {b: f"{b} solves" for b in BUDGETS}
-for figure in ("CE median", "CE p90", "share > 10 % worse"):
+for figure in ("CE median", "CE p90", "CE > 10 % share"):
     print(f"\n{figure} at equal volume, {SUBSET} test problems:")
     print(format_table(budget_table(judgements, figure), budget_columns, "+.3f"))
 print(f"\nat 20 solves ({SUBSET} test problems; seconds for all of them at {max(BUDGETS)} solves):")
@@ -491,9 +490,14 @@ print(format_table({name: {"median": float(np.nanmedian(r)) if np.any(~np.isnan(
                            "never": float(np.isnan(r).sum())} for name, r in reach.items()},
                    {"median": "solves to 1 % (median)", "never": f"never within 50 (of {SUBSET})"}, ".0f"))
 pixels, latent = reach["SIMP, uniform start"], reach["CVAE latent, sharpening"]
+warm = reach["SIMP from the CVAE's design"]
 print(f"SIMP from a uniform start needs {np.nanmedian(pixels):.0f} solves (median); the CVAE's latent search "
       f"{np.nanmedian(latent):.0f} where it gets there ({int(np.isnan(latent).sum())} of {SUBSET} never do); SIMP "
-      f"warm-started from the CVAE's design {np.nanmedian(reach['SIMP from the CVAE' + chr(39) + 's design']):.0f}")
+      f"warm-started from the CVAE's design {np.nanmedian(warm):.0f} ({int(np.isnan(warm).sum())} never do)")
+# The next cell's reading, measured: an order of magnitude against pixels from a uniform start, none against the
+# warm start, which never-reaches no more often.
+assert np.nanmedian(pixels) >= 10 * np.nanmedian(latent)
+assert np.nanmedian(warm) <= np.nanmedian(latent) and np.isnan(warm).sum() <= np.isnan(latent).sum()
 
 # %% [markdown]
 # **The "order of magnitude".** Measured against SIMP from a *uniform* start, the CVAE's latent search comes within 1 %
@@ -511,11 +515,10 @@ print(f"SIMP from a uniform start needs {np.nanmedian(pixels):.0f} solves (media
 
 # %%
 ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE).take(np.arange(0, 24, 4))
-ood_cases = [ood.load_case(i) for i in range(len(ood))]
-ood_problems = fe_problems(ood_cases)
-ood_runs = compare_methods(ood_cases, problem_conditions(ood).to(device), cvae, baseline, vae, LR, BUDGETS,
+ood_judge = Judge(ood)
+ood_runs = compare_methods(ood_judge, problem_conditions(ood).to(device), cvae, baseline, vae, LR, BUDGETS,
                            reparametrisation=False)
-ood_judgements = judge_runs(ood_runs, ood_problems, compliances_at_volume(ood.density, ood_problems))
+ood_judgements = judge_runs(ood_runs, ood_judge)
 for figure in ("CE median", "CE max"):
     print(f"\n{figure} at equal volume, {len(ood)} out-of-distribution problems (volume fractions "
           f"{sorted({float(v) for v in ood.volfrac.round(2)})}, angles {sorted(float(a) for a in ood.angle_deg)}):")
@@ -543,8 +546,8 @@ largest = max(GRID)
 gaps = {}
 for name, run in runs.items():
     designs = run.designs[largest]
-    grey = np.array([compliance(d, p.case, p.penal, p.model) for d, p in zip(designs, subset_problems, strict=True)])
-    gaps[name] = compliances_at_volume(designs, subset_problems) / grey - 1
+    grey = subset_judge.compliances(designs)  # the penalised compliance of the grey designs themselves
+    gaps[name] = subset_judge.compliances_at(designs, JUDGED_AT) / grey - 1
 print(format_table({name: {"median": float(np.median(g)), "max": float(np.max(g))} for name, g in gaps.items()},
                    {"median": f"thresholded / grey − 1, median ({largest} solves)", "max": "largest"}, "+.3f"))
 worst = int(np.argmax(gaps["CVAE latent, β = 1"]))
@@ -565,7 +568,7 @@ plt.show()
 # is the design's). The tables show what it does to the tail: it repairs designs broken at the threshold once
 # β has grown (after 20–30 solves), not before.
 #
-# **The floor.** Given 50 solves, how far above SIMP does each search stop? (`make evaluate-latent`: 100 solves, every
+# **The floor.** Given 50 solves, how far above SIMP does each search stop? (`make evaluate-latent`: the same on every
 # test problem.) The decoder can only draw what it learned: the latent has 16 numbers; near a design it learned well
 # those suffice, elsewhere (a topology the data never held for this problem, an out-of-range problem) no latent may
 # draw SIMP's optimum. SIMP's pixels have no such limit.
@@ -591,24 +594,29 @@ print(format_table(floor_rows, {"median": f"median CE, {largest} solves", "p90":
 #
 # The issue's tail target: **at 20 solves**, at equal volume, no design more than 10 % worse than SIMP's, a 95th
 # percentile of CE of at most 1 %, no floating material and no load disrespect; **at 10 solves** a 95th percentile of at
-# most 2 %. On 12 problems a 95th percentile is nearly the largest value; `docs/results/latent.md` (`make
+# most 2 %. On 10 problems a 95th percentile is nearly the largest value; `docs/results/latent.md` (`make
 # evaluate-latent`) has the same on all 150 test problems.
 
 # %%
 def goals(per_budget: dict) -> dict[str, float]:
     """The figures of the tail target (fractions; "met" 1.0 when all four hold at 20 solves and p95 ≤ 2 % at 10)."""
     at20, at10 = per_budget[20].summary(), per_budget[10].summary()
-    met = (at20["share > 10 % worse"] == 0 and at20["CE p95"] <= 0.01 and at20["floating"] == 0
-           and at20["load disrespect"] == 0 and at10["CE p95"] <= 0.02)
-    return {"worse20": at20["share > 10 % worse"], "p95_20": at20["CE p95"], "floating20": at20["floating"],
-            "load20": at20["load disrespect"], "p95_10": at10["CE p95"], "met": float(met)}
+    met = (at20["CE > 10 % share"] == 0 and at20["CE p95"] <= 0.01 and at20["floating material share"] == 0
+           and at20["load disrespect share"] == 0 and at10["CE p95"] <= 0.02)
+    return {"worse20": at20["CE > 10 % share"], "p95_20": at20["CE p95"],
+            "floating20": at20["floating material share"], "load20": at20["load disrespect share"],
+            "p95_10": at10["CE p95"], "met": float(met)}
 
 
 goal_rows = {name: goals(per_budget) for name, per_budget in judgements.items()}
 print(format_table(goal_rows, {"worse20": "> 10 % worse @20", "p95_20": "p95 @20 (≤ 0.01)",
                                "floating20": "floating @20", "load20": "load disr. @20", "p95_10": "p95 @10 (≤ 0.02)",
                                "met": "all met"}, ".3f"))
-print("methods meeting every goal on this subset:", [name for name, row in goal_rows.items() if row["met"]] or "none")
+meeting = {name for name, row in goal_rows.items() if row["met"]}
+print("methods meeting every goal on this subset:", sorted(meeting) or "none")
+# The reading below, measured: only methods that end in SIMP iterations meet the goals, and at least one does.
+assert meeting and all(name.startswith("SIMP from") or name.endswith("→ SIMP") for name in meeting)
+assert not goal_rows["SIMP, uniform start"]["met"] and goal_rows["SIMP, uniform start"]["p95_10"] > 0.02
 
 # %%
 own_floating = np.mean([floating_material(threshold_at_volume(d, v)) for d, v in zip(test.density, test.volfrac,
@@ -617,17 +625,17 @@ print(f"SIMP's converged designs themselves, thresholded at equal volume: floati
       f"the {len(test)} test problems")
 
 # %% [markdown]
-# On this subset the goals are met by the methods that **end in SIMP**: SIMP warm-started from the CVAE's or the
-# baseline's design, and a short latent search followed by SIMP (the table's last column; with 12 problems one design
-# decides a percentile, so `docs/results/latent.md` is the measurement that counts). No search that stays in the
+# On this subset the goals are met only by methods that **end in SIMP**: SIMP warm-started from the CVAE's or the
+# baseline's design, and the 5-step latent search followed by SIMP (the table's last column; the 10-step one is still
+# searching at 10 solves and misses there; with 10 problems one design decides a percentile, so
+# `docs/results/latent.md` is the measurement that counts). No search that stays in the
 # learned space meets them at 10 or 20 solves: its tail is the designs broken by the threshold, and with sharpening
 # those are repaired only once β has grown. SIMP from a uniform start misses at 10 solves by far (its designs are still
 # grey), and at 20 by its slowest problems.
 #
 # **On all 150 test problems** (`python -m tools.evaluate_latent --largest 50 --reparametrised 25`, the tables in
-# `docs/results/latent.md`; one run: best of b and the searches started from the best of 5 use draw seed 0, the
-# reparametrisation initialisation seeds 0–24; SIMP, the warm starts and the searches from μ_p(c) draw nothing)
-# **no method meets every goal**, and the miss is small and of one kind:
+# `docs/results/latent.md`; SIMP, the warm starts and the searches from μ_p(c) draw nothing, so the rows below do
+# not depend on a seed) **no method meets every goal**, and the miss is small and of one kind:
 #
 # | at 20 solves (10 for the last column) | p95 CE | > 10 % worse | floating | load disrespect | p95 CE at 10 |
 # | --- | --- | --- | --- | --- | --- |
@@ -648,6 +656,12 @@ print(f"SIMP's converged designs themselves, thresholded at equal volume: floati
 # is +1.6 % (SIMP from a uniform start: +1.8 %), with no floating material. Out of distribution (24 problems) every
 # method misses: 4 % of designs stay more than 10 % worse after 20 solves even for the best (warm-started SIMP, and
 # the latent pre-step then SIMP), 46 % for the latent search alone.
+#
+# **The methods that draw**, rerun with draw seeds 0, 1 and 2 on the same 150 problems (`python -m
+# tools.evaluate_latent --seeds 0 1 2 --seed-problems 150 --reparametrised 25`, `docs/results/latent_seeds.md`):
+# at 20 solves, best of b leaves 8.0–10.0 % of the designs more than 10 % worse than SIMP's, the latent search
+# started from the best of 5 3.3–4.7 %, lesson 7's VAE 48–57 % and the reparametrisation (the first 25 problems)
+# 100 %. Whatever the seed, none of them meets a goal.
 #
 # **Question** — the latent search of a design whose thresholded version is broken minimised its grey compliance
 # without trouble. Why does a penalised grey design hide the break, and why does SIMP's own grey design not?

@@ -1,6 +1,7 @@
 """utils.design_space: the differentiable compliance against finite differences, gradcheck and the solver's own
 sensitivity (and lesson 9's exercise 9.1 solution against it); the volume projection's volume and implicit gradient;
-the search's budget; SIMP at a budget; judging at equal volume."""
+the search's budget; SIMP at a budget; judging at the volume target (the one judge's rule, against its definition);
+the seeded methods alone equal the same methods in the full comparison."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,23 +9,36 @@ import pytest
 import torch
 
 from tools.build_notebooks import LESSONS_DIR, build_lesson
+from utils.cvae import ConditionalVAE, problem_conditions
+from utils.data import load_topology_dataset
 from utils.design_space import (
+    JUDGED_AT,
+    SEEDED_METHODS,
     ComplianceFunction,
     best_of_k_method,
-    compliances_at_volume,
+    compare_methods,
     constant_sharpness,
     doubling_sharpness,
     fe_problems,
     first_within,
     gradient_search,
-    judge_at_volume,
+    judge_runs,
     project_to_volume,
     simp_designs,
     untrained_copy,
 )
-from utils.metrics import threshold_at_volume
-from utils.topopt import cantilever, compliance, compliance_sensitivity, mbb_beam, optimize, young_modulus
-from utils.vae import Decoder
+from utils.judging import Judge
+from utils.metrics import floating_material, threshold_at_volume
+from utils.topopt import (
+    FiniteElementModel,
+    cantilever,
+    compliance,
+    compliance_sensitivity,
+    mbb_beam,
+    optimize,
+    young_modulus,
+)
+from utils.vae import ConvVAE, Decoder
 
 CASES = [(cantilever(8, 4, 0.5, 1.0, -70.0), 1e-9), (mbb_beam(6, 3, 0.4), 1e-3), (cantilever(5, 5, 0.4, 5.0, -120.0),
                                                                                   1e-2)]
@@ -142,18 +156,44 @@ def test_simp_at_a_budget_is_optimize_with_exactly_that_many_iterations() -> Non
     assert np.allclose(designs[0], 0.4) and len(optimize(case, max_iterations=6, tolerance=0.0).compliance_history) == 6
 
 
-def test_judging_at_volume_scores_simps_own_design_zero_and_best_of_k_picks_the_stiffest() -> None:
-    case = cantilever(16, 8, 0.4, 3.0, -70.0)
-    problems = fe_problems([case])
-    simp = optimize(case).density[None]
-    reference = compliances_at_volume(simp, problems)
-    judgement = judge_at_volume(simp, problems, reference)
-    assert judgement.compliance_error[0] == pytest.approx(0.0, abs=1e-12)
-    assert judgement.volume_fraction_error[0] < 1 / (16 * 8 * 0.4)
-    uniform = np.full((1, 8, 16), 0.4) + np.random.default_rng(6).uniform(0, 1e-3, (1, 8, 16))
-    run, chosen = best_of_k_method(np.stack([uniform, simp]), problems, (1, 2))
-    assert chosen[1][0] == 0 and chosen[2][0] == 1 and np.array_equal(run.designs[2], simp)
-    assert threshold_at_volume(simp[0], 0.4).sum() == round(0.4 * 128)
+def test_the_target_volume_rule_is_its_definition_and_best_of_k_picks_the_stiffest() -> None:
+    few = load_topology_dataset().subset("validation").take(np.arange(3))
+    judge = Judge(few)
+    rng = np.random.default_rng(3)
+    designs = np.clip(few.density + rng.normal(0.0, 0.25, few.density.shape), 0.0, 1.0)
+    metrics = judge(designs, JUDGED_AT)
+    for i in range(len(few)):  # by hand: both thresholded at the target, a model of their own, the course's E_min
+        case = few.load_case(i)
+        model = FiniteElementModel(case.nelx, case.nely, case.fixed_dofs)
+        mine = compliance(threshold_at_volume(designs[i], few.volfrac[i]), case, 3.0, model, 1e-9)
+        simp = compliance(threshold_at_volume(few.density[i], few.volfrac[i]), case, 3.0, model, 1e-9)
+        assert metrics.compliance_error[i] == pytest.approx(mine / simp - 1, rel=1e-10)
+        assert metrics.floating_material[i] == floating_material(threshold_at_volume(designs[i], few.volfrac[i]))
+    assert np.all(metrics.judged_volume_error <= 0.5 / (32 * 64) / few.volfrac)  # round(V·N) pixels: rounding only
+    np.testing.assert_allclose(judge(few.density, JUDGED_AT).compliance_error, 0.0, atol=1e-12)
+    assert not np.allclose(metrics.compliance_error, judge(designs).compliance_error)  # another rule, other figures
+    run, chosen = best_of_k_method(np.stack([designs, few.density]), judge, (1, 2))
+    np.testing.assert_array_equal(chosen[1], 0)
+    np.testing.assert_array_equal(chosen[2], 1)  # SIMP's own design is the stiffest at its volume
+    np.testing.assert_array_equal(run.designs[2], few.density)
+
+
+def test_the_seeded_methods_alone_are_the_full_comparisons_and_depend_on_the_seed() -> None:
+    few = load_topology_dataset().subset("test").take(np.arange(2))
+    judge = Judge(few)
+    torch.manual_seed(0)
+    cvae, baseline = ConditionalVAE(latent_dim=4, width=4).eval(), ConditionalVAE(latent_dim=4, width=4).eval()
+    vae = ConvVAE(latent_dim=4, width=4).eval()
+    conditions = problem_conditions(few)
+    full = compare_methods(judge, conditions, cvae, baseline, vae, 0.1, (1, 5, 7))
+    alone = compare_methods(judge, conditions, cvae, baseline, vae, 0.1, (1, 5, 7), seeded_only=True)
+    other = compare_methods(judge, conditions, cvae, baseline, vae, 0.1, (1, 5, 7), seed=1, seeded_only=True)
+    assert set(alone) == set(SEEDED_METHODS) < set(full)
+    for name in SEEDED_METHODS:
+        for b, design in full[name].designs.items():
+            np.testing.assert_array_equal(alone[name].designs[b], design)
+        assert not np.array_equal(other[name].designs[7], full[name].designs[7])
+    assert set(judge_runs(alone, judge)["best of b (CVAE)"]) == {1, 5, 7}
 
 
 def test_first_within_counts_solves_from_one() -> None:
@@ -183,3 +223,18 @@ def test_evaluate_latent_writes_every_table(tmp_path) -> None:
                     "2 test problems", "2 out-of-distribution problems", "Grey against thresholded"):
         assert heading in text
     assert "--largest 5" in text.splitlines()[2]
+
+
+def test_the_seed_study_writes_a_range_per_seeded_method_and_budget(tmp_path) -> None:
+    from tools import evaluate_latent
+
+    out = tmp_path / "latent_seeds.md"
+    assert evaluate_latent.main(["--seeds", "0", "1", "--problems", "2", "--validation", "2", "--reparametrised", "1",
+                                 "--seed-out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| ") and " – " in line]
+    assert len(rows) == 2 * len(SEEDED_METHODS) * len(evaluate_latent.SEED_BUDGETS)  # test and out of distribution
+    for row in rows:
+        for cell in row[2:]:
+            low, high = (float(v) for v in cell.strip(" |").split(" – "))
+            assert low <= high
+    assert any(cell.split(" – ")[0] != cell.split(" – ")[1] for row in rows for cell in row[2:])  # seeds matter

@@ -102,7 +102,7 @@ def test_judge_rejects_a_wrong_count_and_an_unknown_rule(few) -> None:
     with pytest.raises(ValueError, match="threshold rule"):
         judge(few.density, "0.3")
     part = judge.take(np.array([2, 0]))
-    np.testing.assert_array_equal(part.reference_compliances, judge.reference_compliances[[2, 0]])
+    np.testing.assert_array_equal(part.reference_compliances(), judge.reference_compliances()[[2, 0]])
     np.testing.assert_allclose(part(few.density[[2, 0]]).compliance_error, 0.0, atol=1e-9)
 
 
@@ -223,7 +223,7 @@ def test_our_figures_in_topodiffs_columns_use_the_target_volume() -> None:
     from utils.metrics import DesignMetrics
     from utils.tables import TOPODIFF_COLUMNS, in_topodiff_columns
     metrics = DesignMetrics(np.array([0.0, 0.2]), np.array([0.1, -0.1]), np.array([0.02, 0.04]),
-                            np.array([False, True]), np.array([False, False]))
+                            np.array([False, True]), np.array([False, False]), np.array([0.0, 0.0]))
     row = in_topodiff_columns(metrics)
     assert set(row) == set(TOPODIFF_COLUMNS)
     assert row["VFE mean"] == pytest.approx(0.03) and row["CE mean"] == pytest.approx(0.1)

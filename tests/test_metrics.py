@@ -63,9 +63,13 @@ def test_design_metrics_summary_reports_the_distribution_and_both_volumes() -> N
                             volume_change=np.array([0.02, -0.04, 0.0, 0.01]),
                             target_volume_error=np.array([0.01, 0.03, 0.02, 0.0]),
                             load_disrespect=np.array([False, False, True, False]),
-                            floating_material=np.array([True, True, False, False]))
+                            floating_material=np.array([True, True, False, False]),
+                            judged_volume_error=np.array([0.0, 0.001, 0.0, 0.002]))
     summary = metrics.summary()
     assert summary["CE median"] == pytest.approx(0.1) and summary["|CE| median"] == pytest.approx(0.15)
+    # numpy's linear interpolation between the 3rd and 4th of four sorted values: 0.2 + 0.85 · 0.3 (p95)
+    assert summary["CE p95"] == pytest.approx(0.455) and summary["CE max"] == 0.5
+    assert summary["judged VFE max"] == 0.002
     assert summary["CE > 10 % share"] == 0.5 and summary["CE mean"] == pytest.approx(0.15)
     assert summary["ΔV median"] == pytest.approx(0.005)
     np.testing.assert_allclose(metrics.volume_fraction_error, [0.02, 0.04, 0.0, 0.01])

@@ -12,7 +12,10 @@ import pickle
 import platform
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,45 +26,49 @@ from utils.cvae import load_models, problem_conditions
 from utils.data import TopologyData, load_topology_dataset
 from utils.design_space import (
     BUDGETS,
+    JUDGED_AT,
     SHARPENING,
     SUMMARY_COLUMNS,
-    VolumeJudgement,
     compare_methods,
-    compliances_at_volume,
     fe_problems,
     first_within,
     frozen,
-    judge_at_volume,
     judge_runs,
     latent_method,
 )
-from utils.metrics import floating_material, threshold_at_volume
+from utils.judging import Judge
+from utils.metrics import DesignMetrics, floating_material
 from utils.paths import REPO_ROOT
 from utils.settings import CHECKPOINT_PATH, CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE
-from utils.topopt import compliance
 from utils.vae import load_checkpoint
 
 RESULTS = REPO_ROOT / "docs" / "results" / "latent.md"
+SEED_RESULTS = REPO_ROOT / "docs" / "results" / "latent_seeds.md"
+# The seed study's figures: (summary key, caption, format) at each of SEED_BUDGETS.
+SEED_FIGURES = (("CE median", "median CE", "+.4f"), ("CE p90", "p90 CE", "+.4f"), ("CE p95", "p95 CE", "+.4f"),
+                ("CE > 10 % share", "> 10 % worse", ".3f"), ("floating material share", "floating", ".3f"))
+SEED_BUDGETS = (10, 20, 50)
 # The budgets at which CE is judged to count the solves to come within 1 % of SIMP (a grid: the count is the first
 # grid point within 1 %, an upper bound on the exact count).
 FINE_BUDGETS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
 LEARNING_RATES = (0.03, 0.1, 0.3)
 CHUNK = 25
+# Part of every cached chunk's name: a chunk written by an older judge is recomputed, never misread.
+CACHE_FORMAT = "judge2"
 
 
 def choose_learning_rate(validation: TopologyData, cvae: torch.nn.Module, device: torch.device,
                          lines: list[str]) -> float:
     """The latent searches' learning rate: the lowest mean CE (at equal volume) after 10 and 20 solves of the CVAE's
     sharpening search from μ_p(c), on the validation problems."""
-    cases = [validation.load_case(i) for i in range(len(validation))]
-    problems = fe_problems(cases)
-    references = compliances_at_volume(validation.density, problems)
+    judge = Judge(validation)
+    problems = fe_problems(judge.load_cases, models=judge.models)
     conditions = problem_conditions(validation).to(device)
     scores = {}
     for lr in tqdm(LEARNING_RATES, desc="learning rate on validation"):
         run = latent_method(lambda z: cvae.decode(z, conditions)[:, 0].double().cpu(),
                             cvae.prior_moments(conditions)[0], problems, 20, lr, (10, 20), SHARPENING)
-        scores[lr] = [judge_at_volume(run.designs[b], problems, references).summary()["CE mean"] for b in (10, 20)]
+        scores[lr] = [judge(run.designs[b], JUDGED_AT).summary()["CE mean"] for b in (10, 20)]
     chosen = min(scores, key=lambda lr: sum(scores[lr]))
     lines += [f"Learning rate of the latent searches, chosen on {len(validation)} validation problems (mean CE at "
               "equal volume after 10 / 20 solves, CVAE latent with sharpening from μ_p(c)):", "",
@@ -71,60 +78,60 @@ def choose_learning_rate(validation: TopologyData, cvae: torch.nn.Module, device
     return chosen
 
 
+def cached(path: Path, compute: Callable[[], Any]) -> Any:
+    """What is kept at ``path``, else what ``compute()`` returns, then kept there (a run resumes where it stopped)."""
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(result))
+    return result
+
+
 def evaluate_chunk(chunk: TopologyData, models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
                    budgets: tuple[int, ...], reparametrisation: bool) -> dict:
-    """Every method on the problems of ``chunk``: {"judgements": {method: {budget: VolumeJudgement}}, "seconds":
+    """Every method on the problems of ``chunk``: {"judgements": {method: {budget: DesignMetrics}}, "seconds":
     {method: seconds for the chunk}, "grey gap": {method: thresholded / grey compliance − 1 at the largest budget}}."""
-    cases = [chunk.load_case(i) for i in range(len(chunk))]
-    problems = fe_problems(cases)
-    references = compliances_at_volume(chunk.density, problems)
-    runs = compare_methods(cases, problem_conditions(chunk).to(device), models["cvae"], models["baseline"], vae,
+    judge = Judge(chunk)
+    runs = compare_methods(judge, problem_conditions(chunk).to(device), models["cvae"], models["baseline"], vae,
                            lr, budgets, reparametrisation=reparametrisation)
     largest = max(budgets)
-    grey_gap = {}
-    for name, run in runs.items():
-        grey = np.array([compliance(d, p.case, p.penal, p.model) for d, p in zip(run.designs[largest], problems,
-                                                                               strict=True)])
-        grey_gap[name] = compliances_at_volume(run.designs[largest], problems) / grey - 1
-    return {"judgements": judge_runs(runs, problems, references),
+    grey_gap = {name: judge.compliances_at(run.designs[largest], JUDGED_AT) / judge.compliances(run.designs[largest])
+                - 1 for name, run in runs.items()}  # judge.compliances of a grey design: its penalised compliance
+    return {"judgements": judge_runs(runs, judge),
             "seconds": {name: run.seconds for name, run in runs.items()}, "grey gap": grey_gap}
 
 
 def evaluate(name: str, problems_data: TopologyData, models: dict, vae: torch.nn.Module, lr: float,
              device: torch.device, budgets: tuple[int, ...], cache: Path, reparametrised: int,
-             part: tuple[int, int] = (0, 1)) -> tuple[dict[str, dict[int, VolumeJudgement]], dict[str, float], dict]:
+             part: tuple[int, int] = (0, 1)) -> tuple[dict[str, dict[int, DesignMetrics]], dict[str, float], dict]:
     """Every method on every problem, in chunks of ``CHUNK`` (each kept in ``cache``, so that a run can be resumed
     or split between processes); the neural reparametrisation on the first ``reparametrised`` problems only (it costs
-    several times the others). Returns the judgements {method: {budget: VolumeJudgement}}, the seconds per problem
+    several times the others). Returns the judgements {method: {budget: DesignMetrics}}, the seconds per problem
     for the whole run to the largest budget, and the grey-against-thresholded gaps."""
-    judged: dict[str, dict[int, list[VolumeJudgement]]] = {}
+    judged: dict[str, dict[int, list[DesignMetrics]]] = {}
     seconds: dict[str, list[float]] = {}
     grey_gap: dict[str, list[float]] = {}
-    cache.mkdir(parents=True, exist_ok=True)
     for number, start in enumerate(tqdm(range(0, len(problems_data), CHUNK),
                                         desc=f"{name}, {CHUNK} problems at a time")):
         if number % part[1] != part[0]:
             continue
         indices = np.arange(start, min(start + CHUNK, len(problems_data)))
-        path = cache / f"{name}_{start}_{indices[-1]}_lr{lr:g}_to{max(budgets)}_reparam{reparametrised}.pkl"
-        if path.exists():
-            result = pickle.loads(path.read_bytes())
-        else:
-            result = evaluate_chunk(problems_data.take(indices), models, vae, lr, device, budgets,
-                                    start < reparametrised)
-            path.write_bytes(pickle.dumps(result))
+        path = cache / (f"{CACHE_FORMAT}_{name}_{start}_{indices[-1]}_lr{lr:g}_to{max(budgets)}"
+                        f"_reparam{reparametrised}.pkl")
+        result = cached(path, partial(evaluate_chunk, problems_data.take(indices), models, vae, lr, device, budgets,
+                                      start < reparametrised))
         for method, per_budget in result["judgements"].items():
             for b, judgement in per_budget.items():
                 judged.setdefault(method, {}).setdefault(b, []).append(judgement)
             seconds.setdefault(method, []).append(result["seconds"][method] / len(indices))
             grey_gap.setdefault(method, []).extend(result["grey gap"][method])
-    merged = {name: {b: VolumeJudgement(*(np.concatenate([getattr(j, f) for j in parts]) for f in
-                                          VolumeJudgement.__dataclass_fields__))
-                     for b, parts in per_budget.items()} for name, per_budget in judged.items()}
+    merged = {name: {b: DesignMetrics.concatenate(parts) for b, parts in per_budget.items()}
+              for name, per_budget in judged.items()}
     return merged, {method: float(np.mean(s)) for method, s in seconds.items()}, {"grey gap": grey_gap}
 
 
-def table(judgements: dict[str, dict[int, VolumeJudgement]], figure: str, budgets: tuple[int, ...],
+def table(judgements: dict[str, dict[int, DesignMetrics]], figure: str, budgets: tuple[int, ...],
           number_format: str) -> list[str]:
     """A markdown table: one row per method, one column per budget, the summary ``figure``."""
     lines = ["| method | " + " | ".join(f"{b}" for b in budgets) + " |", "| --- |" + " --- |" * len(budgets)]
@@ -141,10 +148,10 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
     for figure, caption, number_format in (
             ("CE median", "median signed CE", "+.4f"), ("CE mean", "mean signed CE", "+.3f"),
             ("CE p90", "90th percentile of CE", "+.4f"), ("CE p95", "95th percentile of CE", "+.4f"),
-            ("share > 10 % worse", "share of designs more than 10 % worse than SIMP's", ".3f"),
-            ("floating", "share with floating material", ".3f"), ("load disrespect", "share with load disrespect",
-                                                                    ".3f"),
-            ("VFE max", "largest VFE (rounding of round(V·N) pixels)", ".4f")):
+            ("CE > 10 % share", "share of designs more than 10 % worse than SIMP's", ".3f"),
+            ("floating material share", "share with floating material", ".3f"),
+            ("load disrespect share", "share with load disrespect", ".3f"),
+            ("judged VFE max", "largest VFE (rounding of round(V·N) pixels)", ".4f")):
         lines += [f"**{caption}** (columns: budget in finite-element solves)", ""]
         lines += table(judgements, figure, budgets, number_format) + [""]
     at = 20 if 20 in budgets else max(budgets)  # the issue's goals are set at 20 solves
@@ -164,8 +171,8 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
         counts = np.where(np.isnan(reached), np.nan, grid_points)
         summary = per_budget[at].summary()
         median = f"{np.nanmedian(counts):.0f}" if np.any(~np.isnan(counts)) else "—"
-        lines.append(f"| {name} | " + " | ".join(f"{summary[k]:+.4f}" if k.startswith("CE") else f"{summary[k]:.3f}"
-                                                 for k in SUMMARY_COLUMNS)
+        lines.append(f"| {name} | " + " | ".join(f"{summary[k]:.3f}" if k.endswith(("share", "max")) else
+                                                 f"{summary[k]:+.4f}" for k in SUMMARY_COLUMNS)
                      + f" | {seconds[name]:.2f} | {median} | {np.mean(np.isnan(counts)):.3f} |")
     wrong = decoded_ce > 0.10
     lines += ["", f"**Where the generated topology was wrong**: the {int(wrong.sum())} problems whose CVAE design as "
@@ -187,6 +194,54 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
     return [*lines, ""]
 
 
+def seed_chunk(chunk: TopologyData, models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
+               budgets: tuple[int, ...], seed: int, reparametrisation: bool) -> dict[str, dict[int, DesignMetrics]]:
+    """The seeded methods (utils.design_space.SEEDED_METHODS) on ``chunk`` with draw seed ``seed``, judged per
+    method and budget."""
+    judge = Judge(chunk)
+    runs = compare_methods(judge, problem_conditions(chunk).to(device), models["cvae"], models["baseline"], vae, lr,
+                           budgets, seed=seed, reparametrisation=reparametrisation, seeded_only=True)
+    return judge_runs(runs, judge)
+
+
+def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
+               seeds: list[int], reparametrised: int, cache: Path) -> list[str]:
+    """The seeded methods' figures at :data:`SEED_BUDGETS` for each draw seed, on each set of problems: a markdown
+    table per set with each figure's smallest and largest value over the seeds."""
+    lines = []
+    for key, problems_data in sets.items():
+        per_seed: dict[int, dict[str, dict[int, DesignMetrics]]] = {}
+        for seed in seeds:
+            judged: dict[str, dict[int, list[DesignMetrics]]] = {}
+            for start in tqdm(range(0, len(problems_data), CHUNK), desc=f"{key}, seed {seed}"):
+                indices = np.arange(start, min(start + CHUNK, len(problems_data)))
+                path = cache / (f"{CACHE_FORMAT}_seed{seed}_{key}_{start}_{indices[-1]}_lr{lr:g}"
+                                f"_reparam{reparametrised}.pkl")
+                result = cached(path, partial(seed_chunk, problems_data.take(indices), models, vae, lr, device,
+                                              SEED_BUDGETS, seed, start < reparametrised))
+                for method, per_budget in result.items():
+                    for b, metrics in per_budget.items():
+                        judged.setdefault(method, {}).setdefault(b, []).append(metrics)
+            per_seed[seed] = {method: {b: DesignMetrics.concatenate(parts) for b, parts in per_budget.items()}
+                              for method, per_budget in judged.items()}
+        methods = list(per_seed[seeds[0]])
+        sizes = {m: len(per_seed[seeds[0]][m][SEED_BUDGETS[0]].compliance_error) for m in methods}
+        lines += [f"## {key}: {len(problems_data)} problems", "",
+                  "Smallest – largest over draw seeds " + ", ".join(map(str, seeds)) + " (the neural "
+                  f"reparametrisation on the first {sizes.get('neural reparametrisation', 0)} problems only):", "",
+                  "| method | solves | " + " | ".join(caption for _, caption, _ in SEED_FIGURES) + " |",
+                  "| --- | --- |" + " --- |" * len(SEED_FIGURES)]
+        for method in methods:
+            for b in SEED_BUDGETS:
+                cells = []
+                for figure, _, number_format in SEED_FIGURES:
+                    values = [per_seed[seed][method][b].summary()[figure] for seed in seeds]
+                    cells.append(f"{min(values):{number_format}} – {max(values):{number_format}}")
+                lines.append(f"| {method} | {b} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Lesson 9's comparison at equal budgets on every test problem.")
     parser.add_argument("--problems", type=int, default=None, help="only the first N problems of each set")
@@ -201,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", default="0/1",
                         help="K/N: evaluate every N-th chunk from the K-th only (no report); run the N parts in "
                              "parallel, then once without --part to write the report from the cache")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="instead of the comparison: the seeded methods (best of b, the searches from the best "
+                             "of 5, the reparametrisation) once per draw seed, on the first --seed-problems test "
+                             "problems and every out-of-distribution one; writes docs/results/latent_seeds.md")
+    parser.add_argument("--seed-problems", type=int, default=150, help="test problems of the seed study")
+    parser.add_argument("--seed-out", type=Path, default=SEED_RESULTS, help="the seed study's markdown file")
     args = parser.parse_args(argv)
     begin = time.perf_counter()
     device = get_device()
@@ -228,15 +289,16 @@ def main(argv: list[str] | None = None) -> int:
              "step, per best-of-k candidate). Methods: lesson 9, section 3. Wall times are this machine's, shared: "
              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs as the report was written (compare them "
              "with each other, not with another machine).", ""]
-    lr_record = args.cache / f"learning_rate_validation{args.validation}.pkl"
-    if lr_record.exists():  # the sweep is deterministic: a resumed or split run reuses it
-        lr, sweep_lines = pickle.loads(lr_record.read_bytes())
-    else:
-        sweep_lines = []
-        lr = choose_learning_rate(validation, models["cvae"], device, sweep_lines)
-        args.cache.mkdir(parents=True, exist_ok=True)
-        lr_record.write_bytes(pickle.dumps((lr, sweep_lines)))
+    def sweep() -> tuple[float, list[str]]:
+        sweep_lines: list[str] = []
+        return choose_learning_rate(validation, models["cvae"], device, sweep_lines), sweep_lines
+
+    # The sweep is deterministic: a resumed or split run reuses it.
+    lr, sweep_lines = cached(args.cache / f"learning_rate_validation{args.validation}.pkl", sweep)
     lines += sweep_lines
+    if args.seeds:
+        return write_seed_study(args, {"test": test.take(np.arange(min(args.seed_problems, len(test)))), "ood": ood},
+                                models, vae, lr, device, record, begin)
     print("\n".join(lines))
     for key, title, problems_data in (("test", f"{len(test)} test problems", test),
                                       ("ood", f"{len(ood)} out-of-distribution problems", ood)):
@@ -251,8 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             title += f" (neural reparametrisation: the first {min(args.reparametrised, len(problems_data))} only)"
         decoded = judgements["best of b (CVAE)"][1].compliance_error  # the first candidate is the design at μ_p(c)
         section = report(title, judgements, seconds, extra, budgets, decoded)
-        own = np.mean([floating_material(threshold_at_volume(d, v))
-                       for d, v in zip(problems_data.density, problems_data.volfrac, strict=True)])
+        own = np.mean([floating_material(s) for s in Judge(problems_data).solid(problems_data.density, JUDGED_AT)])
         section.insert(2, f"SIMP's converged designs themselves, thresholded at equal volume, have floating material "
                           f"in {own:.3f} of these problems (the reference of every CE below).\n")
         print("\n".join(section))
@@ -264,6 +325,27 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {args.out}")
+    return 0
+
+
+def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module,
+                     lr: float, device: torch.device, record: dict, begin: float) -> int:
+    """Run :func:`seed_study` and write its report to ``args.seed_out``."""
+    command = (f"python -m tools.evaluate_latent --seeds {' '.join(map(str, args.seeds))} --seed-problems "
+               f"{args.seed_problems} --reparametrised {args.reparametrised}")
+    lines = ["# Lesson 9: how much the seeded methods' figures move with the draw seed", "",
+             f"Written by `{command}`; shipped models SHA-256 {record['sha256'][:12]}…, decoders on {device}. The "
+             "methods that draw (best of b, the searches started from the best of 5, the neural reparametrisation's "
+             "initialisations) run once per draw seed; everything else in `docs/results/latent.md` draws nothing. "
+             "Judged as there (at the volume target, signed CE against SIMP's converged design, fractions); "
+             f"learning rate {lr:g} (chosen on validation, as there).", ""]
+    lines += seed_study(sets, models, vae, lr, device, args.seeds, args.reparametrised, args.cache)
+    lines.append(f"Written in {time.perf_counter() - begin:.0f} s (from the chunks kept in {args.cache.name}/ "
+                 "where they exist).")
+    print("\n".join(lines))
+    args.seed_out.parent.mkdir(parents=True, exist_ok=True)
+    args.seed_out.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {args.seed_out}")
     return 0
 
 

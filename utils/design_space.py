@@ -6,9 +6,10 @@ compliances use the course's void stiffness ``E_min = 1e-9`` unless said otherwi
 finite-element solves: one solve per design and gradient step, one per iteration of SIMP, one per candidate of
 best-of-k. The design "at budget b" is the one the b-th solve's update produced (as for SIMP: after b iterations).
 
-Judging (:func:`judge_at_volume`): every design is thresholded at its problem's volume target
-(:func:`utils.metrics.threshold_at_volume`, the ``round(V·N)`` densest pixels solid) and its compliance compared
-with that of SIMP's converged design thresholded the same way, under the same problem.
+Judging is the course's one judge, :class:`utils.judging.Judge`, under its ``"target volume"`` rule
+(:data:`JUDGED_AT`): every design is thresholded at its problem's volume target (the ``round(V·N)`` densest pixels
+solid, :func:`utils.metrics.threshold_at_volume`) and its compliance compared with that of SIMP's converged design
+thresholded the same way, under the same problem.
 """
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.metrics import floating_material, load_disrespect, threshold_at_volume
+from utils.judging import Judge, ThresholdRule, best_of_k
+from utils.metrics import DesignMetrics
 from utils.settings import DATASET_SOLVER
 from utils.topopt import (
     E_MIN,
     FiniteElementModel,
     LoadCase,
-    compliance,
+    SharedModels,
     compliance_sensitivity,
     optimize,
     young_modulus,
@@ -35,8 +37,8 @@ from utils.topopt import (
 
 # The budgets (finite-element solves) the lesson and tools/evaluate_latent.py compare methods at.
 BUDGETS = (1, 2, 5, 10, 20, 50, 100)
-# A design "more than 10 % worse" than SIMP's: the issue's tail measure.
-WORSE_THAN = 0.10
+# Lesson 9's threshold rule: its searches hold each problem's volume target exactly, so designs are judged there.
+JUDGED_AT: ThresholdRule = "target volume"
 
 
 @dataclass
@@ -56,17 +58,12 @@ class FEProblem:
         self.force = self.case.force_vector()
 
 
-def fe_problems(cases: Sequence[LoadCase], penal: float = DATASET_SOLVER.penal, e_min: float = E_MIN
-                ) -> list[FEProblem]:
-    """An :class:`FEProblem` per load case; cases on the same mesh with the same supports share one model."""
-    models: dict[tuple, FiniteElementModel] = {}
-    problems = []
-    for case in cases:
-        key = (case.nelx, case.nely, case.fixed_dofs)
-        if key not in models:
-            models[key] = FiniteElementModel(case.nelx, case.nely, case.fixed_dofs)
-        problems.append(FEProblem(case, models[key], penal, e_min))
-    return problems
+def fe_problems(cases: Sequence[LoadCase], penal: float = DATASET_SOLVER.penal, e_min: float = E_MIN,
+                models: SharedModels | None = None) -> list[FEProblem]:
+    """An :class:`FEProblem` per load case; cases on the same mesh with the same supports share one model (from
+    ``models``, a judge's for instance, when given)."""
+    models = models or SharedModels()
+    return [FEProblem(case, models(case), penal, e_min) for case in cases]
 
 
 class ComplianceFunction(torch.autograd.Function):
@@ -256,49 +253,10 @@ def simp_designs(case: LoadCase, budget: int, keep: Sequence[int] = BUDGETS,
 
 # Judging at equal volume --------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class VolumeJudgement:
-    """Per design, thresholded at its problem's volume target: signed CE against SIMP's converged design thresholded
-    the same way, VFE against the target, floating material, load disrespect; arrays of length N."""
-
-    compliance_error: np.ndarray
-    volume_fraction_error: np.ndarray
-    floating_material: np.ndarray
-    load_disrespect: np.ndarray
-
-    def summary(self) -> dict[str, float]:
-        """The signed CE's distribution (mean, median, p90, p95, max, share > 10 % worse; fractions) and the shares
-        of floating material and load disrespect, the largest VFE."""
-        ce = self.compliance_error
-        return {"CE mean": float(np.mean(ce)), "CE median": float(np.median(ce)),
-                "CE p90": float(np.percentile(ce, 90)), "CE p95": float(np.percentile(ce, 95)),
-                "CE max": float(np.max(ce)), "share > 10 % worse": float(np.mean(ce > WORSE_THAN)),
-                "floating": float(np.mean(self.floating_material)),
-                "load disrespect": float(np.mean(self.load_disrespect)),
-                "VFE max": float(np.max(self.volume_fraction_error))}
-
-
+# Lesson 9's tables: DesignMetrics.summary() keys and their column headings.
 SUMMARY_COLUMNS = {"CE mean": "mean CE", "CE median": "median CE", "CE p90": "p90 CE", "CE p95": "p95 CE",
-                   "share > 10 % worse": "> 10 % worse", "floating": "floating", "load disrespect": "load disr.",
-                   "VFE max": "max VFE"}
-
-
-def compliances_at_volume(designs: np.ndarray, problems: Sequence[FEProblem]) -> np.ndarray:
-    """Compliance of each design ``(N, nely, nelx)`` thresholded at its problem's volume target: (N,)."""
-    return np.array([compliance(threshold_at_volume(d, p.case.volfrac), p.case, p.penal, p.model, p.e_min)
-                     for d, p in zip(designs, problems, strict=True)])
-
-
-def judge_at_volume(designs: np.ndarray, problems: Sequence[FEProblem], reference_compliances: np.ndarray
-                    ) -> VolumeJudgement:
-    """Judge designs ``(N, nely, nelx)`` at equal volume; ``reference_compliances``: (N,), SIMP's converged designs'
-    :func:`compliances_at_volume`."""
-    solid = np.stack([threshold_at_volume(d, p.case.volfrac) for d, p in zip(designs, problems, strict=True)])
-    values = np.array([compliance(s, p.case, p.penal, p.model, p.e_min) for s, p in zip(solid, problems, strict=True)])
-    targets = np.array([p.case.volfrac for p in problems])
-    return VolumeJudgement(values / reference_compliances - 1, np.abs(solid.mean(axis=(1, 2)) / targets - 1),
-                           np.array([floating_material(s) for s in solid]),
-                           np.array([load_disrespect(s, p.case) for s, p in zip(solid, problems, strict=True)]))
+                   "CE > 10 % share": "> 10 % worse", "floating material share": "floating",
+                   "load disrespect share": "load disr.", "judged VFE max": "max VFE"}
 
 
 def first_within(errors: np.ndarray, tolerance: float = 0.01) -> np.ndarray:
@@ -330,12 +288,13 @@ def simp_method(cases: Sequence[LoadCase], budget: int, keep: Sequence[int] = BU
     return MethodRun(_stacked([designs for designs, _ in runs]), float(sum(seconds for _, seconds in runs)))
 
 
-def best_of_k_method(candidates: np.ndarray, problems: Sequence[FEProblem], keep: Sequence[int] = BUDGETS
+def best_of_k_method(candidates: np.ndarray, judge: Judge, keep: Sequence[int] = BUDGETS
                      ) -> tuple[MethodRun, dict[int, np.ndarray]]:
     """Best of the first k candidates ``(K, N, nely, nelx)`` for each budget k ≤ K: the one whose design thresholded at
-    the volume target is stiffest (one solve per candidate). Returns the run and, per budget, the chosen indices."""
+    the volume target is stiffest (:func:`utils.judging.best_of_k`; one solve per candidate). Returns the run and,
+    per budget, the chosen indices."""
     start = time.perf_counter()
-    costs = np.stack([compliances_at_volume(c, problems) for c in candidates])  # (K, N)
+    _, _, costs = best_of_k(candidates, judge, JUDGED_AT)  # (K, N)
     seconds = time.perf_counter() - start
     designs, chosen = {}, {}
     for k in keep:
@@ -395,6 +354,9 @@ def reparametrised_method(decoder: nn.Module, inputs: torch.Tensor, problems: Se
 REPARAMETRISATION_LR = 3e-3
 # Latent searches started from the best of this many designs spend these solves first.
 START_CANDIDATES = 5
+# The methods whose designs depend on compare_methods' draw seed.
+SEEDED_METHODS = ("best of b (CVAE)", f"CVAE latent from best of {START_CANDIDATES}",
+                  f"VAE latent from best of {START_CANDIDATES}", "neural reparametrisation")
 SHARPENING = doubling_sharpness(1.0, every=10, limit=8.0)
 
 
@@ -414,16 +376,21 @@ def _view(run: MethodRun, keep: Sequence[int]) -> MethodRun:
     return MethodRun({b: d for b, d in run.designs.items() if b in keep}, run.seconds)
 
 
-def compare_methods(cases: Sequence[LoadCase], conditions: torch.Tensor, cvae: nn.Module, baseline: nn.Module,
+def compare_methods(judge: Judge, conditions: torch.Tensor, cvae: nn.Module, baseline: nn.Module,
                     vae: nn.Module, lr: float, budgets: Sequence[int] = BUDGETS, seed: int = 0,
-                    reparametrisation: bool = True, progress: Callable[[str], None] | None = None
-                    ) -> dict[str, MethodRun]:
-    """Every method of lesson 9 on the problems ``cases`` (conditions ``(N, 4)`` on the decoders' device), at each
+                    reparametrisation: bool = True, progress: Callable[[str], None] | None = None,
+                    seeded_only: bool = False) -> dict[str, MethodRun]:
+    """Every method of lesson 9 on the judge's problems (conditions ``(N, 4)`` on the decoders' device), at each
     budget in ``budgets`` (the largest one is every run's length). The models are used frozen; ``lr`` is the latent
-    searches' learning rate (chosen on validation problems). ``progress`` is told each method's name as it starts."""
+    searches' learning rate (chosen on validation problems). ``progress`` is told each method's name as it starts.
+
+    ``seed`` draws the prior samples of best of b and of the searches started from the best of k, and (times 1,000,
+    plus the problem's index) the reparametrisation's initialisations; ``seeded_only`` runs only the methods that
+    depend on it (:data:`SEEDED_METHODS`): SIMP, the warm starts and the searches from μ_p(c) draw nothing."""
     largest, k = max(budgets), START_CANDIDATES
     with_start = sorted({*budgets, k})
-    problems = fe_problems(cases)
+    cases = judge.load_cases
+    problems = fe_problems(cases, models=judge.models)
     tell = progress or (lambda name: None)
 
     def cvae_logits(z: torch.Tensor) -> torch.Tensor:
@@ -437,29 +404,32 @@ def compare_methods(cases: Sequence[LoadCase], conditions: torch.Tensor, cvae: n
     with torch.no_grad():
         baseline_design = baseline.generate(conditions)[0].double().cpu().numpy()
     runs: dict[str, MethodRun] = {}
-    tell("SIMP")
-    runs["SIMP, uniform start"] = simp_method(cases, largest, budgets)
-    runs["SIMP from the CVAE's design"] = simp_method(cases, largest, budgets, candidates[0])
-    runs["SIMP from the baseline's design"] = simp_method(cases, largest, budgets, baseline_design)
+    if not seeded_only:
+        tell("SIMP")
+        runs["SIMP, uniform start"] = simp_method(cases, largest, budgets)
+        runs["SIMP from the CVAE's design"] = simp_method(cases, largest, budgets, candidates[0])
+        runs["SIMP from the baseline's design"] = simp_method(cases, largest, budgets, baseline_design)
     tell("best of b")
-    best, chosen = best_of_k_method(candidates, problems, with_start)
+    best, chosen = best_of_k_method(candidates, judge, with_start)
     runs["best of b (CVAE)"] = _view(best, budgets)
     tell("CVAE latent")
-    runs["CVAE latent, β = 1"] = latent_method(cvae_logits, latents[0], problems, largest, lr, budgets)
-    sharp = latent_method(cvae_logits, latents[0], problems, largest, lr, with_start, SHARPENING)
-    runs["CVAE latent, sharpening"] = _view(sharp, budgets)
+    if not seeded_only:
+        runs["CVAE latent, β = 1"] = latent_method(cvae_logits, latents[0], problems, largest, lr, budgets)
+        sharp = latent_method(cvae_logits, latents[0], problems, largest, lr, with_start, SHARPENING)
+        runs["CVAE latent, sharpening"] = _view(sharp, budgets)
     start = latents[torch.as_tensor(chosen[k]), torch.arange(len(cases))]
     runs[f"CVAE latent from best of {k}"] = latent_method(
         cvae_logits, start, problems, largest, lr, budgets, SHARPENING, spent=k, spent_designs=best.designs,
         spent_seconds=best.seconds * k / largest)
-    runs[f"CVAE latent {k} → SIMP"] = then_simp(sharp, cases, k, largest, budgets)
-    if 2 * k in sharp.designs and 2 * k < largest:
-        runs[f"CVAE latent {2 * k} → SIMP"] = then_simp(sharp, cases, 2 * k, largest, budgets)
+    if not seeded_only:
+        runs[f"CVAE latent {k} → SIMP"] = then_simp(sharp, cases, k, largest, budgets)
+        if 2 * k in sharp.designs and 2 * k < largest:
+            runs[f"CVAE latent {2 * k} → SIMP"] = then_simp(sharp, cases, 2 * k, largest, budgets)
     tell("VAE latent")
     vae_latents = torch.cat([torch.zeros(1, len(cases), vae.latent_dim),
                              torch.randn(k - 1, len(cases), vae.latent_dim,
                                          generator=torch.Generator().manual_seed(seed))]).to(conditions.device)
-    vae_best, vae_chosen = best_of_k_method(_decoded(vae_logits, vae_latents), problems, with_start)
+    vae_best, vae_chosen = best_of_k_method(_decoded(vae_logits, vae_latents), judge, with_start)
     runs[f"VAE latent from best of {k}"] = latent_method(
         vae_logits, vae_latents[torch.as_tensor(vae_chosen[k]), torch.arange(len(cases))], problems, largest, lr,
         budgets, SHARPENING, spent=k, spent_designs=vae_best.designs, spent_seconds=vae_best.seconds)
@@ -467,12 +437,11 @@ def compare_methods(cases: Sequence[LoadCase], conditions: torch.Tensor, cvae: n
         tell("neural reparametrisation")
         inputs = torch.cat([latents[0], conditions], dim=1).detach()
         runs["neural reparametrisation"] = reparametrised_method(cvae.decoder, inputs, problems, largest,
-                                                                 REPARAMETRISATION_LR, budgets, SHARPENING, seed)
+                                                                 REPARAMETRISATION_LR, budgets, SHARPENING,
+                                                                 1000 * seed)
     return runs
 
 
-def judge_runs(runs: dict[str, MethodRun], problems: Sequence[FEProblem], references: np.ndarray
-               ) -> dict[str, dict[int, VolumeJudgement]]:
-    """:func:`judge_at_volume` of every method at every budget."""
-    return {name: {b: judge_at_volume(d, problems, references) for b, d in run.designs.items()}
-            for name, run in runs.items()}
+def judge_runs(runs: dict[str, MethodRun], judge: Judge) -> dict[str, dict[int, DesignMetrics]]:
+    """Every method at every budget, judged at the volume target (:data:`JUDGED_AT`)."""
+    return {name: {b: judge(d, JUDGED_AT) for b, d in run.designs.items()} for name, run in runs.items()}

@@ -6,12 +6,18 @@ The one judge is :class:`Judge`: built once per set of problems (their load case
 shared by all of them), it returns :class:`utils.metrics.DesignMetrics` for designs ``(N, nely, nelx)``, design i
 for problem i:
 
-- CE = C / C_SIMP − 1, signed (positive: less stiff than SIMP), C_SIMP the compliance of the problem's SIMP design
-  thresholded at 0.5. At ``"equal volume"`` (the default) a design is thresholded at the volume of that reference
-  (:func:`utils.metrics.threshold_at_volume`), so no design buys stiffness with material; ``"0.5"`` thresholds it
-  pixel by pixel (as decoded).
+- CE = C / C_SIMP − 1, signed (positive: less stiff than SIMP), under one of three named threshold rules
+  (:data:`ThresholdRule`):
+
+  - ``"equal volume"`` (the default; lessons 7 and 8): the design is thresholded at the volume of the problem's SIMP
+    design thresholded at 0.5 (:func:`utils.metrics.threshold_at_volume`), C_SIMP that thresholded reference's, so no
+    design buys stiffness with material;
+  - ``"target volume"`` (lesson 9, whose searches hold the target exactly): the design *and* the SIMP design are
+    thresholded at the problem's volume target, the ``round(V·N)`` densest pixels of each;
+  - ``"0.5"``: pixel by pixel (as decoded), against the reference thresholded at 0.5.
 - ΔV = VF / VF_SIMP − 1 of the design thresholded at 0.5 (signed, its own volume, shown beside CE; VFE like
-  with like is |ΔV|), and the VFE against the problem's volume target, |VF / VF_target − 1|.
+  with like is |ΔV|), the VFE against the problem's volume target, |VF / VF_target − 1|, and the same of the judged
+  (thresholded) design.
 - floating material (more than one 8-connected solid piece) and load disrespect (void at every element touching
   the load's nodes), on the judged (thresholded) design.
 
@@ -40,10 +46,12 @@ from utils.metrics import (
     threshold_at_volume,
 )
 from utils.settings import DATASET_SOLVER, PARAMETER_RANGES, TOPODIFF_E_MIN
-from utils.topopt import E_MIN, FiniteElementModel, LoadCase, compliance, optimize
+from utils.topopt import E_MIN, FiniteElementModel, LoadCase, SharedModels, compliance, optimize
 
-# How the judge thresholds a design: at the SIMP reference's volume, or pixel by pixel at 0.5.
-ThresholdRule = Literal["equal volume", "0.5"]
+# How the judge thresholds a design (module docstring): at the SIMP reference's volume, at the problem's volume
+# target (the reference thresholded alike), or pixel by pixel at 0.5.
+ThresholdRule = Literal["equal volume", "target volume", "0.5"]
+THRESHOLD_RULES: tuple[ThresholdRule, ...] = ("equal volume", "target volume", "0.5")
 # Warm-started and uniform SIMP runs count the iterations to come within this of the uniform run's compliance.
 COMPLIANCE_TOLERANCE = 0.01
 # The finite-element budgets (solves per problem) of the equal-compute comparison.
@@ -76,30 +84,27 @@ def synchronize(device: torch.device | str) -> None:
 
 class Judge:
     """The judge of designs for a set of problems: load cases built once, one finite-element model shared by all
-    problems with the same supports, the SIMP references' compliances and volumes (thresholded at 0.5)."""
+    problems with the same supports, the SIMP references' compliances under each threshold rule (computed on first
+    use) and their volumes (thresholded at 0.5)."""
 
     def __init__(self, problems: TopologyData, e_min: float = E_MIN) -> None:
         self.problems = problems
         self.e_min = e_min
         self.load_cases: list[LoadCase] = [problems.load_case(i) for i in range(len(problems))]
-        self._models: dict[tuple[int, int, tuple[int, ...]], FiniteElementModel] = {}
-        solid_references = threshold(problems.density)
-        self.reference_volumes = solid_references.mean(axis=(-2, -1))
+        self.models = SharedModels()
+        self.reference_volumes = threshold(problems.density).mean(axis=(-2, -1))
         self.targets = np.asarray(problems.volfrac, dtype=float)
-        if e_min == E_MIN:  # the dataset stores C_SIMP of the thresholded design with the course's E_min
-            self.reference_compliances = np.asarray(problems.compliance_thresholded, dtype=float)
-        else:
-            self.reference_compliances = self.compliances(solid_references)
+        self._reference_compliances: dict[ThresholdRule, np.ndarray] = {}
+        if e_min == E_MIN:  # the dataset stores C_SIMP of the design thresholded at 0.5 with the course's E_min
+            stored = np.asarray(problems.compliance_thresholded, dtype=float)
+            self._reference_compliances.update({"equal volume": stored, "0.5": stored})
 
     def __len__(self) -> int:
         return len(self.load_cases)
 
     def model(self, case: LoadCase) -> FiniteElementModel:
         """The shared finite-element model of a load case's mesh and supports (built on first use)."""
-        key = (case.nelx, case.nely, case.fixed_dofs)
-        if key not in self._models:
-            self._models[key] = FiniteElementModel(*key)
-        return self._models[key]
+        return self.models(case)
 
     def compliances(self, solids: np.ndarray, e_min: float | None = None) -> np.ndarray:
         """Compliance of each (already thresholded) design ``(N, nely, nelx)`` under problem i, with the judge's
@@ -109,12 +114,27 @@ class Judge:
                          for s, case in zip(solids, self.load_cases, strict=True)])
 
     def solid(self, designs: np.ndarray, rule: ThresholdRule = "equal volume") -> np.ndarray:
-        """The thresholded designs the judge scores: at the SIMP reference's volume, or at 0.5."""
+        """The thresholded designs the judge scores under ``rule`` (module docstring)."""
         if rule == "equal volume":
             return threshold_at_volume(designs, self.reference_volumes)
+        if rule == "target volume":
+            return threshold_at_volume(designs, self.targets)
         if rule == "0.5":
             return threshold(designs)
-        raise ValueError(f"unknown threshold rule {rule!r}: 'equal volume' or '0.5'")
+        raise ValueError(f"unknown threshold rule {rule!r}: one of {', '.join(map(repr, THRESHOLD_RULES))}")
+
+    def compliances_at(self, designs: np.ndarray, rule: ThresholdRule = "equal volume") -> np.ndarray:
+        """Compliance of each design ``(N, nely, nelx)`` thresholded under ``rule``, under its problem: (N,)."""
+        return self.compliances(self.solid(np.asarray(designs, dtype=float), rule))
+
+    def reference_compliances(self, rule: ThresholdRule = "equal volume") -> np.ndarray:
+        """C_SIMP of each problem under ``rule``: its SIMP design thresholded at 0.5 (``"equal volume"``, ``"0.5"``)
+        or at the volume target (``"target volume"``): (N,)."""
+        if rule not in self._reference_compliances:
+            references = self.problems.density
+            self._reference_compliances[rule] = self.compliances_at(
+                references, "target volume" if rule == "target volume" else "0.5")
+        return self._reference_compliances[rule]
 
     def __call__(self, designs: np.ndarray, rule: ThresholdRule = "equal volume") -> DesignMetrics:
         """Metrics of designs ``(N, nely, nelx)``, design i for problem i (module docstring)."""
@@ -124,20 +144,21 @@ class Judge:
         solid = self.solid(designs, rule)
         own_volumes = threshold(designs).mean(axis=(-2, -1))
         return DesignMetrics(
-            compliance_error=self.compliances(solid) / self.reference_compliances - 1,
+            compliance_error=self.compliances(solid) / self.reference_compliances(rule) - 1,
             volume_change=own_volumes / self.reference_volumes - 1,
             target_volume_error=np.abs(own_volumes / self.targets - 1),
             load_disrespect=np.array([load_disrespect(s, c) for s, c in zip(solid, self.load_cases, strict=True)]),
-            floating_material=np.array([floating_material(s) for s in solid]))
+            floating_material=np.array([floating_material(s) for s in solid]),
+            judged_volume_error=np.abs(solid.mean(axis=(-2, -1)) / self.targets - 1))
 
     def take(self, indices: np.ndarray) -> Judge:
         """The judge of a subset of the problems (sharing this one's finite-element models)."""
         subset = Judge.__new__(Judge)
         indices = np.asarray(indices)
-        subset.problems, subset.e_min, subset._models = self.problems.take(indices), self.e_min, self._models
+        subset.problems, subset.e_min, subset.models = self.problems.take(indices), self.e_min, self.models
         subset.load_cases = [self.load_cases[i] for i in indices]
-        for name in ("reference_volumes", "targets", "reference_compliances"):
-            setattr(subset, name, getattr(self, name)[indices])
+        subset.reference_volumes, subset.targets = self.reference_volumes[indices], self.targets[indices]
+        subset._reference_compliances = {rule: values[indices] for rule, values in self._reference_compliances.items()}
         return subset
 
 
@@ -174,11 +195,12 @@ def topodiff_summary(designs: np.ndarray, judge: Judge) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------------------------
 # Choosing among samples
 
-def best_of_k(samples: np.ndarray, judge: Judge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def best_of_k(samples: np.ndarray, judge: Judge, rule: ThresholdRule = "equal volume"
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick one of k samples ``(k, N, nely, nelx)`` per problem: the stiffest at equal volume (each sample
-    thresholded at the SIMP reference's volume, so more material cannot win). Returns the chosen designs
-    ``(N, nely, nelx)``, their indices ``(N,)`` and all equal-volume compliances ``(k, N)``."""
-    compliances = np.stack([judge.compliances(judge.solid(s)) for s in samples])
+    thresholded under ``rule``, so more material cannot win). Returns the chosen designs ``(N, nely, nelx)``, their
+    indices ``(N,)`` and all the thresholded samples' compliances ``(k, N)``."""
+    compliances = np.stack([judge.compliances_at(s, rule) for s in samples])
     choice = compliances.argmin(axis=0)
     return samples[choice, np.arange(samples.shape[1])], choice, compliances
 

@@ -5,7 +5,8 @@ Conventions: designs are ``(nely, nelx)`` images in [0, 1]; "thresholded" means 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import ndimage
@@ -119,11 +120,12 @@ WORSE_THAN_SIMP = 0.10
 
 
 def ce_distribution(compliance_error: np.ndarray) -> dict[str, float]:
-    """The distribution figures of signed CEs: mean, median, 90th percentile, and the share more than
-    :data:`WORSE_THAN_SIMP` less stiff than SIMP."""
+    """The distribution figures of signed CEs: mean, median, 90th and 95th percentiles, the largest, and the share
+    more than :data:`WORSE_THAN_SIMP` less stiff than SIMP."""
     errors = np.asarray(compliance_error, dtype=float)
     return {"CE mean": float(np.mean(errors)), "CE median": float(np.median(errors)),
-            "CE p90": float(np.percentile(errors, 90)), "CE > 10 % share": float(np.mean(errors > WORSE_THAN_SIMP))}
+            "CE p90": float(np.percentile(errors, 90)), "CE p95": float(np.percentile(errors, 95)),
+            "CE max": float(np.max(errors)), "CE > 10 % share": float(np.mean(errors > WORSE_THAN_SIMP))}
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,20 @@ class DesignMetrics:
     """Per-design metrics against the SIMP reference of each design's problem (utils.judging.Judge): arrays of
     length N. ``compliance_error`` is signed; ``volume_change`` is the design's own volume (thresholded at 0.5)
     relative to the thresholded reference's, VF / VF_ref − 1, signed; ``target_volume_error`` the same volume
-    against the problem's target, |VF / VF_target − 1|."""
+    against the problem's target, |VF / VF_target − 1|; ``judged_volume_error`` that of the judged (thresholded)
+    design, |VF_judged / VF_target − 1| (under the target-volume rule, the rounding of ``round(V·N)`` pixels)."""
 
     compliance_error: np.ndarray
     volume_change: np.ndarray
     target_volume_error: np.ndarray
     load_disrespect: np.ndarray
     floating_material: np.ndarray
+    judged_volume_error: np.ndarray
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[DesignMetrics]) -> DesignMetrics:
+        """The metrics of several sets of designs, one after the other."""
+        return cls(**{f.name: np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(cls)})
 
     @property
     def volume_fraction_error(self) -> np.ndarray:
@@ -157,4 +166,5 @@ class DesignMetrics:
             "VFE vs target mean": float(np.mean(self.target_volume_error)),
             "load disrespect share": float(np.mean(self.load_disrespect)),
             "floating material share": float(np.mean(self.floating_material)),
+            "judged VFE max": float(np.max(self.judged_volume_error)),
         }

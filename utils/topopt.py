@@ -184,6 +184,22 @@ class FiniteElementModel:
         return full[self.free_dofs][:, self.free_dofs]
 
 
+
+class SharedModels:
+    """One :class:`FiniteElementModel` per mesh and supports, built on first use and shared by every load case on
+    it (problems that differ only in their load and volume share the factorisation's structure)."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[int, int, tuple[int, ...]], FiniteElementModel] = {}
+
+    def __call__(self, case: LoadCase) -> FiniteElementModel:
+        """The model of ``case``'s mesh and supports."""
+        key = (case.nelx, case.nely, case.fixed_dofs)
+        if key not in self._models:
+            self._models[key] = FiniteElementModel(*key)
+        return self._models[key]
+
+
 @dataclass
 class DensityFilter:
     """The linear hat filter of radius ``rmin`` (in elements) used by both filter variants of top88."""
