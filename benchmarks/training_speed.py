@@ -1,61 +1,91 @@
-"""Seconds per training epoch of lesson 7's VAE (width 16, batch 64, the 1,200 training designs) through the
-course's one epoch loop, with the images and the model in PyTorch's default (contiguous, NCHW) memory layout
-and in channels-last (NHWC), on the device ``utils.get_device`` picks. Prints figures; asserts nothing.
+"""Seconds per training epoch of lesson 7's VAE and lesson 8's conditional VAE (their lessons' widths, batch 64, the
+1,200 training designs) through the course's one training loop (``utils.training.fit`` via ``train_vae`` and
+``train_conditional``), with the batches, and so the model, in PyTorch's default (contiguous, NCHW) memory layout and
+in channels-last (NHWC), on the device ``utils.get_device`` picks. Prints figures; asserts nothing. The figures decide
+``utils.settings.CPU_TRAINING_LAYOUT``.
 
-Run: ``.venv/bin/python -m benchmarks.training_speed [--epochs 5] [--width 16]``. Run it on an idle machine:
-other processes on the same cores change the figures more than the layout does.
+The layouts alternate epoch by epoch (a model per layout, each trained one epoch at a time), so a load that comes and
+goes on the machine falls on both alike. Run: ``.venv/bin/python -m benchmarks.training_speed [--epochs 6]``.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
 from utils import get_device, seed_everything
-from utils.data import load_topology_dataset, make_loader
-from utils.settings import LATENT_DIM
-from utils.vae import ConvVAE, train_epoch
+from utils.cvae import ConditionalVAE, problem_conditions, train_conditional
+from utils.data import DesignBatches, TopologyData, load_topology_dataset
+from utils.settings import LATENT_DIM, LESSON7_WIDTH, LESSON8_WIDTH, MemoryLayout
+from utils.vae import ConvVAE, train_vae
 
-LAYOUTS = {"contiguous (NCHW)": torch.contiguous_format, "channels-last (NHWC)": torch.channels_last}
+LAYOUTS: tuple[MemoryLayout, ...] = ("contiguous", "channels last")
 
 
-def epoch_seconds(layout: torch.memory_format, epochs: int, width: int, device: torch.device) -> list[float]:
-    """Wall time of each of ``epochs`` epochs after one warm-up epoch, the model and every batch in ``layout``."""
+def vae_epoch(data: TopologyData, layout: MemoryLayout, device: torch.device) -> Callable[[], None]:
+    """One more epoch of lesson 7's VAE in ``layout`` each call (a fresh one-epoch schedule: the cost per epoch)."""
     seed_everything(0)
-    loader = make_loader(load_topology_dataset(), "train", 64, seed=0, device=device)
-    loader.images = loader.images.contiguous(memory_format=layout)
-    model = ConvVAE(LATENT_DIM, width).to(device).to(memory_format=layout)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    seconds = []
-    for epoch in range(epochs + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        train_epoch(model, loader, optimizer, 1.0)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if epoch:
-            seconds.append(time.perf_counter() - start)
-    return seconds
+    model = ConvVAE(LATENT_DIM, LESSON7_WIDTH).to(device)
+    train = DesignBatches(data.subset("train").density, 64, True, device=device, layout=layout)
+    validation = DesignBatches(data.subset("validation").density, 256, False, device=device, layout=layout)
+
+    def epoch() -> None:
+        train_vae(model, train, validation, 1, warmup_epochs=1, progress=False)
+    return epoch
+
+
+def cvae_epoch(data: TopologyData, layout: MemoryLayout, device: torch.device) -> Callable[[], None]:
+    """One more epoch of lesson 8's conditional VAE in ``layout`` each call."""
+    seed_everything(0)
+    model = ConditionalVAE(LATENT_DIM, LESSON8_WIDTH).to(device)
+    train_split, validation_split = data.subset("train"), data.subset("validation")
+    train = DesignBatches(train_split.density, 64, True, device=device, layout=layout,
+                          conditions=problem_conditions(train_split))
+    validation = DesignBatches(validation_split.density, 256, False, device=device, layout=layout,
+                               conditions=problem_conditions(validation_split))
+
+    def epoch() -> None:
+        train_conditional(model, train, validation, 1, warmup_epochs=1, progress=False)
+    return epoch
+
+
+def timed(step: Callable[[], None], device: torch.device) -> float:
+    """Wall seconds of one call, the device's queued work included."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=6, help="timed epochs per layout, after one warm-up each")
     args = parser.parse_args(argv)
     device = get_device()
-    print(f"lesson 7's VAE, width {args.width}, batch 64, {args.epochs} epochs after a warm-up, on {device} "
+    data = load_topology_dataset()
+    print(f"batch 64, {args.epochs} epochs per layout after a warm-up, alternating, on {device} "
           f"({torch.get_num_threads()} threads)")
-    medians = {}
-    for name, layout in LAYOUTS.items():
-        seconds = epoch_seconds(layout, args.epochs, args.width, device)
-        medians[name] = statistics.median(seconds)
-        print(f"  {name:22s} median {medians[name]:.3f} s per epoch (min {min(seconds):.3f}, max {max(seconds):.3f})")
-    contiguous, channels_last = medians.values()
-    print(f"  channels-last takes {channels_last / contiguous:.2f}x the time of the default layout")
+    for name, width, build in (("lesson 7's VAE", LESSON7_WIDTH, vae_epoch),
+                               ("lesson 8's conditional VAE", LESSON8_WIDTH, cvae_epoch)):
+        steps = {layout: build(data, layout, device) for layout in LAYOUTS}
+        seconds: dict[MemoryLayout, list[float]] = {layout: [] for layout in LAYOUTS}
+        for epoch in range(args.epochs + 1):
+            for layout in LAYOUTS:
+                elapsed = timed(steps[layout], device)
+                if epoch:
+                    seconds[layout].append(elapsed)
+        print(f"{name}, width {width}:")
+        for layout in LAYOUTS:
+            print(f"  {layout:14s} median {statistics.median(seconds[layout]):.3f} s per epoch "
+                  f"(min {min(seconds[layout]):.3f}, max {max(seconds[layout]):.3f})")
+        ratio = statistics.median(seconds["channels last"]) / statistics.median(seconds["contiguous"])
+        print(f"  channels-last takes {ratio:.2f}x the time of the default layout")
     return 0
 
 

@@ -15,6 +15,7 @@ from utils.data import (
     DATASET_FILE,
     MANIFEST_FILE,
     DataIntegrityError,
+    DesignBatches,
     load_topology_dataset,
     make_loader,
     read_manifest,
@@ -143,6 +144,25 @@ def test_batches_follow_a_dataloaders_order_epoch_after_epoch(dataset) -> None:
         ours, theirs = list(batches), [b for (b,) in reference]
         assert len(ours) == len(theirs) == 19
         assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+def test_the_permutation_order_is_one_randperm_per_epoch_and_differs_from_a_dataloaders(dataset) -> None:
+    """The shipped CVAE's order (its old batcher's): one torch.randperm per epoch from the seeded generator, nothing
+    else drawn, conditions drawn in the same order as their designs."""
+    train = dataset.subset("train")
+    conditions = torch.arange(len(train), dtype=torch.float32)[:, None]
+    batches = DesignBatches(train.density, 64, True, seed=5, conditions=conditions, order="permutation")
+    dataloader_order = make_loader(dataset, "train", batch_size=64, seed=5)
+    generator = torch.Generator().manual_seed(5)
+    images = torch.as_tensor(train.density, dtype=torch.float32).unsqueeze(1)
+    for _ in range(3):
+        expected = torch.randperm(len(train), generator=generator)
+        ours = list(batches)
+        assert torch.equal(torch.cat([c for _, c in ours])[:, 0].long(), expected)
+        assert torch.equal(torch.cat([x for x, _ in ours]), images[expected])
+        assert not torch.equal(torch.cat(list(dataloader_order)), images[expected])
+    with pytest.raises(ValueError, match="batch order"):
+        DesignBatches(train.density, 64, True, order="sorted")
 
 
 def test_the_shared_settings_are_those_of_the_shipped_data_and_checkpoint() -> None:

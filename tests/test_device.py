@@ -33,3 +33,13 @@ def test_seed_everything_makes_runs_repeatable() -> None:
     first = (rng.normal(), np.random.rand(), torch.rand(1).item())
     rng = seed_everything(3)
     assert first == (rng.normal(), np.random.rand(), torch.rand(1).item())
+
+
+def test_training_layout_follows_the_device_and_refuses_unknown_names() -> None:
+    from utils.device import memory_format, preferred_layout
+    from utils.settings import CPU_TRAINING_LAYOUT
+    assert preferred_layout("cpu") == CPU_TRAINING_LAYOUT
+    assert preferred_layout(torch.device("cuda", 0)) == "contiguous"  # a GPU keeps the default (not measured)
+    assert memory_format("channels last") is torch.channels_last
+    with pytest.raises(ValueError, match="memory layout"):
+        memory_format("NHWC")

@@ -66,3 +66,25 @@ def test_checkpoint_round_trip_and_tamper_detection(tmp_path: Path) -> None:
 def test_missing_checkpoint_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="make checkpoint"):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_both_memory_layouts_train_the_same_model() -> None:
+    """Channels-last (utils.settings.CPU_TRAINING_LAYOUT) is a layout, not another model: the batches and the
+    convolution weights are held in it, and three epochs end where the default layout's do, up to rounding."""
+    from utils.data import DesignBatches
+    rng = np.random.default_rng(0)
+    designs = (rng.uniform(size=(96, 32, 64)) > 0.6).astype(np.float32)
+    trained = {}
+    for layout in ("contiguous", "channels last"):
+        torch.manual_seed(0)
+        model = ConvVAE(latent_dim=4, width=4)
+        train = DesignBatches(designs, 32, True, seed=1, layout=layout)
+        assert train.images.is_contiguous(memory_format=torch.channels_last if layout == "channels last"
+                                          else torch.contiguous_format)
+        history = train_vae(model, train, DesignBatches(designs[:32], 32, False, layout=layout), 3, progress=False)
+        convolution = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)  # 1 channel: both
+        assert convolution.is_contiguous(memory_format=torch.channels_last) == (layout == "channels last")
+        weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+        trained[layout] = (history.validation[-1]["loss"], weights)
+    assert trained["channels last"][0] == pytest.approx(trained["contiguous"][0], rel=1e-4)
+    torch.testing.assert_close(trained["channels last"][1], trained["contiguous"][1], rtol=1e-3, atol=1e-4)

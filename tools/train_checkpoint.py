@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     data = load_topology_dataset()
     model = ConvVAE(settings["latent_dim"], settings["width"]).to(device)
     start = time.perf_counter()
-    history = train_vae(model, make_loader(data, "train", settings["batch_size"], seed=settings["seed"], device=device),
-                        make_loader(data, "validation", 256, device=device), settings["epochs"],
+    train_batches = make_loader(data, "train", settings["batch_size"], seed=settings["seed"], device=device,
+                                order=settings["batch_order"], layout=settings["layout"])
+    history = train_vae(model, train_batches,
+                        make_loader(data, "validation", 256, device=device, layout=settings["layout"]),
+                        settings["epochs"],
                         beta=settings["beta"], warmup_epochs=settings["warmup_epochs"], lr=settings["lr"])
     seconds = time.perf_counter() - start
     model.cpu()

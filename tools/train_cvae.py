@@ -66,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         history = train_conditional(
             model, DesignBatches(targets(train.density), settings["batch_size"], True, seed=settings["seed"],
-                                 device=device, conditions=problem_conditions(train)),
+                                 device=device, conditions=problem_conditions(train), order=settings["batch_order"],
+                                 layout=settings["layout"]),
             DesignBatches(targets(validation.density), 256, False, device=device,
-                          conditions=problem_conditions(validation)),
+                          conditions=problem_conditions(validation), layout=settings["layout"]),
             settings["epochs"], beta=settings["beta"], warmup_epochs=settings["warmup_epochs"], lr=settings["lr"])
         models[name] = model.cpu().eval()
         record[name] = {**shape, "training_seconds": round(time.perf_counter() - start, 1),

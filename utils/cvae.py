@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.data import DesignBatches, TopologyData
+from utils.data import DesignBatches, TopologyData, layout_of
 from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
 from utils.integrity import read_verified, write_recorded
 from utils.settings import LATENT_DIM, NELY, PARAMETER_RANGES
@@ -177,7 +177,8 @@ def train_conditional(model: ConditionalVAE, train_batches: DesignBatches,
     return fit(model, epochs, lr, beta, warmup_epochs, progress,
                lambda optimizer, weight: run_epoch(model, train_batches, _batch_losses(model, loss_fn, weight),
                                                    optimizer),
-               lambda weight: run_epoch(model, validation_batches, _batch_losses(model, loss_fn, weight)))
+               lambda weight: run_epoch(model, validation_batches, _batch_losses(model, loss_fn, weight)),
+               layout_of(train_batches))
 
 
 def _settings(model: ConditionalVAE) -> dict[str, int | str | bool]:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from utils.device import memory_format, preferred_layout
 from utils.integrity import DataIntegrityError, file_sha256
 from utils.paths import DATA_DIR
-from utils.settings import DATASET_FILE, MANIFEST_FILE
+from utils.settings import DATASET_FILE, MANIFEST_FILE, BatchOrder, MemoryLayout
 from utils.topopt import LoadCase
 
 GENERATOR_VERSION = "1.0"
@@ -91,6 +93,9 @@ def load_topology_dataset(directory: Path = DATA_DIR, manifest_file: str = MANIF
     return TopologyData(**arrays)
 
 
+BATCH_ORDERS: tuple[BatchOrder, ...] = ("dataloader", "permutation")
+
+
 class DesignBatches:
     """Mini-batches of designs ``(B, 1, 32, 64)`` in [0, 1], the whole split held as one tensor on ``device``; with
     ``conditions: (N, C)`` (lesson 8's problems), pairs ``(designs, conditions)`` drawn in the same order. The one
@@ -98,18 +103,28 @@ class DesignBatches:
 
     No per-item Python work and no host-to-device copy per batch: on a GPU the dataset (1,200 designs,
     10 MB) stays in its memory, and a batch is one indexing operation. Shuffled each epoch from its own
-    generator, in the very order ``torch.utils.data.DataLoader(shuffle=True, generator=…)`` gives for the
-    same seed (a test checks it), so trainings written against a DataLoader reproduce. ``mirror=True`` flips
+    generator, in one of two orders (:data:`BatchOrder`): ``"dataloader"``, the very order
+    ``torch.utils.data.DataLoader(shuffle=True, generator=…)`` gives for the same seed (a test checks it; the shipped
+    VAE was trained in it), or ``"permutation"``, one ``torch.randperm`` per epoch and nothing else drawn (the
+    shipped CVAE's), so that both shipped models retrain bit for bit. The images are held in ``layout`` (default:
+    :func:`utils.device.preferred_layout` of ``device``), which the training loop gives the model too.
+    ``mirror=True`` flips
     each design upside down with probability ½ (a mirrored design is optimal for the mirrored load, so it
     stays a valid structure), drawn from a second generator; it is refused beside conditions, which would then
     describe the unmirrored problem.
     """
 
     def __init__(self, density: np.ndarray, batch_size: int, shuffle: bool, mirror: bool = False,
-                 seed: int = 0, device: torch.device | str = "cpu", conditions: torch.Tensor | None = None) -> None:
+                 seed: int = 0, device: torch.device | str = "cpu", conditions: torch.Tensor | None = None,
+                 order: BatchOrder = "dataloader", layout: MemoryLayout | None = None) -> None:
         if mirror and conditions is not None:
             raise ValueError("mirror=True would flip the designs but not their conditions; mirror without conditions")
-        self.images = torch.as_tensor(np.asarray(density, dtype=np.float32)).unsqueeze(1).to(device)
+        if order not in BATCH_ORDERS:
+            raise ValueError(f"unknown batch order {order!r}: one of {', '.join(map(repr, BATCH_ORDERS))}")
+        self.batch_order = order
+        self.layout: MemoryLayout = preferred_layout(device) if layout is None else layout
+        self.images = torch.as_tensor(np.asarray(density, dtype=np.float32)).unsqueeze(1).to(device).contiguous(
+            memory_format=memory_format(self.layout))
         if conditions is not None and len(conditions) != len(self.images):
             raise ValueError(f"{len(conditions)} conditions for {len(self.images)} designs")
         self.conditions = None if conditions is None else conditions.to(device)
@@ -124,8 +139,8 @@ class DesignBatches:
     def _epoch_order(self) -> torch.Tensor | None:
         if not self.shuffle:
             return None
-        # A DataLoader draws one number for its workers' seeds, then the permutation: draw the same.
-        torch.empty((), dtype=torch.int64).random_(generator=self.order_generator)
+        if self.batch_order == "dataloader":  # a DataLoader draws a number for its workers' seeds, then the permutation
+            torch.empty((), dtype=torch.int64).random_(generator=self.order_generator)
         return torch.randperm(self.images.shape[0], generator=self.order_generator).to(self.images.device)
 
     def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
@@ -137,12 +152,20 @@ class DesignBatches:
                 flip = (torch.rand(len(batch), generator=self.mirror_generator) < 0.5).to(batch.device)
                 batch = torch.where(flip[:, None, None, None], torch.flip(batch, dims=(2,)), batch)
             yield batch if self.conditions is None else (batch, self.conditions[index])
-        if order is not None:  # a DataLoader's sampler ends each epoch by drawing one more (empty) slice
+        if order is not None and self.batch_order == "dataloader":  # its sampler ends an epoch with one more draw
             torch.randperm(self.images.shape[0], generator=self.order_generator)
 
 
 def make_loader(data: TopologyData, split: str, batch_size: int = 64, shuffle: bool | None = None,
-                mirror: bool = False, seed: int = 0, device: torch.device | str = "cpu") -> DesignBatches:
-    """Batches of one split on ``device``; shuffles (reproducibly, from ``seed``) the training split by default."""
+                mirror: bool = False, seed: int = 0, device: torch.device | str = "cpu",
+                order: BatchOrder = "dataloader", layout: MemoryLayout | None = None) -> DesignBatches:
+    """Batches of one split on ``device`` in ``layout`` (:class:`DesignBatches`); shuffles (reproducibly, from
+    ``seed``, in ``order``) the training split by default."""
     shuffle = split == "train" if shuffle is None else shuffle
-    return DesignBatches(data.subset(split).density, batch_size, shuffle, mirror=mirror, seed=seed, device=device)
+    return DesignBatches(data.subset(split).density, batch_size, shuffle, mirror=mirror, seed=seed, device=device,
+                         order=order, layout=layout)
+
+
+def layout_of(batches: Iterable[Any]) -> MemoryLayout:
+    """The memory layout a training on ``batches`` gives its model: a :class:`DesignBatches`' own, else the default."""
+    return batches.layout if isinstance(batches, DesignBatches) else "contiguous"

@@ -7,7 +7,11 @@ import random
 import numpy as np
 import torch
 
+from utils.settings import CPU_TRAINING_LAYOUT, MemoryLayout
+
 DEVICE_ENV_VAR = "VAE_COURSE_DEVICE"
+MEMORY_FORMATS: dict[MemoryLayout, torch.memory_format] = {"contiguous": torch.contiguous_format,
+                                                           "channels last": torch.channels_last}
 
 
 def get_device(preferred: str | None = None) -> torch.device:
@@ -29,6 +33,19 @@ def get_device(preferred: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def preferred_layout(device: torch.device | str) -> MemoryLayout:
+    """The memory layout training uses on ``device`` by default: ``utils.settings.CPU_TRAINING_LAYOUT`` on a CPU,
+    PyTorch's default elsewhere."""
+    return CPU_TRAINING_LAYOUT if torch.device(device).type == "cpu" else "contiguous"
+
+
+def memory_format(layout: MemoryLayout) -> torch.memory_format:
+    """The ``torch.memory_format`` of a layout's name."""
+    if layout not in MEMORY_FORMATS:
+        raise ValueError(f"unknown memory layout {layout!r}: one of {', '.join(map(repr, MEMORY_FORMATS))}")
+    return MEMORY_FORMATS[layout]
 
 
 def seed_everything(seed: int) -> np.random.Generator:

@@ -13,6 +13,13 @@ from typing import Literal
 from utils.paths import DATA_DIR
 
 FilterKind = Literal["sensitivity", "density"]
+# How utils.data.DesignBatches shuffles: as torch's DataLoader does, or one permutation per epoch.
+BatchOrder = Literal["dataloader", "permutation"]
+# How training holds its images and convolution weights: PyTorch's default (NCHW) or channels-last (NHWC).
+MemoryLayout = Literal["contiguous", "channels last"]
+# Lessons train in channels-last on a CPU, where benchmarks/training_speed.py measures an epoch faster; on a GPU in
+# the default layout (not measured there). utils.device.preferred_layout applies the rule.
+CPU_TRAINING_LAYOUT: MemoryLayout = "channels last"
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,10 @@ class TrainingPreset:
     lr: float = 2e-3
     beta: float = 1.0
     seed: int = 0
+    # The shuffling and the memory layout the shipped file was trained with: part of what retrains it bit for bit
+    # (another layout computes the same convolutions in another order, so the weights differ in their last bits).
+    batch_order: BatchOrder = "dataloader"
+    layout: MemoryLayout = "contiguous"
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -82,7 +93,7 @@ CHECKPOINT_RECORD_FILE = f"{CHECKPOINT_FILE}.sha256.json"
 CVAE_CHECKPOINT_FILE = "cvae_topology.pt"
 CVAE_CHECKPOINT_PATH = DATA_DIR / CVAE_CHECKPOINT_FILE
 CVAE_CHECKPOINT_RECORD_FILE = f"{CVAE_CHECKPOINT_FILE}.sha256.json"
-CVAE_TRAINING = TrainingPreset(width=32, epochs=300, warmup_epochs=20)
+CVAE_TRAINING = TrainingPreset(width=32, epochs=300, warmup_epochs=20, batch_order="permutation")
 
 # The void's stiffness in TopoDiff's evaluation (Mazé & Ahmed 2023); the course's own is utils.topopt.E_MIN.
 TOPODIFF_E_MIN = 1e-3

@@ -14,6 +14,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.device import memory_format
+from utils.settings import MemoryLayout
+
 LOSS_NAMES = ("loss", "reconstruction", "kl")
 BatchLosses = Callable[[Any], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -60,10 +63,12 @@ def run_epoch(model: nn.Module, batches: Iterable[Any], batch_losses: BatchLosse
 
 def fit(model: nn.Module, epochs: int, lr: float, beta: float, warmup_epochs: int, progress: bool,
         train_one: Callable[[torch.optim.Optimizer, float], dict[str, float]],
-        validate_one: Callable[[float], dict[str, float]]) -> TrainingHistory:
+        validate_one: Callable[[float], dict[str, float]], layout: MemoryLayout = "contiguous") -> TrainingHistory:
     """The schedule every training of the course shares: Adam, a linear KL warm-up to β, cosine learning-rate decay
     to lr/20, and a tqdm bar over epochs. Each epoch calls ``train_one(optimizer, kl_weight)`` then
-    ``validate_one(kl_weight)``; both return the epoch's averages, which the history keeps."""
+    ``validate_one(kl_weight)``; both return the epoch's averages, which the history keeps. The model's
+    convolution weights are put in ``layout``, the batches' (utils.data.layout_of)."""
+    model.to(memory_format=memory_format(layout))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=lr / 20)
     history = TrainingHistory()

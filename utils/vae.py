@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from utils.data import layout_of
 from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
 from utils.integrity import read_verified, write_recorded
 from utils.settings import FEATURE_GRID, LATENT_DIM
@@ -122,7 +123,7 @@ def train_vae(model: nn.Module, train_loader: Iterable[torch.Tensor], validation
     """
     return fit(model, epochs, lr, beta, warmup_epochs, progress,
                lambda optimizer, weight: epoch_fn(model, train_loader, optimizer, weight, loss_fn),
-               lambda weight: evaluate_loss(model, validation_loader, weight, loss_fn))
+               lambda weight: evaluate_loss(model, validation_loader, weight, loss_fn), layout_of(train_loader))
 
 
 def save_checkpoint(model: ConvVAE, path: Path, metadata: dict) -> str:
