@@ -15,6 +15,7 @@ from utils.design_explorer import range_warning
 from utils.judging import (
     Judge,
     best_of_k,
+    best_of_k_curve,
     budget_comparison,
     inside_training_ranges,
     simp_trajectory,
@@ -174,6 +175,17 @@ def test_budget_comparison_counts_solves_as_the_docstring_says(few) -> None:
         assert seconds.shape == (2,) and np.all(seconds >= 0) and seconds[1] >= seconds[0]
     medians = comparison.curve(lambda m: float(np.median(m.compliance_error)))
     assert medians["CVAE best of k"][1] <= medians["CVAE best of k"][0]
+
+
+def test_best_of_k_curve_draws_from_its_seed(few) -> None:
+    torch.manual_seed(0)
+    cvae = ConditionalVAE(4, 8, "learned").eval()
+    judge = Judge(few)
+    curves = {seed: best_of_k_curve(cvae, judge, (1, 3), seed)[0] for seed in (0, 1)}
+    draws = cvae.generate(problem_conditions(few), 3, torch.Generator().manual_seed(1)).numpy()
+    by_hand = np.min([judge(d).compliance_error for d in draws], axis=0)  # the stiffest at equal volume wins
+    np.testing.assert_allclose(curves[1][1].compliance_error, by_hand, rtol=1e-9)
+    assert not np.allclose(curves[0][0].compliance_error, curves[1][0].compliance_error)
 
 
 def test_swapped_designs_decode_each_encoding_with_the_next_condition(few) -> None:

@@ -79,6 +79,19 @@ def test_train_cvae_can_train_on_the_thresholded_designs(tmp_path: Path, monkeyp
     assert len(targets) == 6 and all(set(np.unique(t)) == {0.0, 1.0} for t in targets)
 
 
+def test_evaluate_cvae_seed_study_writes_a_range_per_k(tmp_path: Path) -> None:
+    from tools import evaluate_cvae
+    from utils.judging import BUDGETS
+    out = tmp_path / "cvae_seeds.md"
+    assert evaluate_cvae.main(["--problems", "4", "--seeds", "0", "1", "--seed-out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and " – " in line]
+    assert [int(row.split(" | ")[0].strip("| ")) for row in rows] == list(BUDGETS)
+    for row in rows:
+        for cell in row.strip(" |").split(" | ")[1:]:
+            low, high = (float(v.rstrip("%")) for v in cell.split(" – "))
+            assert low <= high
+
+
 def test_evaluate_cvae_prints_every_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from tools import evaluate_cvae
     out = tmp_path / "cvae.md"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from utils import get_device
 from utils.cvae import condition_vector, load_models, problem_conditions
@@ -29,6 +30,7 @@ from utils.judging import (
     MAKE_DATA_SECONDS,
     Judge,
     best_of_k,
+    best_of_k_curve,
     break_even_designs,
     budget_comparison,
     inside_training_ranges,
@@ -48,11 +50,16 @@ from utils.tables import (
     format_table,
     in_topodiff_columns,
     markdown_table,
+    range_cell,
     table_row,
 )
 from utils.topopt import optimize
 
 COMMAND = "make evaluate-cvae  (python -m tools.evaluate_cvae)"
+SEED_OUT = DATA_DIR.parent / "docs" / "results" / "cvae_seeds.md"
+# The seed study's figures of best of k: (DesignMetrics.summary() key, heading).
+SEED_FIGURES = (("CE median", "median CE"), ("CE p90", "p90 CE"), ("CE > 10 % share", "CE > 10 %"),
+                ("floating material share", "floating"))
 # Exercise 8.2's tolerance: a draw may exceed its volume target by this much (relative) at its own volume.
 OWN_VOLUME_TOLERANCE = 0.03
 DEFAULT_OUT = DATA_DIR.parent / "docs" / "results" / "cvae.md"
@@ -120,11 +127,46 @@ def own_volume_rule(model: torch.nn.Module, judge: Judge, device: torch.device, 
             f"SIMP's volume. The tables therefore rank draws at equal volume.")
 
 
+def seed_study(cvae: torch.nn.Module, judge: Judge, seeds: list[int], device: torch.device) -> list[str]:
+    """Best of k (utils.judging.best_of_k_curve) once per sampling seed: a markdown table of each figure's smallest and
+    largest value over the seeds, k by k."""
+    per_seed = {seed: best_of_k_curve(cvae, judge, BUDGETS, seed, device)[0]
+                for seed in tqdm(seeds, desc="best of k, seed by seed")}
+    lines = ["| k | " + " | ".join(heading for _, heading in SEED_FIGURES) + " |",
+             "| --- |" + " --- |" * len(SEED_FIGURES)]
+    for index, k in enumerate(BUDGETS):
+        cells = [range_cell([per_seed[seed][index].summary()[key] for seed in seeds], ".1%")
+                 for key, _ in SEED_FIGURES]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_seed_study(models: dict, record: dict, test: TopologyData, seeds: list[int], device: torch.device,
+                     out: Path) -> int:
+    """Run :func:`seed_study` on the test problems and write it to ``out``."""
+    command = f"python -m tools.evaluate_cvae --seeds {' '.join(map(str, seeds))}"
+    lines = ["# Lesson 8's best of k: how much it moves with the sampling seed", "",
+             f"Written by `{command}`; shipped models SHA-256 `{record['sha256'][:12]}…`, on {device}. The shipped "
+             f"CVAE's best of k on the {len(test)} test problems, judged as in `docs/results/cvae.md` (equal volume, "
+             "signed CE against SIMP's design), smallest – largest over the sampling seeds "
+             f"{', '.join(map(str, seeds))}; `docs/results/cvae.md` is seed 0. The designs decoded at μ_p(c), the "
+             "baseline's and every SIMP run draw nothing.", ""]
+    lines += seed_study(models["cvae"], Judge(test), seeds, device)
+    print("\n".join(lines))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Judge lesson 8's shipped models; write docs/results/cvae.md.")
     parser.add_argument("--problems", type=int, default=None,
                         help="only the first N problems of each set (a quick look; writes no markdown by default)")
     parser.add_argument("--out", type=Path, default=None, help=f"markdown file (default {DEFAULT_OUT})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="instead: best of k on the test problems once per sampling seed, written to --seed-out")
+    parser.add_argument("--seed-out", type=Path, default=SEED_OUT, help="the seed study's markdown file")
     args = parser.parse_args(argv)
     out = args.out or (None if args.problems else DEFAULT_OUT)
     device = get_device()
@@ -134,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE)
     if args.problems:
         validation, test, ood = (d.take(np.arange(min(args.problems, len(d)))) for d in (validation, test, ood))
+    if args.seeds:
+        return write_seed_study(models, record, test, args.seeds, device, args.seed_out)
     report = Report()
     report.markdown += ["# Lesson 8's shipped models, judged", "",
                         f"Produced by `{COMMAND}`; not rerun by the course site. Shipped models: "

@@ -40,6 +40,7 @@ from utils.judging import Judge
 from utils.metrics import DesignMetrics, floating_material
 from utils.paths import REPO_ROOT
 from utils.settings import CHECKPOINT_PATH, CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE
+from utils.tables import range_cell
 from utils.vae import load_checkpoint
 
 RESULTS = REPO_ROOT / "docs" / "results" / "latent.md"
@@ -235,8 +236,8 @@ def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module
             for b in SEED_BUDGETS:
                 cells = []
                 for figure, _, number_format in SEED_FIGURES:
-                    values = [per_seed[seed][method][b].summary()[figure] for seed in seeds]
-                    cells.append(f"{min(values):{number_format}} – {max(values):{number_format}}")
+                    cells.append(range_cell([per_seed[seed][method][b].summary()[figure] for seed in seeds],
+                                            number_format))
                 lines.append(f"| {method} | {b} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

@@ -2,7 +2,7 @@
 The columns of every table that judges designs are :data:`JUDGE_COLUMNS`."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -51,6 +51,11 @@ def _format(value: float, number_format: str) -> str:
     if number_format.endswith("%") and abs(value) >= 100:
         return f"{100 * value:.1e}%"
     return f"{value:{number_format}}"
+
+
+def range_cell(values: Sequence[float], number_format: str) -> str:
+    """The smallest and the largest of ``values`` (a figure over seeds, say), as "low – high"."""
+    return f"{_format(min(values), number_format)} – {_format(max(values), number_format)}"
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, str],
