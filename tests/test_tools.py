@@ -14,7 +14,7 @@ from utils.vae import evaluate_loss, load_checkpoint
 
 
 def test_train_checkpoint_writes_a_loadable_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "vae.pt"
+    out = tmp_path / "not" / "yet" / "vae.pt"  # the folder is created, before the training
     assert train_checkpoint.main(["--epochs", "1", "--out", str(out)]) == 0
     model, record = load_checkpoint(out)
     assert record["settings"]["epochs"] == 1 and model.latent_dim == train_checkpoint.SETTINGS["latent_dim"]
@@ -50,7 +50,7 @@ def test_evaluate_checkpoint_prints_every_metric(tmp_path: Path, capsys: pytest.
 def test_train_cvae_writes_the_three_loadable_models(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from tools import train_cvae
     from utils.cvae import load_models
-    out = tmp_path / "cvae.pt"
+    out = tmp_path / "new" / "cvae.pt"  # the folder is created, before the training
     assert train_cvae.main(["--epochs", "1", "--out", str(out)]) == 0
     models, record = load_models(out)
     assert set(models) == {"cvae", "naive", "baseline"} and record["settings"]["epochs"] == 1
@@ -104,3 +104,15 @@ def test_evaluate_cvae_prints_every_table(tmp_path: Path, capsys: pytest.Capture
         assert text in printed
     markdown = out.read_text()
     assert markdown.startswith("# ") and "make evaluate-cvae" in markdown and "| --- |" in markdown
+
+
+def test_a_training_whose_output_cannot_be_written_stops_before_it_trains(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import train_cvae
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    trained = []
+    monkeypatch.setattr(train_cvae, "train_conditional", lambda *args, **kwargs: trained.append(args))
+    with pytest.raises(OSError, match="choose another --out"):
+        train_cvae.main(["--epochs", "1", "--out", str(blocker / "cvae.pt")])
+    assert not trained

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from utils import get_device, seed_everything
 from utils.data import load_topology_dataset, make_loader
+from utils.integrity import prepare_output
 from utils.settings import CHECKPOINT_PATH, LATENT_DIM, VAE_TRAINING
 from utils.vae import ConvVAE, save_checkpoint, train_vae
 
@@ -30,6 +31,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    prepare_output(args.out)  # before the training: a folder that cannot be written fails now, not after it
     settings = {**SETTINGS, "epochs": args.epochs}
     seed_everything(settings["seed"])
     device = get_device()

@@ -25,6 +25,7 @@ import numpy as np
 from utils import get_device, seed_everything
 from utils.cvae import ConditionalVAE, problem_conditions, save_models, train_conditional
 from utils.data import DesignBatches, load_topology_dataset
+from utils.integrity import prepare_output
 from utils.metrics import threshold
 from utils.settings import CVAE_CHECKPOINT_PATH, CVAE_TRAINING, LATENT_DIM
 
@@ -54,6 +55,7 @@ def training_settings(args: argparse.Namespace) -> dict[str, float | int | str |
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    prepare_output(args.out)  # before the training: a folder that cannot be written fails now, not in half an hour
     settings = training_settings(args)
     targets = threshold if args.thresholded_targets else np.asarray
     device = get_device()

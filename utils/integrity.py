@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -48,13 +49,28 @@ def record_path(path: Path) -> Path:
     return Path(f"{path}.sha256.json")
 
 
+def prepare_output(path: Path) -> Path:
+    """Create the folder of ``path`` and check that it can be written, so that a long training fails at its start,
+    not after its last epoch; returns the path."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create {folder} for {Path(path).name}: {error.strerror}; choose another "
+                      "--out") from error
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write {Path(path).name} in {folder}: the folder is read-only; choose another "
+                              "--out")
+    return Path(path)
+
+
 def write_recorded(payload: dict, path: Path, metadata: dict) -> str:
     """``torch.save`` the payload to ``path``; write its record (the file's SHA-256 and ``metadata``); return the
     SHA-256."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
-    Path(path).write_bytes(data)
+    prepare_output(path).write_bytes(data)
     digest = bytes_sha256(data)
     record_path(path).write_text(json.dumps({"file": Path(path).name, "sha256": digest, **metadata}, indent=2) + "\n")
     return digest
