@@ -46,7 +46,7 @@ from utils.metrics import (
     threshold_at_volume,
 )
 from utils.settings import DATASET_SOLVER, PARAMETER_RANGES, TOPODIFF_E_MIN
-from utils.topopt import E_MIN, FiniteElementModel, LoadCase, SharedModels, compliance, optimize
+from utils.topopt import E_MIN, LoadCase, SharedModels, compliance, optimize
 
 # How the judge thresholds a design (module docstring): at the SIMP reference's volume, at the problem's volume
 # target (the reference thresholded alike), or pixel by pixel at 0.5.
@@ -102,15 +102,11 @@ class Judge:
     def __len__(self) -> int:
         return len(self.load_cases)
 
-    def model(self, case: LoadCase) -> FiniteElementModel:
-        """The shared finite-element model of a load case's mesh and supports (built on first use)."""
-        return self.models(case)
-
     def compliances(self, solids: np.ndarray, e_min: float | None = None) -> np.ndarray:
         """Compliance of each (already thresholded) design ``(N, nely, nelx)`` under problem i, with the judge's
         void stiffness unless ``e_min`` is given: (N,)."""
         e_min = self.e_min if e_min is None else e_min
-        return np.array([compliance(s, case, DATASET_SOLVER.penal, self.model(case), e_min)
+        return np.array([compliance(s, case, DATASET_SOLVER.penal, self.models(case), e_min)
                          for s, case in zip(solids, self.load_cases, strict=True)])
 
     def solid(self, designs: np.ndarray, rule: ThresholdRule = "equal volume") -> np.ndarray:
@@ -131,9 +127,8 @@ class Judge:
         """C_SIMP of each problem under ``rule``: its SIMP design thresholded at 0.5 (``"equal volume"``, ``"0.5"``)
         or at the volume target (``"target volume"``): (N,)."""
         if rule not in self._reference_compliances:
-            references = self.problems.density
             self._reference_compliances[rule] = self.compliances_at(
-                references, "target volume" if rule == "target volume" else "0.5")
+                self.problems.density, "target volume" if rule == "target volume" else "0.5")
         return self._reference_compliances[rule]
 
     def __call__(self, designs: np.ndarray, rule: ThresholdRule = "equal volume") -> DesignMetrics:
