@@ -134,6 +134,16 @@ def test_an_executed_notebook_is_cached_and_not_executed_again(tmp_path: Path) -
     assert not notebook.cells[0].get("outputs"), "the notebook given is left as it was"
 
 
+def test_refresh_executes_again_and_replaces_the_cached_result(tmp_path: Path) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\nprint(time.time_ns())")])
+    first = build_site.execute_cached(notebook, "key", cache_dir=tmp_path)
+    refreshed = build_site.execute_cached(notebook, "key", cache_dir=tmp_path, refresh=True)
+    again = build_site.execute_cached(notebook, "key", cache_dir=tmp_path)
+    assert not refreshed.cached and again.cached
+    printed = [run.notebook.cells[0].outputs[0]["text"] for run in (first, refreshed, again)]
+    assert printed[0] != printed[1] == printed[2], "the refreshed execution is the one cached"
+
+
 def test_a_failing_cell_fails_the_build_and_is_not_cached(tmp_path: Path) -> None:
     from nbclient.exceptions import CellExecutionError
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert False, 'budget missed'")])

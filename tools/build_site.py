@@ -3,9 +3,11 @@
 
 1. Every lesson source (``lessons/NN_name.py``, found by :func:`tools.build_notebooks.lesson_sources`, so a new
    lesson appears by itself) is turned into its solution notebook in memory and **executed** with nbclient in
-   ``solutions/``, as nbval runs it. Executed notebooks are cached in ``build/site-cache/``, keyed by the
-   notebook's cells, every file under ``utils/`` and ``data/`` and the ``VAE_COURSE_*`` settings: a rebuild with
-   nothing changed executes nothing.
+   ``solutions/``. Executed notebooks are cached in ``build/site-cache/``, keyed by the notebook's cells, every
+   file under ``utils/``, ``studies/`` and ``data/`` and the ``VAE_COURSE_*`` settings: a rebuild with nothing
+   changed executes nothing. ``make test`` executes every lesson through the same function and fills the same
+   cache (``tests/test_lesson_execution.py``), so a CI run executes each lesson once, and ``make site`` after it
+   none.
 2. Each executed notebook becomes a page: an exercise shows its exercise version (what the student gets) with the
    solution folded behind "Show solution" and its outputs; a written answer is folded behind "Show answer"; each
    ipywidgets explorer is replaced by the figure it drew first and a note that it is interactive in JupyterLab;
@@ -56,7 +58,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 CELL_TIMEOUT_S = 900  # a lesson's longest cell takes about 3 minutes on 2 cores
 # Files whose change changes what a lesson prints or draws; the cache key covers all of them.
-CACHE_INPUTS = ("utils", "data")
+CACHE_INPUTS = ("utils", "studies", "data")
 GUIDE_ORDER = ("student-guide", "instructor-guide", "grading", "results", "errata", "references", "layout")
 LESSONS_MARKER = "<!-- lessons -->"
 PAGES_MARKER = "<!-- pages -->"
@@ -75,6 +77,7 @@ def _tree_digest(paths: tuple[str, ...]) -> str:
     """SHA-256 over the names and bytes of every file under ``paths`` (``__pycache__`` excluded)."""
     digest = hashlib.sha256()
     for name in paths:
+        # A folder the repository does not have contributes nothing (rglob of a missing folder yields nothing).
         for path in sorted((REPO_ROOT / name).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
@@ -82,19 +85,27 @@ def _tree_digest(paths: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(notebook: nbformat.NotebookNode, inputs_digest: str) -> str:
+def cache_key(notebook: nbformat.NotebookNode, digest: str) -> str:
     """The key of one executed notebook: its cells, the course's code and data, the ``VAE_COURSE_*`` settings."""
     settings = {k: v for k, v in sorted(os.environ.items())
                 if k.startswith("VAE_COURSE_") and not k.startswith("VAE_COURSE_SITE")}
-    payload = json.dumps({"cells": [(c.cell_type, c.source) for c in notebook.cells], "inputs": inputs_digest,
+    payload = json.dumps({"cells": [(c.cell_type, c.source) for c in notebook.cells], "inputs": digest,
                           "settings": settings}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def execute_cached(notebook: nbformat.NotebookNode, key: str, cache_dir: Path = CACHE_DIR) -> Executed:
-    """Execute ``notebook`` in ``solutions/`` (a failing cell fails the build), or return its cached result."""
+def inputs_digest() -> str:
+    """The digest of everything besides a notebook's cells that changes what a lesson prints or draws."""
+    return _tree_digest(CACHE_INPUTS)
+
+
+def execute_cached(notebook: nbformat.NotebookNode, key: str, cache_dir: Path = CACHE_DIR,
+                   refresh: bool = False) -> Executed:
+    """Execute ``notebook`` in ``solutions/`` (a failing cell fails the build), or return its cached result.
+    ``refresh`` executes even when a result is cached (the tests do: every run executes every lesson) and caches
+    the new result."""
     cached = cache_dir / f"{key}.ipynb"
-    if cached.exists():
+    if cached.exists() and not refresh:
         record = json.loads(cached.with_suffix(".json").read_text(encoding="utf-8"))
         return Executed(nbformat.read(cached, as_version=4), record["seconds"], cached=True)
     executed = copy.deepcopy(notebook)
@@ -297,7 +308,7 @@ def lesson_times(built: list[BuiltLesson], seconds: dict[str, float]) -> str:
         "# Lesson execution times", "",
         "Measured by `make site` (`tools/build_site.py`) while it executed each solution notebook top to bottom for "
         "this site, kernel start included, on the machine that built it (a cached lesson shows the time of the run "
-        "that filled the cache). `make test` measures the same under nbval and prints a table at its end.", "",
+        "that filled the cache; `make test` fills it, and prints the same table at its end).", "",
         "| lesson | notebook | execution |", "| --- | --- | --- |", *rows, ""])
 
 
@@ -350,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     solutions = not args.no_solutions
     sources = [s for s in lesson_sources() if not args.lessons or lesson_number(s) in args.lessons]
-    digest = _tree_digest(CACHE_INPUTS)
+    digest = inputs_digest()
     built, pages, seconds = [], {}, {}
     for source in sources:
         lesson = build_lesson(source)
