@@ -140,8 +140,8 @@ plt.show()
 # ## 3. Ancestral sampling: first $z \sim p(z)$, then $x \sim p(x \mid z)$
 #
 # A generative model makes new data by following its arrows: draw the cause, then the effect.
-# (The slides write "$z \sim p(x)$" at this step: that is a typo, the latent is drawn from the **prior**
-# $p(z)$.)
+# > **Erratum (seed slides).** The slides write "$z \sim p(x)$" at this step: that is a typo, the latent is drawn
+# > from the **prior** $p(z)$.
 #
 # **Exercise 1.3** — draw `n` pairs $(z_i, x_i)$ from the model, using the generator `rng`
 # (`rng.standard_normal`). Return `z` of shape `(n,)` and `x` of shape `(n, D)`.

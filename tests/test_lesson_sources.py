@@ -143,3 +143,12 @@ def test_settings_stays_a_leaf_module() -> None:
     outside = sorted(name for name in imported
                      if name != "utils.paths" and name.split(".")[0] not in sys.stdlib_module_names | {"__future__"})
     assert outside == []
+
+
+def test_every_erratum_box_of_a_lesson_has_its_row_on_the_errata_page(lesson_source: Path) -> None:
+    """A lesson that corrects the seed slides ("Erratum") is linked from a row of docs/errata.md."""
+    boxes = re.findall(r"Erratum[ :(]", lesson_source.read_text(encoding="utf-8"))
+    errata = (Path(__file__).resolve().parents[1] / "docs" / "errata.md").read_text(encoding="utf-8")
+    link = f"(lessons/{lesson_source.stem}.ipynb)"
+    rows = [line for line in errata.splitlines() if line.startswith("|") and link in line]
+    assert not boxes or rows, f"{lesson_source.name} corrects the slides but docs/errata.md has no row linking {link}"
