@@ -26,6 +26,7 @@ Usage: ``python -m tools.build_notebooks [--check] [--force] [lessons/NN_name.py
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import re
@@ -48,6 +49,13 @@ BEGIN_ANSWER = "<!-- BEGIN ANSWER -->"
 END_ANSWER = "<!-- END ANSWER -->"
 SOLUTION_TAG = "solution"
 SELF_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
+CHECKER_CALL = re.compile(r"\b(?P<name>check_\w+)\s*\(")
+CHECKER_DEFINITION = re.compile(r"^\s*def\s+(?P<name>check_\w+)\s*\(", re.MULTILINE)
+CHECKS_DIR = REPO_ROOT / "utils" / "checks"
+# Anything that looks like a marker but is not exactly one (``# BEGIN SOLUTION.``, ``#BEGIN SOLUTION: x``,
+# ``# <!-- BEGIN ANSWER -->`` in code): an error, never copied through silently.
+SOLUTION_MARKER_LIKE = re.compile(r"\b(?:BEGIN|END)[\s_-]*SOLUTION\b", re.IGNORECASE)
+ANSWER_MARKER_LIKE = re.compile(r"\b(?:BEGIN|END)[\s_-]*ANSWER\b", re.IGNORECASE)
 ANSWER_PROMPT = "*Your answer here.*"
 CELL_MARKER = re.compile(r"^# %%")
 # Generated cells carry ``metadata["vae_course"] = {"exercise": "N.k", "role": ROLE}`` (role "exercise" for the
@@ -62,6 +70,16 @@ REFERENCE_PYTHON = "3.11.7"
 LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
                  "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
                  "pygments_lexer": "ipython3", "version": REFERENCE_PYTHON}
+
+
+# A solution line shorter than this (without spaces) is too generic to give an exercise away (``return x``).
+KEY_LINE_MIN_CHARS = 20
+
+
+def key_form(line: str) -> str:
+    """A code line as compared for leaks: without spaces, or "" for a comment, a blank or a short generic line."""
+    compact = re.sub(r"\s+", "", line)
+    return "" if compact.startswith("#") or len(compact) < KEY_LINE_MIN_CHARS else compact
 
 
 class MarkerError(ValueError):
@@ -94,11 +112,22 @@ class BuiltLesson:
     exercises: list[Exercise] = field(default_factory=list)
     hidden_lines: set[str] = field(default_factory=set)
     public_lines: set[str] = field(default_factory=set)
+    # Each exercise's key lines (its solution blocks' code lines, see :func:`key_form`) → the exercise number.
+    key_lines: dict[str, str] = field(default_factory=dict)
 
 
 def lesson_sources(lessons_dir: Path = LESSONS_DIR) -> list[Path]:
-    """Every lesson source, ``lessons/NN_name.py``, in lesson order: the one list every tool and test uses."""
-    return sorted(lessons_dir.glob("[0-9][0-9]_*.py"))
+    """Every lesson source, ``lessons/NN_name.py``, in lesson order: the one list every tool and test uses.
+    Two sources with the same number are refused (:class:`MarkerError` naming both)."""
+    sources = sorted(lessons_dir.glob("[0-9][0-9]_*.py"))
+    by_number: dict[int, list[Path]] = {}
+    for source in sources:
+        by_number.setdefault(lesson_number(source), []).append(source)
+    duplicates = [paths for paths in by_number.values() if len(paths) > 1]
+    if duplicates:
+        raise MarkerError("two lesson sources share a number (renumber one): "
+                          + "; ".join(" and ".join(str(p) for p in paths) for paths in duplicates))
+    return sources
 
 
 def lesson_number(source: Path) -> int:
@@ -152,8 +181,13 @@ def _split_exercise_cell(source: Path, index: int, lines: list[str], start_lines
         if offset > 0 and EXERCISE_HEADER.match(stripped):
             raise MarkerError(f"{_where(source, index, start_lines, offset)}: "
                               "'# EXERCISE:' must be the cell's first line")
-        if stripped in (BEGIN_ANSWER, END_ANSWER):
-            raise MarkerError(f"{_where(source, index, start_lines, offset)}: answer marker in a code cell")
+        if ANSWER_MARKER_LIKE.search(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: answer marker in a code cell "
+                              f"({stripped!r}): written answers belong in markdown cells")
+        if stripped not in (BEGIN_SOLUTION, END_SOLUTION) and SOLUTION_MARKER_LIKE.search(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: malformed solution marker "
+                              f"{stripped!r}: a marker is alone on its line, exactly '{BEGIN_SOLUTION}' or "
+                              f"'{END_SOLUTION}'")
         if stripped == BEGIN_SOLUTION:
             if exercise is None:
                 raise MarkerError(f"{_where(source, index, start_lines, offset)}: solution block outside an "
@@ -194,9 +228,13 @@ def _split_markdown_cell(source: Path, index: int, lines: list[str],
     inside = False
     for offset, line in enumerate(lines):
         stripped = line.strip()
-        if stripped in (BEGIN_SOLUTION, END_SOLUTION) or EXERCISE_HEADER.match(stripped):
+        if SOLUTION_MARKER_LIKE.search(stripped) or EXERCISE_HEADER.match(stripped):
             raise MarkerError(f"{_where(source, index, start_lines, offset)}: code marker '{stripped}' in a "
                               "markdown cell")
+        if stripped not in (BEGIN_ANSWER, END_ANSWER) and ANSWER_MARKER_LIKE.search(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: malformed answer marker "
+                              f"{stripped!r}: a marker is alone on its line, exactly '{BEGIN_ANSWER}' or "
+                              f"'{END_ANSWER}'")
         if stripped == BEGIN_ANSWER:
             if inside:
                 raise MarkerError(f"{_where(source, index, start_lines, offset)}: nested '{BEGIN_ANSWER}'")
@@ -313,6 +351,24 @@ def _cell_metadata(cell: nbformat.NotebookNode) -> tuple[dict, bool]:
     return metadata, SOLUTION_TAG in tags
 
 
+def known_checkers(lesson_text: str, checks_dir: Path = CHECKS_DIR) -> set[str]:
+    """The self-check functions a lesson may call: those ``utils/checks/*.py`` define, and those the lesson
+    defines itself (read as text: building a notebook imports nothing of the course)."""
+    texts = [lesson_text] + [path.read_text(encoding="utf-8") for path in sorted(checks_dir.glob("*.py"))]
+    return {match.group("name") for text in texts for match in CHECKER_DEFINITION.finditer(text)}
+
+
+def _check_checker_names(parsed: ParsedSource, calls: list[tuple[int, str]]) -> None:
+    """Refuse a self-check cell calling a checker that exists nowhere (a misspelt name would only fail when run)."""
+    known = known_checkers(parsed.source.read_text(encoding="utf-8"))
+    for index, name in calls:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise MarkerError(f"{parsed.where(index)}: the self-check calls {name}, which neither utils/checks nor "
+                              f"the lesson defines{hint}")
+
+
 def build_lesson(source: Path) -> BuiltLesson:
     """Parse one lesson source and build its solution and exercise notebooks (in memory)."""
     parsed = parse_source(source)
@@ -320,7 +376,10 @@ def build_lesson(source: Path) -> BuiltLesson:
     solution_cells, exercise_cells = [], []
     hidden_lines: set[str] = set()
     public_lines: set[str] = set()
+    checker_calls: list[tuple[int, str]] = []
+    key_lines: dict[str, str] = {}
     for index, cell in enumerate(parsed.cells):
+        exercise = None
         lines = cell.source.splitlines()
         metadata, is_solution_cell = _cell_metadata(cell)
         if cell.cell_type == "code":
@@ -328,6 +387,8 @@ def build_lesson(source: Path) -> BuiltLesson:
             if role is not None:
                 metadata[CELL_METADATA_KEY] = role
             full, student, hidden = _split_exercise_cell(source, index, lines, parsed.start_lines, exercise)
+            if role is not None and role.get("role") == "check":
+                checker_calls += [(index, m.group("name")) for m in CHECKER_CALL.finditer(cell.source)]
         elif cell.cell_type == "markdown":
             full, student, hidden = _split_markdown_cell(source, index, lines, parsed.start_lines)
         else:
@@ -338,9 +399,12 @@ def build_lesson(source: Path) -> BuiltLesson:
             hidden_lines.update(line.strip() for line in full)
             continue
         exercise_cells.append(_new_cell(cell.cell_type, student, metadata, f"cell-{len(exercise_cells):03d}"))
+        if cell.cell_type == "code" and exercise is not None:
+            key_lines |= {form: exercise.number for line in hidden if (form := key_form(line))}
         hidden_lines.update(line.strip() for line in hidden)
         public_lines.update(line.strip() for line in student)
     sequence.finish()
+    _check_checker_names(parsed, checker_calls)
     return BuiltLesson(
         source=source,
         solution=_new_notebook(solution_cells, source, "solution"),
@@ -348,7 +412,31 @@ def build_lesson(source: Path) -> BuiltLesson:
         exercises=sequence.exercises,
         hidden_lines={line for line in hidden_lines if line},
         public_lines=public_lines,
+        key_lines=key_lines,
     )
+
+
+def exposed_key_lines(lessons: list[BuiltLesson]) -> list[str]:
+    """Every place a student notebook shows an exercise's key line outside its solution block, in its own lesson or
+    a later one: one message per place, naming the exercise, the notebook, the cell and the line. A line an
+    earlier lesson already shows in an ordinary cell (``with torch.no_grad():``) was taught: it gives nothing away."""
+    shown: list[tuple[int, BuiltLesson, int, int, str]] = []
+    for built in lessons:
+        for index, cell in enumerate(built.exercise.cells):
+            if cell.cell_type == "code":
+                shown += [(lesson_number(built.source), built, index, offset, line)
+                          for offset, line in enumerate(cell.source.splitlines()) if key_form(line)]
+    first_shown: dict[str, int] = {}
+    for lesson, _, _, _, line in shown:
+        first_shown[key_form(line)] = min(lesson, first_shown.get(key_form(line), lesson))
+    keys = {form: number for built in lessons for form, number in built.key_lines.items()}
+    problems = []
+    for _, built, index, offset, line in shown:
+        number = keys.get(key_form(line))
+        if number is not None and first_shown[key_form(line)] >= int(number.split(".")[0]):
+            problems.append(f"{built.source.name}: cell {index}, line {offset + 1} shows a key line of "
+                            f"exercise {number} to students: {line.strip()!r}")
+    return problems
 
 
 def notebook_text(notebook: nbformat.NotebookNode) -> str:
@@ -368,10 +456,14 @@ def was_edited_by_hand(path: Path) -> bool:
 
 def planned_outputs(sources: list[Path], solutions_dir: Path = SOLUTIONS_DIR,
                     exercises_dir: Path = EXERCISES_DIR) -> dict[Path, str]:
-    """Every notebook the given sources produce, mapped to its text."""
+    """Every notebook the given sources produce, mapped to its text. Refuses (:class:`MarkerError`) sources whose
+    student notebooks show an exercise's key line outside its solution block (:func:`exposed_key_lines`)."""
     outputs: dict[Path, str] = {}
-    for source in sources:
-        built = build_lesson(source)
+    built_lessons = [build_lesson(source) for source in sources]
+    if exposed := exposed_key_lines(built_lessons):
+        raise MarkerError("an exercise's solution shows elsewhere in the student notebooks (write it differently "
+                          "there, or call the student's function):\n  " + "\n  ".join(exposed))
+    for source, built in zip(sources, built_lessons, strict=True):
         name = source.with_suffix(".ipynb").name
         outputs[solutions_dir / name] = notebook_text(built.solution)
         outputs[exercises_dir / name] = notebook_text(built.exercise)
