@@ -48,6 +48,8 @@ END_SOLUTION = "# END SOLUTION"
 BEGIN_ANSWER = "<!-- BEGIN ANSWER -->"
 END_ANSWER = "<!-- END ANSWER -->"
 SOLUTION_TAG = "solution"
+# ``# %% points=2``: what an exercise (default 1) or a written answer (default 0) is worth in the gradebook.
+POINTS_KEY = "points"
 SELF_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
 CHECKER_CALL = re.compile(r"\b(?P<name>check_\w+)\s*\(")
 CHECKER_DEFINITION = re.compile(r"^\s*def\s+(?P<name>check_\w+)\s*\(", re.MULTILINE)
@@ -92,14 +94,28 @@ class HandEditError(RuntimeError):
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise of a lesson: ``number`` is ``"N.k"``."""
+    """One exercise of a lesson: ``number`` is ``"N.k"``; ``points`` what a pass is worth (the cell's
+    ``points=`` metadata, 1 by default)."""
 
     number: str
     title: str
+    points: float = 1.0
 
     @property
     def label(self) -> str:
         return f"Exercise {self.number}: {self.title}"
+
+
+@dataclass(frozen=True)
+class Question:
+    """A written-answer question: ``number`` is ``"N.Qk"``, ``cell_id`` the generated id of its markdown cell,
+    ``prompt`` the cell's text before the answer block, ``points`` the cell's ``points=`` metadata (0 by default:
+    scored by the instructor through the gradebook's overrides)."""
+
+    number: str
+    cell_id: str
+    prompt: str
+    points: float = 0.0
 
 
 @dataclass
@@ -112,6 +128,8 @@ class BuiltLesson:
     exercises: list[Exercise] = field(default_factory=list)
     hidden_lines: set[str] = field(default_factory=set)
     public_lines: set[str] = field(default_factory=set)
+    # The written-answer questions, in order.
+    questions: list[Question] = field(default_factory=list)
     # Each exercise's key lines (its solution blocks' code lines, see :func:`key_form`) → the exercise number.
     key_lines: dict[str, str] = field(default_factory=dict)
 
@@ -310,7 +328,8 @@ class ExerciseSequence:
     exercises: list[Exercise] = field(default_factory=list)
     awaiting_check: tuple[Exercise, int] | None = None
 
-    def role(self, index: int, lines: list[str], is_solution_cell: bool) -> tuple[Exercise | None, dict | None]:
+    def role(self, index: int, lines: list[str], is_solution_cell: bool,
+             points: float = 1.0) -> tuple[Exercise | None, dict | None]:
         """The exercise a code cell opens (or None) and its ``vae_course`` metadata (or None)."""
         header = EXERCISE_HEADER.match(lines[0].strip()) if lines else None
         if header:
@@ -319,7 +338,7 @@ class ExerciseSequence:
             if self.awaiting_check is not None:
                 raise MarkerError(f"{self.parsed.where(index)}: {self.awaiting_check[0].label} "
                                   f"(cell {self.awaiting_check[1]}) has no self-check cell before the next exercise")
-            exercise = Exercise(f"{self.parsed.number}.{len(self.exercises) + 1}", header.group("title"))
+            exercise = Exercise(f"{self.parsed.number}.{len(self.exercises) + 1}", header.group("title"), points)
             self.exercises.append(exercise)
             self.awaiting_check = (exercise, index)
             return exercise, {"exercise": exercise.number, "role": "exercise"}
@@ -344,11 +363,19 @@ class ExerciseSequence:
 def _cell_metadata(cell: nbformat.NotebookNode) -> tuple[dict, bool]:
     """The metadata a generated cell keeps (the ``solution`` tag removed), and whether the cell had that tag."""
     tags = list(cell.metadata.get("tags", []))
-    metadata = {k: v for k, v in cell.metadata.items() if k != "tags"}
+    metadata = {k: v for k, v in cell.metadata.items() if k not in ("tags", POINTS_KEY)}
     visible_tags = [t for t in tags if t != SOLUTION_TAG]
     if visible_tags:
         metadata["tags"] = visible_tags
     return metadata, SOLUTION_TAG in tags
+
+
+def _points(parsed: ParsedSource, index: int, cell: nbformat.NotebookNode, default: float) -> float:
+    """A cell's ``points=`` metadata (a number ≥ 0), else ``default``."""
+    value = cell.metadata.get(POINTS_KEY, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise MarkerError(f"{parsed.where(index)}: points={value!r}: points are a number, 0 or more")
+    return float(value)
 
 
 def known_checkers(lesson_text: str, checks_dir: Path = CHECKS_DIR) -> set[str]:
@@ -378,12 +405,14 @@ def build_lesson(source: Path) -> BuiltLesson:
     public_lines: set[str] = set()
     checker_calls: list[tuple[int, str]] = []
     key_lines: dict[str, str] = {}
+    questions: list[Question] = []
     for index, cell in enumerate(parsed.cells):
         exercise = None
         lines = cell.source.splitlines()
         metadata, is_solution_cell = _cell_metadata(cell)
+        points = _points(parsed, index, cell, 1.0 if cell.cell_type == "code" else 0.0)
         if cell.cell_type == "code":
-            exercise, role = sequence.role(index, lines, is_solution_cell)
+            exercise, role = sequence.role(index, lines, is_solution_cell, points)
             if role is not None:
                 metadata[CELL_METADATA_KEY] = role
             full, student, hidden = _split_exercise_cell(source, index, lines, parsed.start_lines, exercise)
@@ -399,6 +428,10 @@ def build_lesson(source: Path) -> BuiltLesson:
             hidden_lines.update(line.strip() for line in full)
             continue
         exercise_cells.append(_new_cell(cell.cell_type, student, metadata, f"cell-{len(exercise_cells):03d}"))
+        if cell.cell_type == "markdown" and BEGIN_ANSWER in (line.strip() for line in lines):
+            prompt = "\n".join(lines[: [line.strip() for line in lines].index(BEGIN_ANSWER)]).strip()
+            questions.append(Question(f"{parsed.number}.Q{len(questions) + 1}", exercise_cells[-1].id, prompt,
+                                      points))
         if cell.cell_type == "code" and exercise is not None:
             key_lines |= {form: exercise.number for line in hidden if (form := key_form(line))}
         hidden_lines.update(line.strip() for line in hidden)
@@ -413,6 +446,7 @@ def build_lesson(source: Path) -> BuiltLesson:
         hidden_lines={line for line in hidden_lines if line},
         public_lines=public_lines,
         key_lines=key_lines,
+        questions=questions,
     )
 
 
