@@ -89,10 +89,11 @@ checkpoint: $(STAMP)
 cvae-checkpoint: $(STAMP)
 	$(PY) -m tools.train_cvae
 
-## Instructor: pack what students need (exercise notebooks, utils, data, requirements, a student README)
+## Instructor: pack what students need (exercise notebooks, utils, data, requirements, licences, a student README;
+## LESSONS=1-3 or LESSONS=1,2,5 for a release by week)
 ## into dist/vae-course-student/ and dist/vae-course-student.zip; refuses stale notebooks or damaged data.
 release: $(STAMP)
-	$(PY) -m tools.release --out dist
+	$(PY) -m tools.release --out dist $(if $(LESSONS),--lessons $(LESSONS),)
 
 ## Speed and quality figures (printed, never asserted).
 benchmark: $(STAMP)
