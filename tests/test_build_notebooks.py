@@ -298,3 +298,26 @@ def test_no_lesson_shows_an_exercises_key_line_to_students() -> None:
     """The course itself: 7.1's loss lines once appeared in ordinary cells of lessons 7 and 8."""
     from tools.build_notebooks import exposed_key_lines, lesson_sources
     assert exposed_key_lines([build_lesson(source) for source in lesson_sources()]) == []
+
+
+def test_exercise_numbers_in_prose_are_generated_and_checked(tmp_path: Path) -> None:
+    """``{{exercise:NAME}}`` becomes the number of the exercise defining NAME, in its lesson or another; inserting an
+    exercise before it renumbers the prose with it. A typed number naming no exercise, an unknown NAME and a bold
+    introduction naming another exercise than the next are errors."""
+    write_lesson(tmp_path, VALID, "09_tiny.py")
+    later = write_lesson(tmp_path, "# %% [markdown]\n# Reuse exercise {{exercise:double}}'s `double`.\n", "10_later.py")
+    assert "Reuse exercise 9.1's" in build_lesson(later).exercise.cells[0].source
+    inserted = VALID.replace("# %%\n# EXERCISE: double a number", "# %%\n# EXERCISE: first\n# BEGIN SOLUTION\n"
+                             "first = 1\n# END SOLUTION\n\n# %%\ncheck_double(double)\n\n# %%\n"
+                             "# EXERCISE: double a number")
+    write_lesson(tmp_path, inserted, "09_tiny.py")
+    assert "Reuse exercise 9.2's" in build_lesson(later).exercise.cells[0].source
+    for text, message in (("Exercise 9.7 shows it", "names no exercise"),
+                          ("{{exercise:triple}}", "names no exercise's function")):
+        with pytest.raises(MarkerError, match=message):
+            build_lesson(write_lesson(tmp_path, f"# %% [markdown]\n# {text}\n", "11_bad.py"))
+    (tmp_path / "11_bad.py").unlink()
+    introduced = VALID.replace("# %%\n# EXERCISE: double a number",
+                               "# %% [markdown]\n# **Exercise 9.2** — double it\n\n# %%\n# EXERCISE: double a number")
+    with pytest.raises(MarkerError, match="introduces Exercise 9.2, but the next exercise is 9.1"):
+        build_lesson(write_lesson(tmp_path, introduced, "09_tiny.py"))

@@ -54,6 +54,11 @@ SELF_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
 CHECKER_CALL = re.compile(r"\b(?P<name>check_\w+)\s*\(")
 CHECKER_DEFINITION = re.compile(r"^\s*def\s+(?P<name>check_\w+)\s*\(", re.MULTILINE)
 CHECKS_DIR = REPO_ROOT / "utils" / "checks"
+# ``{{exercise:vae_loss}}`` in any cell becomes the number of the exercise defining ``vae_loss`` (in any lesson), so
+# that prose never goes stale when an exercise is added or moved; a number typed by hand must name an exercise.
+EXERCISE_REFERENCE = re.compile(r"\{\{\s*exercise:\s*(?P<name>\w+)\s*\}\}")
+TYPED_EXERCISE_NUMBER = re.compile(r"\b[Ee]xercises?\s+(?P<number>\d+\.\d+)\b")
+DEFINED_NAME = re.compile(r"^\s*(?:def|class)\s+(?P<name>\w+)", re.MULTILINE)
 # Anything that looks like a marker but is not exactly one (``# BEGIN SOLUTION.``, ``#BEGIN SOLUTION: x``,
 # ``# <!-- BEGIN ANSWER -->`` in code): an error, never copied through silently.
 SOLUTION_MARKER_LIKE = re.compile(r"\b(?:BEGIN|END)[\s_-]*SOLUTION\b", re.IGNORECASE)
@@ -396,9 +401,54 @@ def _check_checker_names(parsed: ParsedSource, calls: list[tuple[int, str]]) -> 
                               f"the lesson defines{hint}")
 
 
+def exercise_numbers(lessons_dir: Path) -> dict[str, str]:
+    """Every exercise of the lessons in ``lessons_dir``, by the first function or class its cell defines: the map
+    ``{{exercise:NAME}}`` is resolved with (read as text, cheaply: each cell starting ``# EXERCISE:`` counts)."""
+    numbers: dict[str, str] = {}
+    for source in lesson_sources(lessons_dir):
+        cells = re.split(r"^# %%.*$", source.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        exercise_cells = [cell for cell in cells if EXERCISE_HEADER.match(cell.strip().split("\n")[0])]
+        for rank, cell in enumerate(exercise_cells, start=1):
+            if name := DEFINED_NAME.search(cell):
+                numbers.setdefault(name.group("name"), f"{lesson_number(source)}.{rank}")
+            numbers.setdefault(f"{lesson_number(source)}.{rank}", f"{lesson_number(source)}.{rank}")
+    return numbers
+
+
+def _resolve_exercise_numbers(parsed: ParsedSource, numbers: dict[str, str]) -> None:
+    """Replace every ``{{exercise:NAME}}`` of the lesson's cells by the exercise's number; refuse an unknown name and
+    a number typed by hand that names no exercise, or that differs from the exercise a markdown cell introduces (the
+    cell right before an exercise cell)."""
+    existing = set(numbers.values())
+    for index, cell in enumerate(parsed.cells):
+        lines = cell.source.split("\n")
+        for offset, line in enumerate(lines):
+            for match in EXERCISE_REFERENCE.finditer(line):
+                if match.group("name") not in numbers:
+                    raise MarkerError(f"{parsed.where(index, offset)}: {match.group(0)} names no exercise's function "
+                                      "or class")
+            lines[offset] = EXERCISE_REFERENCE.sub(lambda m: numbers[m.group("name")], line)
+            for match in TYPED_EXERCISE_NUMBER.finditer(lines[offset]):
+                if match.group("number") not in existing:
+                    raise MarkerError(f"{parsed.where(index, offset)}: '{match.group(0)}' names no exercise (write "
+                                      "{{exercise:NAME}}, NAME the function or class it defines)")
+        cell.source = "\n".join(lines)
+
+
+def _check_introductions(parsed: ParsedSource, exercises: list[Exercise], opening_cells: list[int]) -> None:
+    """A markdown cell right before an exercise cell that opens with a bold exercise number must name that one."""
+    for exercise, index in zip(exercises, opening_cells, strict=True):
+        if index > 0 and parsed.cells[index - 1].cell_type == "markdown":
+            match = re.match(r"\s*\*\*Exercise\s+(\d+\.\d+)", parsed.cells[index - 1].source)
+            if match and match.group(1) != exercise.number:
+                raise MarkerError(f"{parsed.where(index - 1)}: introduces Exercise {match.group(1)}, but the next "
+                                  f"exercise is {exercise.number} (write **Exercise {{{{exercise:NAME}}}}**)")
+
+
 def build_lesson(source: Path) -> BuiltLesson:
     """Parse one lesson source and build its solution and exercise notebooks (in memory)."""
     parsed = parse_source(source)
+    _resolve_exercise_numbers(parsed, exercise_numbers(source.parent))
     sequence = ExerciseSequence(parsed)
     solution_cells, exercise_cells = [], []
     hidden_lines: set[str] = set()
@@ -406,6 +456,7 @@ def build_lesson(source: Path) -> BuiltLesson:
     checker_calls: list[tuple[int, str]] = []
     key_lines: dict[str, str] = {}
     questions: list[Question] = []
+    opening_cells: list[int] = []
     for index, cell in enumerate(parsed.cells):
         exercise = None
         lines = cell.source.splitlines()
@@ -413,6 +464,8 @@ def build_lesson(source: Path) -> BuiltLesson:
         points = _points(parsed, index, cell, 1.0 if cell.cell_type == "code" else 0.0)
         if cell.cell_type == "code":
             exercise, role = sequence.role(index, lines, is_solution_cell, points)
+            if exercise is not None:
+                opening_cells.append(index)
             if role is not None:
                 metadata[CELL_METADATA_KEY] = role
             full, student, hidden = _split_exercise_cell(source, index, lines, parsed.start_lines, exercise)
@@ -438,6 +491,7 @@ def build_lesson(source: Path) -> BuiltLesson:
         public_lines.update(line.strip() for line in student)
     sequence.finish()
     _check_checker_names(parsed, checker_calls)
+    _check_introductions(parsed, sequence.exercises, opening_cells)
     return BuiltLesson(
         source=source,
         solution=_new_notebook(solution_cells, source, "solution"),
