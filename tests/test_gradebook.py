@@ -55,7 +55,7 @@ def test_points_come_from_the_lesson_source_metadata(tmp_path: Path, monkeypatch
     lesson.parent.mkdir()
     lesson.write_text(source[:header] + "# %% points=3" + source[header + 4:], encoding="utf-8")
     assert [e.points for e in build_lesson(lesson).exercises] == [3.0, 1.0, 1.0]
-    monkeypatch.setattr(gradebook, "lesson_sources_by_number", lambda: {1: lesson})
+    monkeypatch.setattr(gradebook, "lessons_by_number", lambda: {1: lesson})
     write_lesson_gradebook([_result("ann", ["pass", "fail", "pass"])], tmp_path / "g", 1, {}, NOW)
     row = _rows(tmp_path / "g" / "gradebook.csv")["ann"]
     assert (row["1.1 points"], row["1.2 points"], row["score"], row["max_score"]) == ("3", "0", "4", "5")

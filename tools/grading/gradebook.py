@@ -34,6 +34,7 @@ from pathlib import Path
 import nbformat
 
 from tools.build_notebooks import ANSWER_PROMPT, BuiltLesson, build_lesson
+from tools.grading.plan import lessons_by_number
 from tools.grading.report import capped, fenced, review_note, spreadsheet_safe, write_feedback
 from tools.grading.results import STATUSES, NotebookResult
 
@@ -183,9 +184,9 @@ def student_answers(notebook: nbformat.NotebookNode, built: BuiltLesson) -> dict
     return answers
 
 
-def answers_markdown(built: BuiltLesson, answers: dict[str, dict[str, str]]) -> str:
+def answers_markdown(lesson: int, built: BuiltLesson, answers: dict[str, dict[str, str]]) -> str:
     """Every answer, question by question (students in order), quoted as untrusted text, with a line to score it."""
-    lines = [f"# Written answers, lesson {built.exercises[0].number.split('.')[0] if built.exercises else ''}", "",
+    lines = [f"# Written answers, lesson {lesson}", "",
              f"Score an answer by adding a line `student,item,points,comment` to `{OVERRIDES}` (item: the question's "
              "number); regrading keeps it.", ""]
     for question in built.questions:
@@ -272,16 +273,11 @@ class LessonReport:
         return text
 
 
-def lesson_sources_by_number() -> dict[int, Path]:
-    from tools.grading.plan import lessons_by_number
-    return lessons_by_number()
-
-
 def write_lesson_gradebook(results: list[NotebookResult], folder: Path, lesson: int | None,
                            submissions: dict[str, nbformat.NotebookNode], now: datetime | None = None) -> LessonReport:
     """Merge one grading of a lesson into its folder (see the module's docstring); ``submissions`` maps each
     result's notebook path to the notebook read (for the written answers; unreadable ones are absent)."""
-    built = build_lesson(lesson_sources_by_number()[lesson]) if lesson is not None else None
+    built = build_lesson(lessons_by_number()[lesson]) if lesson is not None else None
     graded_at = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     folder.mkdir(parents=True, exist_ok=True)
     overrides = read_overrides(folder / OVERRIDES, built)
@@ -306,7 +302,7 @@ def write_lesson_gradebook(results: list[NotebookResult], folder: Path, lesson: 
                 answers[result.student] = student_answers(notebook, built)
         (folder / ANSWERS_DATA).write_text(json.dumps(answers, indent=1, sort_keys=True, ensure_ascii=False),
                                            encoding="utf-8")
-        (folder / ANSWERS).write_text(answers_markdown(built, answers), encoding="utf-8")
+        (folder / ANSWERS).write_text(answers_markdown(lesson, built, answers), encoding="utf-8")
         moodle, left_moodle = moodle_rows(rows, graded_at)
         write_rows(folder / MOODLE, MOODLE_COLUMNS, moodle)
         assignment = f"Lesson {lesson}"
