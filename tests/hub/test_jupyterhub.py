@@ -99,8 +99,9 @@ def _log_in(browser: Browser, url: str, student: str) -> tuple[BrowserContext, P
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.console_errors = []  # type: ignore[attr-defined]
-    page.on("console", lambda message: page.console_errors.append(message.text)  # type: ignore[attr-defined]
-            if message.type == "error" and not any(word in message.text for word in IGNORED_CONSOLE) else None)
+    page.on("console", lambda message: page.console_errors.append(  # type: ignore[attr-defined]
+        f"{message.text} ({message.location.get('url', '')})")
+        if message.type == "error" and not any(word in message.text for word in IGNORED_CONSOLE) else None)
     page.goto(f"{url}/hub/login")
     page.fill("input[name=username]", student)
     page.fill("input[name=password]", PASSWORD)
