@@ -263,7 +263,7 @@ class LessonReport:
     left_out_of_canvas: list[str]
 
     def __str__(self) -> str:
-        text = f"{self.folder}: {len(self.regraded)} students graded now"
+        text = f"{self.folder}: {len(self.regraded)} {'student' if len(self.regraded) == 1 else 'students'} graded now"
         if self.kept:
             text += f", {len(self.kept)} kept from an earlier grading ({', '.join(self.kept[:5])}" \
                     f"{', …' if len(self.kept) > 5 else ''})"
