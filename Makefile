@@ -10,7 +10,7 @@ export GOMP_SPINCOUNT ?= 1000
 # JupyterLab refuses to run as root unless told to (containers, CI machines).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
+.PHONY: setup lab test ui-test hub-test class-table notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
 	evaluate-cvae evaluate-latent grade release site site-test browser clean-venv
 
 setup: $(STAMP)
@@ -32,13 +32,25 @@ lab: $(STAMP)
 ## site's cache (build/site-cache/), so a `make site` after it executes no lesson again.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests --ignore=tests/ui --ignore=tests/site --durations=20
+	$(PY) -m pytest tests --ignore=tests/ui --ignore=tests/site --ignore=tests/hub --durations=20
 
 ## Everyone: the course in a real browser (JupyterLab in Debian's chromium, driven by Playwright): the lab loads,
 ## lesson 1 stops at exercise 1.1, the explorers react to their sliders, no console errors. Installs chromium
 ## with apt-get when it is missing (as root, as on CI; elsewhere install the chromium package yourself).
 ui-test: browser
 	$(PY) -m pytest tests/ui -p no:cacheprovider
+
+## Instructor: the course on a real JupyterHub on the loopback (tests/hub): jupyterhub and nbgitpuller
+## (requirements-hub.txt) and npm's configurable-http-proxy (CHP_VERSION, into build/hub/), a dummy authenticator
+## and a local process spawner; two students log in through Chromium, get the student release by the nbgitpuller
+## link, one runs lesson 1 to exercise 1.1 and hands it in; the grader grades the hand-in folder. Screenshot in
+## build/hub-screenshots/.
+CHP_VERSION ?= 5.3.0
+hub-test: browser
+	$(PY) -m pip install -q -r requirements-hub.txt
+	@test -x build/hub/node_modules/.bin/configurable-http-proxy || \
+		npm install --no-audit --no-fund --prefix build/hub configurable-http-proxy@$(CHP_VERSION)
+	$(PY) -m pytest tests/hub -p no:cacheprovider
 
 ## Everyone: the course website in site/ (open site/index.html), built with Sphinx from docs/ and the lessons,
 ## every lesson executed (cached in build/site-cache/: an unchanged rebuild executes nothing) and the student release
@@ -90,10 +102,11 @@ checkpoint: $(STAMP)
 cvae-checkpoint: $(STAMP)
 	$(PY) -m tools.train_cvae
 
-## Instructor: pack what students need (exercise notebooks, utils, data, requirements, a student README)
+## Instructor: pack what students need (exercise notebooks, utils, data, requirements, licences, a student README;
+## LESSONS=1-3 or LESSONS=1,2,5 for a release by week)
 ## into dist/vae-course-student/ and dist/vae-course-student.zip; refuses stale notebooks or damaged data.
 release: $(STAMP)
-	$(PY) -m tools.release --out dist
+	$(PY) -m tools.release --out dist $(if $(LESSONS),--lessons $(LESSONS),)
 
 ## Speed and quality figures (printed, never asserted).
 benchmark: $(STAMP)
@@ -114,8 +127,8 @@ evaluate-latent: $(STAMP)
 	$(PY) -m tools.evaluate_latent $(if $(LARGEST),--largest $(LARGEST),)
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
-## course's own checks, each in a bubblewrap sandbox (docs/grading.md); writes $(GRADES)/gradebook.csv and one
-## feedback file per student. LESSON=N optional. Installs bubblewrap with apt-get when it is missing (as root, as
+## course's own checks, each in a bubblewrap sandbox (docs/grading.md); writes one folder per lesson,
+## $(GRADES)/lesson-NN/: gradebook, feedback, written answers, summary, Moodle and Canvas exports. LESSON=N optional. Installs bubblewrap with apt-get when it is missing (as root, as
 ## on CI); elsewhere install the bubblewrap package yourself, or pass GRADE_FLAGS=--no-sandbox (trusted code only).
 SUBMISSIONS ?=
 GRADES ?= grades
@@ -126,6 +139,10 @@ grade: $(STAMP)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
 		{ echo "grade needs bubblewrap: sudo apt-get install bubblewrap (docs/grading.md)"; exit 2; } ;; esac
 	$(PY) -m tools.grade "$(SUBMISSIONS)" --out "$(GRADES)" $(if $(LESSON),--lesson $(LESSON),) $(GRADE_FLAGS)
+
+## Instructor: merge every lesson's gradebook in $(GRADES) into $(GRADES)/class.csv (one row per student).
+class-table: $(STAMP)
+	$(PY) -m tools.grade --class-table --out "$(GRADES)"
 
 clean-venv:
 	rm -rf $(VENV)

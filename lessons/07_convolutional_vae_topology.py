@@ -634,8 +634,9 @@ FREE_NATS = 0.5
 
 def free_bits_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                    beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(reconstruction + β·Σ_j max(λ, KL_j), reconstruction, KL): KL_j is unit j's KL averaged over the batch."""
-    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1).mean()
+    """(reconstruction + β·Σ_j max(λ, KL_j), reconstruction, KL): KL_j is unit j's KL averaged over the batch;
+    the reconstruction is your exercise 7.1's."""
+    _, reconstruction, _ = vae_loss(logits, x, mu, logvar)
     kl_per_latent = gaussian_kl_terms(mu, logvar).mean(0)
     return (reconstruction + beta * torch.clamp(kl_per_latent, min=FREE_NATS).sum(), reconstruction,
             kl_per_latent.sum())

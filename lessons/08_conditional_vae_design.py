@@ -61,6 +61,7 @@ from utils.cvae import (
 )
 from utils.data import DesignBatches, load_topology_dataset
 from utils.design_explorer import draw_design_explorer
+from utils.elbo_terms import bernoulli_log_likelihood
 from utils.generation import smoothed
 from utils.judging import (
     MAKE_DATA_SECONDS,
@@ -272,10 +273,10 @@ def conditional_loss(logits: torch.Tensor, x: torch.Tensor, posterior: tuple[tor
                      prior: tuple[torch.Tensor, torch.Tensor], beta: float = 1.0
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(−conditional ELBO_β, reconstruction, KL(q(z|x,c) ‖ p(z|c))), each a batch mean of per-design sums (nats)."""
-    reconstruction = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, x, reduction="none").flatten(1).sum(1).mean()
+    reconstruction = -bernoulli_log_likelihood(logits, x).mean()
     kl = gaussian_kl_between(*posterior, *prior).mean()
-    return reconstruction + beta * kl, reconstruction, kl
+    negative_elbo = reconstruction + beta * kl
+    return negative_elbo, reconstruction, kl
 
 
 EPOCHS = course_environment_int("LESSON8_EPOCHS", LESSON8_EPOCHS)

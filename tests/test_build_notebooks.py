@@ -166,6 +166,18 @@ MALFORMED = {
         "# %%\n# EXERCISE: a\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n\n"
         "# %%\n# EXERCISE: b\n# BEGIN SOLUTION\ny = 1\n# END SOLUTION\n", 8, "no self-check"),
     "uncommented markdown line": ("# %% [markdown]\n# Text\nstray line\n", 3, "does not start with '#'"),
+    "solution marker with trailing text": (
+        "# %%\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n# BEGIN SOLUTION.\ny = 2\n# END SOLUTION\n",
+        6, "malformed solution marker"),
+    "end marker with trailing text": (
+        "# %%\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION: done\n", 5, "malformed solution marker"),
+    "solution marker without its space": ("# %%\n# EXERCISE: t\n#BEGIN SOLUTION\nx = 1\n", 3, "malformed"),
+    "commented answer marker in code": ("# %%\nx = 1\n# <!-- BEGIN ANSWER -->\n", 3, "answer marker in a code cell"),
+    "answer marker with trailing text": (
+        "# %% [markdown]\n# Q\n# <!-- BEGIN ANSWER --> here\n# A\n", 3, "malformed answer marker"),
+    "misspelt checker": (
+        "# %%\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n\n# %%\ncheck_vae_los(x)\n", 8,
+        "did you mean check_vae_loss?"),
     "exercise tagged solution": (
         '# %% tags=["solution"]\n# EXERCISE: t\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n', 2, "cannot be tagged"),
 }
@@ -235,3 +247,77 @@ def test_exercise_and_check_cells_carry_their_exercise_number(lesson_source: Pat
     solution_only = [c for c in built.solution.cells if c.metadata.get(CELL_METADATA_KEY, {}).get("role") == "solution"]
     assert not [c for c in built.exercise.cells if c.metadata.get(CELL_METADATA_KEY, {}).get("role") == "solution"]
     assert len(built.solution.cells) - len(built.exercise.cells) == len(solution_only)
+
+
+def test_a_marker_with_trailing_text_never_reaches_the_student(tmp_path: Path) -> None:
+    """The case the issue found: a second block opened by '# BEGIN SOLUTION.' was copied to students silently."""
+    text = VALID.replace("    return secret_result\n    # END SOLUTION", "    # END SOLUTION\n    # BEGIN SOLUTION.\n"
+                         "    return secret_result\n    # END SOLUTION")
+    assert "# BEGIN SOLUTION." in text
+    with pytest.raises(MarkerError, match="malformed solution marker"):
+        build_lesson(write_lesson(tmp_path, text))
+
+
+def test_two_lessons_with_one_number_are_refused(tmp_path: Path) -> None:
+    from tools.build_notebooks import lesson_sources
+    write_lesson(tmp_path, VALID, "11_first.py")
+    write_lesson(tmp_path, VALID, "11_second.py")
+    with pytest.raises(MarkerError, match="11_first.py and .*11_second.py"):
+        lesson_sources(tmp_path)
+    (tmp_path / "11_second.py").rename(tmp_path / "12_second.py")
+    assert [p.name for p in lesson_sources(tmp_path)] == ["11_first.py", "12_second.py"]
+
+
+KEY_LINE = "doubled_value_of_the_input"
+LATER_LESSON = f"""# %%
+def helper(x):
+    {KEY_LINE} = 2 * x
+    return {KEY_LINE}
+"""
+
+
+def test_a_key_line_shown_in_a_later_or_the_same_lesson_is_refused(tmp_path: Path) -> None:
+    """Exercise 9.1's two solution lines shown in an ordinary cell of a later lesson are refused, each named;
+    the same lines shown in an earlier lesson were taught there and are not; short generic lines never count."""
+    from tools.build_notebooks import exposed_key_lines, key_form
+    assert key_form("    return x") == "" and key_form("# a long comment that is not code at all") == ""
+    text = VALID.replace("secret_result", KEY_LINE)
+    lesson = build_lesson(write_lesson(tmp_path, text, "09_tiny.py"))
+    later = build_lesson(write_lesson(tmp_path, LATER_LESSON, "10_later.py"))
+    earlier = build_lesson(write_lesson(tmp_path, LATER_LESSON, "08_earlier.py"))
+    assert exposed_key_lines([lesson]) == []
+    problems = exposed_key_lines([lesson, later])
+    assert [p.split(" shows")[0] for p in problems] == ["10_later.py: cell 0, line 2", "10_later.py: cell 0, line 3"]
+    assert all("exercise 9.1" in p for p in problems)
+    assert exposed_key_lines([earlier, lesson]) == []
+    with pytest.raises(MarkerError, match="shows a key line of exercise 9.1"):
+        planned_outputs([tmp_path / "09_tiny.py", tmp_path / "10_later.py"], tmp_path / "s", tmp_path / "n")
+
+
+def test_no_lesson_shows_an_exercises_key_line_to_students() -> None:
+    """The course itself: 7.1's loss lines once appeared in ordinary cells of lessons 7 and 8."""
+    from tools.build_notebooks import exposed_key_lines, lesson_sources
+    assert exposed_key_lines([build_lesson(source) for source in lesson_sources()]) == []
+
+
+def test_exercise_numbers_in_prose_are_generated_and_checked(tmp_path: Path) -> None:
+    """``{{exercise:NAME}}`` becomes the number of the exercise defining NAME, in its lesson or another; inserting an
+    exercise before it renumbers the prose with it. A typed number naming no exercise, an unknown NAME and a bold
+    introduction naming another exercise than the next are errors."""
+    write_lesson(tmp_path, VALID, "09_tiny.py")
+    later = write_lesson(tmp_path, "# %% [markdown]\n# Reuse exercise {{exercise:double}}'s `double`.\n", "10_later.py")
+    assert "Reuse exercise 9.1's" in build_lesson(later).exercise.cells[0].source
+    inserted = VALID.replace("# %%\n# EXERCISE: double a number", "# %%\n# EXERCISE: first\n# BEGIN SOLUTION\n"
+                             "first = 1\n# END SOLUTION\n\n# %%\ncheck_double(double)\n\n# %%\n"
+                             "# EXERCISE: double a number")
+    write_lesson(tmp_path, inserted, "09_tiny.py")
+    assert "Reuse exercise 9.2's" in build_lesson(later).exercise.cells[0].source
+    for text, message in (("Exercise 9.7 shows it", "names no exercise"),
+                          ("{{exercise:triple}}", "names no exercise's function")):
+        with pytest.raises(MarkerError, match=message):
+            build_lesson(write_lesson(tmp_path, f"# %% [markdown]\n# {text}\n", "11_bad.py"))
+    (tmp_path / "11_bad.py").unlink()
+    introduced = VALID.replace("# %%\n# EXERCISE: double a number",
+                               "# %% [markdown]\n# **Exercise 9.2** — double it\n\n# %%\n# EXERCISE: double a number")
+    with pytest.raises(MarkerError, match="introduces Exercise 9.2, but the next exercise is 9.1"):
+        build_lesson(write_lesson(tmp_path, introduced, "09_tiny.py"))

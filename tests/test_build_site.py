@@ -150,3 +150,26 @@ def test_a_failing_cell_fails_the_build_and_is_not_cached(tmp_path: Path) -> Non
     with pytest.raises(CellExecutionError, match="budget missed"):
         build_site.execute_cached(notebook, "failing", cache_dir=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_site_without_solutions_leaves_out_the_graders_attack_list(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/grading.md lists what still gets past the grader: the site published during term has no such page, no
+    entry for it in the navigation and no link to it (a link becomes the page's title)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# home\n\n<!-- lessons -->\n\n<!-- pages -->\n")
+    (docs / "grading.md").write_text("# Grading\n\nwhat gets past the grader\n")
+    (docs / "instructor-guide.md").write_text("See [Grading untrusted notebooks](grading.md#limits) and "
+                                              "[the grader](grading.md).\n")
+    monkeypatch.setattr(build_site, "RELEASE_ZIP", tmp_path / "missing.zip")
+    built = build_lesson(LESSON_1)
+    pages = {LESSON_1.stem: build_site.lesson_page(built, built.solution, False, False)}
+    staging = tmp_path / "staged"
+    build_site.stage(staging, pages, [built], False, {LESSON_1.stem: 1.0}, docs_dir=docs)
+    assert not (staging / "grading.md").exists()
+    assert "grading" not in (staging / "index.md").read_text().split("Guides")[1]
+    guide = (staging / "instructor-guide.md").read_text()
+    assert "grading.md" not in guide and "*Grading untrusted notebooks* (for instructors)" in guide
+    build_site.stage(staging, pages, [built], True, {LESSON_1.stem: 1.0}, docs_dir=docs)
+    assert (staging / "grading.md").exists() and "(grading.md#limits)" in (staging / "instructor-guide.md").read_text()

@@ -14,11 +14,13 @@ from tests.mistakes import lesson01 as mistakes01
 from tests.mistakes import lesson03 as mistakes03
 from tests.mistakes import lesson04 as mistakes04
 from tests.mistakes.catalogue import Answer, Exercise
+from tools.build_notebooks import build_lesson, lesson_number, lesson_sources
 from utils.checks import ExerciseCheckFailed, ExerciseNotDone
 from utils.checks import lesson01 as checks01
 
-LESSONS = ("lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson07", "lesson08",
-           "lesson09")
+# Every lesson's checks, found from the lesson sources: a new lesson needs utils/checks/lessonNN.py and its catalogue
+# tests/mistakes/lessonNN.py, or this module fails to import, naming the missing one.
+LESSONS = tuple(f"lesson{lesson_number(source):02d}" for source in lesson_sources())
 EXERCISES: list[Exercise] = [exercise for lesson in LESSONS
                              for exercise in importlib.import_module(f"tests.mistakes.{lesson}").EXERCISES]
 WRONG = [(exercise, answer) for exercise in EXERCISES for answer in exercise.wrong]
@@ -37,6 +39,11 @@ def test_every_check_has_a_catalogue_of_six_mistakes_and_two_correct_answers() -
     assert checks == every_check
     for exercise in EXERCISES:
         assert len(exercise.wrong) >= 6 and len(exercise.correct) >= 2, exercise.number
+
+
+def test_every_exercise_of_every_lesson_has_a_catalogue() -> None:
+    exercises = {exercise.number for source in lesson_sources() for exercise in build_lesson(source).exercises}
+    assert {exercise.number for exercise in EXERCISES} == exercises
 
 
 @pytest.mark.parametrize("case", WRONG, ids=_case_id)

@@ -18,8 +18,7 @@ import nbformat
 import pytest
 
 from tools.build_notebooks import EXERCISES_DIR, REPO_ROOT, SOLUTIONS_DIR
-from tools.grade import main
-from tools.grading.report import write_feedback, write_gradebook
+from tools.grade import main, write_gradebooks
 from tools.grading.results import NotebookResult
 from tools.grading.run import GradingOptions, grade_all
 from tools.grading.sandbox import GIB, Limits
@@ -233,8 +232,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
     listener.setblocking(False)
     places = {"checker": str(REPO_ROOT / "utils" / "checks" / "lesson01.py"), "makefile": str(REPO_ROOT / "Makefile"),
               "home_marker": str(Path.home() / f"{MARKER}.txt"), "honest": str(submissions / "honest_a.ipynb"),
-              "planted": str(submissions / "planted.ipynb"), "gradebook": str(out / "gradebook.csv"),
-              "feedback": str(out / "feedback" / "honest_a.md"), "key": str(home / ".ssh" / "id_rsa"),
+              "planted": str(submissions / "planted.ipynb"), "gradebook": str(out / "lesson-01" / "gradebook.csv"),
+              "feedback": str(out / "lesson-01" / "feedback" / "honest_a.md"), "key": str(home / ".ssh" / "id_rsa"),
               "port": str(listener.getsockname()[1])}
     attacks = _attacks(places)
     for student, notebook in attacks.items():
@@ -261,9 +260,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
         for name, value in saved.items():
             os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
     out.mkdir()
-    write_gradebook(results, out / "gradebook.csv")
-    write_feedback(results, out / "feedback")
-    gradebook = (out / "gradebook.csv").read_bytes()
+    write_gradebooks(results, out, submissions)
+    gradebook = (out / "lesson-01" / "gradebook.csv").read_bytes()
     time.sleep(3)  # the detached rewriter, had it survived, writes 2 s after its start
     try:
         connection, _ = listener.accept()
@@ -382,8 +380,8 @@ def test_no_process_outlives_its_notebook(hostile) -> None:
     assert _statuses(hostile["results"]["detached_rewriter"]) == ["pass"] * 3
     assert _statuses(hostile["results"]["background"]) == ["pass"] * 3
     assert hostile["leftovers"] == []
-    assert (hostile["out"] / "gradebook.csv").read_bytes() == hostile["gradebook"]
-    assert "pwned" not in (hostile["out"] / "feedback" / "honest_a.md").read_text(encoding="utf-8")
+    assert (hostile["out"] / "lesson-01" / "gradebook.csv").read_bytes() == hostile["gradebook"]
+    assert "pwned" not in (hostile["out"] / "lesson-01" / "feedback" / "honest_a.md").read_text(encoding="utf-8")
 
 
 def test_memory_is_limited(hostile) -> None:
@@ -468,12 +466,14 @@ def test_names_that_collide_get_their_own_feedback(hostile) -> None:
 def test_hidden_folders_are_graded_and_reported(hostile) -> None:
     hidden = hostile["results"][".hidden"]
     assert _statuses(hidden) == ["pass"] * 3
-    rows = {row["student"]: row for row in csv.DictReader((hostile["out"] / "gradebook.csv").open(encoding="utf-8"))}
+    rows = {row["student"]: row for book in sorted(hostile["out"].glob("*/gradebook.csv"))
+            for row in csv.DictReader(book.open(encoding="utf-8"))}
     assert "hidden" in rows[".hidden"]["review"]
 
 
 def test_csv_cells_cannot_be_formulas(hostile) -> None:
-    rows = list(csv.reader((hostile["out"] / "gradebook.csv").open(encoding="utf-8")))
+    rows = [row for book in sorted(hostile["out"].glob("*/gradebook.csv"))
+            for row in csv.reader(book.open(encoding="utf-8"))]
     assert "'=HYPERLINK(\"evil.example\",\"click\")" in [row[0] for row in rows]
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
@@ -508,8 +508,8 @@ def test_no_sandbox_warns_once_and_grades(tmp_path: Path, capsys) -> None:
     assert main([str(tmp_path / "subs"), "--out", str(tmp_path / "grades"), "--no-sandbox"]) == 0
     captured = capsys.readouterr()
     assert captured.err.count("--no-sandbox") == 1
-    rows = list(csv.DictReader((tmp_path / "grades" / "gradebook.csv").open()))
-    assert [(row["student"], row["passed"]) for row in rows] == [("zoe", "3")]
+    rows = list(csv.DictReader((tmp_path / "grades" / "lesson-01" / "gradebook.csv").open()))
+    assert [(row["student"], row["score"]) for row in rows] == [("zoe", "3")]
 
 
 if sys.platform != "linux":  # bubblewrap is Linux's

@@ -26,6 +26,7 @@ Usage: ``python -m tools.build_notebooks [--check] [--force] [lessons/NN_name.py
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import re
@@ -47,7 +48,21 @@ END_SOLUTION = "# END SOLUTION"
 BEGIN_ANSWER = "<!-- BEGIN ANSWER -->"
 END_ANSWER = "<!-- END ANSWER -->"
 SOLUTION_TAG = "solution"
+# ``# %% points=2``: what an exercise (default 1) or a written answer (default 0) is worth in the gradebook.
+POINTS_KEY = "points"
 SELF_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
+CHECKER_CALL = re.compile(r"\b(?P<name>check_\w+)\s*\(")
+CHECKER_DEFINITION = re.compile(r"^\s*def\s+(?P<name>check_\w+)\s*\(", re.MULTILINE)
+CHECKS_DIR = REPO_ROOT / "utils" / "checks"
+# ``{{exercise:vae_loss}}`` in any cell becomes the number of the exercise defining ``vae_loss`` (in any lesson), so
+# that prose never goes stale when an exercise is added or moved; a number typed by hand must name an exercise.
+EXERCISE_REFERENCE = re.compile(r"\{\{\s*exercise:\s*(?P<name>\w+)\s*\}\}")
+TYPED_EXERCISE_NUMBER = re.compile(r"\b[Ee]xercises?\s+(?P<number>\d+\.\d+)\b")
+DEFINED_NAME = re.compile(r"^\s*(?:def|class)\s+(?P<name>\w+)", re.MULTILINE)
+# Anything that looks like a marker but is not exactly one (``# BEGIN SOLUTION.``, ``#BEGIN SOLUTION: x``,
+# ``# <!-- BEGIN ANSWER -->`` in code): an error, never copied through silently.
+SOLUTION_MARKER_LIKE = re.compile(r"\b(?:BEGIN|END)[\s_-]*SOLUTION\b", re.IGNORECASE)
+ANSWER_MARKER_LIKE = re.compile(r"\b(?:BEGIN|END)[\s_-]*ANSWER\b", re.IGNORECASE)
 ANSWER_PROMPT = "*Your answer here.*"
 CELL_MARKER = re.compile(r"^# %%")
 # Generated cells carry ``metadata["vae_course"] = {"exercise": "N.k", "role": ROLE}`` (role "exercise" for the
@@ -64,6 +79,16 @@ LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_ext
                  "pygments_lexer": "ipython3", "version": REFERENCE_PYTHON}
 
 
+# A solution line shorter than this (without spaces) is too generic to give an exercise away (``return x``).
+KEY_LINE_MIN_CHARS = 20
+
+
+def key_form(line: str) -> str:
+    """A code line as compared for leaks: without spaces, or "" for a comment, a blank or a short generic line."""
+    compact = re.sub(r"\s+", "", line)
+    return "" if compact.startswith("#") or len(compact) < KEY_LINE_MIN_CHARS else compact
+
+
 class MarkerError(ValueError):
     """A lesson source whose markers are malformed; the message names the file, cell and line."""
 
@@ -74,14 +99,28 @@ class HandEditError(RuntimeError):
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise of a lesson: ``number`` is ``"N.k"``."""
+    """One exercise of a lesson: ``number`` is ``"N.k"``; ``points`` what a pass is worth (the cell's
+    ``points=`` metadata, 1 by default)."""
 
     number: str
     title: str
+    points: float = 1.0
 
     @property
     def label(self) -> str:
         return f"Exercise {self.number}: {self.title}"
+
+
+@dataclass(frozen=True)
+class Question:
+    """A written-answer question: ``number`` is ``"N.Qk"``, ``cell_id`` the generated id of its markdown cell,
+    ``prompt`` the cell's text before the answer block, ``points`` the cell's ``points=`` metadata (0 by default:
+    scored by the instructor through the gradebook's overrides)."""
+
+    number: str
+    cell_id: str
+    prompt: str
+    points: float = 0.0
 
 
 @dataclass
@@ -94,11 +133,24 @@ class BuiltLesson:
     exercises: list[Exercise] = field(default_factory=list)
     hidden_lines: set[str] = field(default_factory=set)
     public_lines: set[str] = field(default_factory=set)
+    # The written-answer questions, in order.
+    questions: list[Question] = field(default_factory=list)
+    # Each exercise's key lines (its solution blocks' code lines, see :func:`key_form`) → the exercise number.
+    key_lines: dict[str, str] = field(default_factory=dict)
 
 
 def lesson_sources(lessons_dir: Path = LESSONS_DIR) -> list[Path]:
-    """Every lesson source, ``lessons/NN_name.py``, in lesson order: the one list every tool and test uses."""
-    return sorted(lessons_dir.glob("[0-9][0-9]_*.py"))
+    """Every lesson source, ``lessons/NN_name.py``, in lesson order: the one list every tool and test uses.
+    Two sources with the same number are refused (:class:`MarkerError` naming both)."""
+    sources = sorted(lessons_dir.glob("[0-9][0-9]_*.py"))
+    by_number: dict[int, list[Path]] = {}
+    for source in sources:
+        by_number.setdefault(lesson_number(source), []).append(source)
+    duplicates = [paths for paths in by_number.values() if len(paths) > 1]
+    if duplicates:
+        raise MarkerError("two lesson sources share a number (renumber one): "
+                          + "; ".join(" and ".join(str(p) for p in paths) for paths in duplicates))
+    return sources
 
 
 def lesson_number(source: Path) -> int:
@@ -152,8 +204,13 @@ def _split_exercise_cell(source: Path, index: int, lines: list[str], start_lines
         if offset > 0 and EXERCISE_HEADER.match(stripped):
             raise MarkerError(f"{_where(source, index, start_lines, offset)}: "
                               "'# EXERCISE:' must be the cell's first line")
-        if stripped in (BEGIN_ANSWER, END_ANSWER):
-            raise MarkerError(f"{_where(source, index, start_lines, offset)}: answer marker in a code cell")
+        if ANSWER_MARKER_LIKE.search(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: answer marker in a code cell "
+                              f"({stripped!r}): written answers belong in markdown cells")
+        if stripped not in (BEGIN_SOLUTION, END_SOLUTION) and SOLUTION_MARKER_LIKE.search(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: malformed solution marker "
+                              f"{stripped!r}: a marker is alone on its line, exactly '{BEGIN_SOLUTION}' or "
+                              f"'{END_SOLUTION}'")
         if stripped == BEGIN_SOLUTION:
             if exercise is None:
                 raise MarkerError(f"{_where(source, index, start_lines, offset)}: solution block outside an "
@@ -194,9 +251,13 @@ def _split_markdown_cell(source: Path, index: int, lines: list[str],
     inside = False
     for offset, line in enumerate(lines):
         stripped = line.strip()
-        if stripped in (BEGIN_SOLUTION, END_SOLUTION) or EXERCISE_HEADER.match(stripped):
+        if SOLUTION_MARKER_LIKE.search(stripped) or EXERCISE_HEADER.match(stripped):
             raise MarkerError(f"{_where(source, index, start_lines, offset)}: code marker '{stripped}' in a "
                               "markdown cell")
+        if stripped not in (BEGIN_ANSWER, END_ANSWER) and ANSWER_MARKER_LIKE.search(stripped):
+            raise MarkerError(f"{_where(source, index, start_lines, offset)}: malformed answer marker "
+                              f"{stripped!r}: a marker is alone on its line, exactly '{BEGIN_ANSWER}' or "
+                              f"'{END_ANSWER}'")
         if stripped == BEGIN_ANSWER:
             if inside:
                 raise MarkerError(f"{_where(source, index, start_lines, offset)}: nested '{BEGIN_ANSWER}'")
@@ -272,7 +333,8 @@ class ExerciseSequence:
     exercises: list[Exercise] = field(default_factory=list)
     awaiting_check: tuple[Exercise, int] | None = None
 
-    def role(self, index: int, lines: list[str], is_solution_cell: bool) -> tuple[Exercise | None, dict | None]:
+    def role(self, index: int, lines: list[str], is_solution_cell: bool,
+             points: float = 1.0) -> tuple[Exercise | None, dict | None]:
         """The exercise a code cell opens (or None) and its ``vae_course`` metadata (or None)."""
         header = EXERCISE_HEADER.match(lines[0].strip()) if lines else None
         if header:
@@ -281,7 +343,7 @@ class ExerciseSequence:
             if self.awaiting_check is not None:
                 raise MarkerError(f"{self.parsed.where(index)}: {self.awaiting_check[0].label} "
                                   f"(cell {self.awaiting_check[1]}) has no self-check cell before the next exercise")
-            exercise = Exercise(f"{self.parsed.number}.{len(self.exercises) + 1}", header.group("title"))
+            exercise = Exercise(f"{self.parsed.number}.{len(self.exercises) + 1}", header.group("title"), points)
             self.exercises.append(exercise)
             self.awaiting_check = (exercise, index)
             return exercise, {"exercise": exercise.number, "role": "exercise"}
@@ -306,28 +368,109 @@ class ExerciseSequence:
 def _cell_metadata(cell: nbformat.NotebookNode) -> tuple[dict, bool]:
     """The metadata a generated cell keeps (the ``solution`` tag removed), and whether the cell had that tag."""
     tags = list(cell.metadata.get("tags", []))
-    metadata = {k: v for k, v in cell.metadata.items() if k != "tags"}
+    metadata = {k: v for k, v in cell.metadata.items() if k not in ("tags", POINTS_KEY)}
     visible_tags = [t for t in tags if t != SOLUTION_TAG]
     if visible_tags:
         metadata["tags"] = visible_tags
     return metadata, SOLUTION_TAG in tags
 
 
+def _points(parsed: ParsedSource, index: int, cell: nbformat.NotebookNode, default: float) -> float:
+    """A cell's ``points=`` metadata (a number ≥ 0), else ``default``."""
+    value = cell.metadata.get(POINTS_KEY, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise MarkerError(f"{parsed.where(index)}: points={value!r}: points are a number, 0 or more")
+    return float(value)
+
+
+def known_checkers(lesson_text: str, checks_dir: Path = CHECKS_DIR) -> set[str]:
+    """The self-check functions a lesson may call: those ``utils/checks/*.py`` define, and those the lesson
+    defines itself (read as text: building a notebook imports nothing of the course)."""
+    texts = [lesson_text] + [path.read_text(encoding="utf-8") for path in sorted(checks_dir.glob("*.py"))]
+    return {match.group("name") for text in texts for match in CHECKER_DEFINITION.finditer(text)}
+
+
+def _check_checker_names(parsed: ParsedSource, calls: list[tuple[int, str]]) -> None:
+    """Refuse a self-check cell calling a checker that exists nowhere (a misspelt name would only fail when run)."""
+    known = known_checkers(parsed.source.read_text(encoding="utf-8"))
+    for index, name in calls:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise MarkerError(f"{parsed.where(index)}: the self-check calls {name}, which neither utils/checks nor "
+                              f"the lesson defines{hint}")
+
+
+def exercise_numbers(lessons_dir: Path) -> dict[str, str]:
+    """Every exercise of the lessons in ``lessons_dir``, by the first function or class its cell defines: the map
+    ``{{exercise:NAME}}`` is resolved with (read as text, cheaply: each cell starting ``# EXERCISE:`` counts)."""
+    numbers: dict[str, str] = {}
+    for source in lesson_sources(lessons_dir):
+        cells = re.split(r"^# %%.*$", source.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        exercise_cells = [cell for cell in cells if EXERCISE_HEADER.match(cell.strip().split("\n")[0])]
+        for rank, cell in enumerate(exercise_cells, start=1):
+            if name := DEFINED_NAME.search(cell):
+                numbers.setdefault(name.group("name"), f"{lesson_number(source)}.{rank}")
+            numbers.setdefault(f"{lesson_number(source)}.{rank}", f"{lesson_number(source)}.{rank}")
+    return numbers
+
+
+def _resolve_exercise_numbers(parsed: ParsedSource, numbers: dict[str, str]) -> None:
+    """Replace every ``{{exercise:NAME}}`` of the lesson's cells by the exercise's number; refuse an unknown name and
+    a number typed by hand that names no exercise, or that differs from the exercise a markdown cell introduces (the
+    cell right before an exercise cell)."""
+    existing = set(numbers.values())
+    for index, cell in enumerate(parsed.cells):
+        lines = cell.source.split("\n")
+        for offset, line in enumerate(lines):
+            for match in EXERCISE_REFERENCE.finditer(line):
+                if match.group("name") not in numbers:
+                    raise MarkerError(f"{parsed.where(index, offset)}: {match.group(0)} names no exercise's function "
+                                      "or class")
+            lines[offset] = EXERCISE_REFERENCE.sub(lambda m: numbers[m.group("name")], line)
+            for match in TYPED_EXERCISE_NUMBER.finditer(lines[offset]):
+                if match.group("number") not in existing:
+                    raise MarkerError(f"{parsed.where(index, offset)}: '{match.group(0)}' names no exercise (write "
+                                      "{{exercise:NAME}}, NAME the function or class it defines)")
+        cell.source = "\n".join(lines)
+
+
+def _check_introductions(parsed: ParsedSource, exercises: list[Exercise], opening_cells: list[int]) -> None:
+    """A markdown cell right before an exercise cell that opens with a bold exercise number must name that one."""
+    for exercise, index in zip(exercises, opening_cells, strict=True):
+        if index > 0 and parsed.cells[index - 1].cell_type == "markdown":
+            match = re.match(r"\s*\*\*Exercise\s+(\d+\.\d+)", parsed.cells[index - 1].source)
+            if match and match.group(1) != exercise.number:
+                raise MarkerError(f"{parsed.where(index - 1)}: introduces Exercise {match.group(1)}, but the next "
+                                  f"exercise is {exercise.number} (write **Exercise {{{{exercise:NAME}}}}**)")
+
+
 def build_lesson(source: Path) -> BuiltLesson:
     """Parse one lesson source and build its solution and exercise notebooks (in memory)."""
     parsed = parse_source(source)
+    _resolve_exercise_numbers(parsed, exercise_numbers(source.parent))
     sequence = ExerciseSequence(parsed)
     solution_cells, exercise_cells = [], []
     hidden_lines: set[str] = set()
     public_lines: set[str] = set()
+    checker_calls: list[tuple[int, str]] = []
+    key_lines: dict[str, str] = {}
+    questions: list[Question] = []
+    opening_cells: list[int] = []
     for index, cell in enumerate(parsed.cells):
+        exercise = None
         lines = cell.source.splitlines()
         metadata, is_solution_cell = _cell_metadata(cell)
+        points = _points(parsed, index, cell, 1.0 if cell.cell_type == "code" else 0.0)
         if cell.cell_type == "code":
-            exercise, role = sequence.role(index, lines, is_solution_cell)
+            exercise, role = sequence.role(index, lines, is_solution_cell, points)
+            if exercise is not None:
+                opening_cells.append(index)
             if role is not None:
                 metadata[CELL_METADATA_KEY] = role
             full, student, hidden = _split_exercise_cell(source, index, lines, parsed.start_lines, exercise)
+            if role is not None and role.get("role") == "check":
+                checker_calls += [(index, m.group("name")) for m in CHECKER_CALL.finditer(cell.source)]
         elif cell.cell_type == "markdown":
             full, student, hidden = _split_markdown_cell(source, index, lines, parsed.start_lines)
         else:
@@ -338,9 +481,17 @@ def build_lesson(source: Path) -> BuiltLesson:
             hidden_lines.update(line.strip() for line in full)
             continue
         exercise_cells.append(_new_cell(cell.cell_type, student, metadata, f"cell-{len(exercise_cells):03d}"))
+        if cell.cell_type == "markdown" and BEGIN_ANSWER in (line.strip() for line in lines):
+            prompt = "\n".join(lines[: [line.strip() for line in lines].index(BEGIN_ANSWER)]).strip()
+            questions.append(Question(f"{parsed.number}.Q{len(questions) + 1}", exercise_cells[-1].id, prompt,
+                                      points))
+        if cell.cell_type == "code" and exercise is not None:
+            key_lines |= {form: exercise.number for line in hidden if (form := key_form(line))}
         hidden_lines.update(line.strip() for line in hidden)
         public_lines.update(line.strip() for line in student)
     sequence.finish()
+    _check_checker_names(parsed, checker_calls)
+    _check_introductions(parsed, sequence.exercises, opening_cells)
     return BuiltLesson(
         source=source,
         solution=_new_notebook(solution_cells, source, "solution"),
@@ -348,7 +499,32 @@ def build_lesson(source: Path) -> BuiltLesson:
         exercises=sequence.exercises,
         hidden_lines={line for line in hidden_lines if line},
         public_lines=public_lines,
+        key_lines=key_lines,
+        questions=questions,
     )
+
+
+def exposed_key_lines(lessons: list[BuiltLesson]) -> list[str]:
+    """Every place a student notebook shows an exercise's key line outside its solution block, in its own lesson or
+    a later one: one message per place, naming the exercise, the notebook, the cell and the line. A line an
+    earlier lesson already shows in an ordinary cell (``with torch.no_grad():``) was taught: it gives nothing away."""
+    shown: list[tuple[int, BuiltLesson, int, int, str]] = []
+    for built in lessons:
+        for index, cell in enumerate(built.exercise.cells):
+            if cell.cell_type == "code":
+                shown += [(lesson_number(built.source), built, index, offset, line)
+                          for offset, line in enumerate(cell.source.splitlines()) if key_form(line)]
+    first_shown: dict[str, int] = {}
+    for lesson, _, _, _, line in shown:
+        first_shown[key_form(line)] = min(lesson, first_shown.get(key_form(line), lesson))
+    keys = {form: number for built in lessons for form, number in built.key_lines.items()}
+    problems = []
+    for _, built, index, offset, line in shown:
+        number = keys.get(key_form(line))
+        if number is not None and first_shown[key_form(line)] >= int(number.split(".")[0]):
+            problems.append(f"{built.source.name}: cell {index}, line {offset + 1} shows a key line of "
+                            f"exercise {number} to students: {line.strip()!r}")
+    return problems
 
 
 def notebook_text(notebook: nbformat.NotebookNode) -> str:
@@ -368,10 +544,14 @@ def was_edited_by_hand(path: Path) -> bool:
 
 def planned_outputs(sources: list[Path], solutions_dir: Path = SOLUTIONS_DIR,
                     exercises_dir: Path = EXERCISES_DIR) -> dict[Path, str]:
-    """Every notebook the given sources produce, mapped to its text."""
+    """Every notebook the given sources produce, mapped to its text. Refuses (:class:`MarkerError`) sources whose
+    student notebooks show an exercise's key line outside its solution block (:func:`exposed_key_lines`)."""
     outputs: dict[Path, str] = {}
-    for source in sources:
-        built = build_lesson(source)
+    built_lessons = [build_lesson(source) for source in sources]
+    if exposed := exposed_key_lines(built_lessons):
+        raise MarkerError("an exercise's solution shows elsewhere in the student notebooks (write it differently "
+                          "there, or call the student's function):\n  " + "\n  ".join(exposed))
+    for source, built in zip(sources, built_lessons, strict=True):
         name = source.with_suffix(".ipynb").name
         outputs[solutions_dir / name] = notebook_text(built.solution)
         outputs[exercises_dir / name] = notebook_text(built.exercise)

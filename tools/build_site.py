@@ -59,6 +59,9 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 CELL_TIMEOUT_S = 900  # a lesson's longest cell takes about 3 minutes on 2 cores
 # Files whose change changes what a lesson prints or draws; the cache key covers all of them.
 CACHE_INPUTS = ("utils", "studies", "data")
+# Pages for instructors' eyes only: the site without solutions (published during term) leaves them out, and a link to
+# one from another page becomes its plain title. grading.md lists what still gets past the grader.
+INSTRUCTOR_ONLY_PAGES = ("grading",)
 GUIDE_ORDER = ("student-guide", "instructor-guide", "grading", "results", "errata", "references", "layout")
 LESSONS_MARKER = "<!-- lessons -->"
 PAGES_MARKER = "<!-- pages -->"
@@ -295,10 +298,18 @@ def lesson_title(notebook: nbformat.NotebookNode) -> str:
     return "Lesson"
 
 
-def guide_pages(docs_dir: Path) -> list[str]:
-    """Every top-level page of ``docs/`` but the landing page: known ones in reading order, then any other."""
-    found = {path.stem for path in docs_dir.glob("*.md") if path.stem not in ("index", "README")}
+def guide_pages(docs_dir: Path, solutions: bool = True) -> list[str]:
+    """Every top-level page of ``docs/`` but the landing page (and, without solutions, the instructors' pages):
+    known ones in reading order, then any other."""
+    left_out = ("index", "README") + (() if solutions else INSTRUCTOR_ONLY_PAGES)
+    found = {path.stem for path in docs_dir.glob("*.md") if path.stem not in left_out}
     return [name for name in GUIDE_ORDER if name in found] + sorted(found - set(GUIDE_ORDER))
+
+
+def without_instructor_links(text: str) -> str:
+    """``text`` with every Markdown link to an instructors' page replaced by its title (the page is not published)."""
+    pages = "|".join(re.escape(page) for page in INSTRUCTOR_ONLY_PAGES)
+    return re.sub(rf"\[([^\]]+)\]\((?:\.\./)?(?:{pages})\.md(?:#[^)]*)?\)", r"*\1* (for instructors)", text)
 
 
 def lesson_times(built: list[BuiltLesson], seconds: dict[str, float]) -> str:
@@ -323,15 +334,21 @@ def stage(staging: Path, pages: dict[str, nbformat.NotebookNode], built: list[Bu
         wanted.add(staging / relative)
 
     for path in sorted(docs_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            put(path.relative_to(docs_dir).as_posix(), path.read_bytes())
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        if not solutions and path.parent == docs_dir and path.stem in INSTRUCTOR_ONLY_PAGES:
+            continue
+        content = path.read_bytes()
+        if not solutions and path.suffix == ".md":
+            content = without_instructor_links(content.decode("utf-8")).encode()
+        put(path.relative_to(docs_dir).as_posix(), content)
     lesson_list = "\n".join(f"{lesson_number(b.source)}. [{lesson_title(pages[b.source.stem])}]"
                             f"(lessons/{b.source.stem}.ipynb)" for b in built)
     index = (docs_dir / "index.md").read_text(encoding="utf-8").replace(LESSONS_MARKER, lesson_list)
     # The lessons are listed above (with their titles); the navigation lists them and every page of docs/.
     toctree = ["```{toctree}", ":caption: Lessons", ":maxdepth: 1", ":hidden:", "",
                *(f"lessons/{b.source.stem}" for b in built), "```", "",
-               "```{toctree}", ":caption: Guides", ":maxdepth: 1", "", *guide_pages(docs_dir), "```"]
+               "```{toctree}", ":caption: Guides", ":maxdepth: 1", "", *guide_pages(docs_dir, solutions), "```"]
     put("index.md", index.replace(PAGES_MARKER, "\n".join(toctree)).encode())
     results = sorted((docs_dir / "results").glob("*.md"))
     if (docs_dir / "results.md").exists():

@@ -1,7 +1,9 @@
 """Grade students' exercise notebooks with the course's own self-checks, each in a sandbox (instructor tool).
 
 ``python -m tools.grade SUBMISSIONS [--out grades] [--lesson N] [--workers K] [--time-limit S] [--memory GiB]
-[--no-sandbox]`` (``make grade SUBMISSIONS=dir``). SUBMISSIONS is one notebook, or a folder holding one notebook
+[--no-sandbox] [--class-table]`` (``make grade SUBMISSIONS=dir``); ``python -m tools.grade --class-table [--out
+grades]`` (``make class-table``) only merges the lessons' gradebooks into ``class.csv``.
+SUBMISSIONS is one notebook, or a folder holding one notebook
 per student (the file's stem names the student) and/or one folder per student (the folder names the student;
 every notebook inside is graded, whatever its file name). Nothing under SUBMISSIONS is written.
 
@@ -24,9 +26,12 @@ tampered    the checker, or a library function it relies on, was changed by the 
 not graded  grading stopped before this exercise (time limit, Python died)
 =========== ======================================================================================
 
-Outputs in ``--out``: ``gradebook.csv`` (student, lesson, notebook, one column per exercise, passed, out of,
-note, review: lines flagged for the instructor's eye), ``feedback/<student>.md``, and a summary printed at the
-end: per exercise, how many passed.
+Outputs in ``--out``: one folder per lesson, ``lesson-NN/``, with its ``gradebook.csv`` (statuses, points, score,
+note, review: lines flagged for the instructor's eye, pasted copies of the course's code among them),
+``overrides.csv`` (the instructor's), ``answers.md`` (the written answers, question by question),
+``feedback/<student>.md``, ``summary.txt``, and the ``moodle.csv`` and ``canvas.csv`` exports
+(tools/grading/gradebook.py). Grading a lesson again replaces the rows of the students graded again and keeps the
+others. ``--class-table`` also writes ``class.csv``, every lesson's score per student.
 """
 from __future__ import annotations
 
@@ -34,8 +39,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.grading.plan import find_submissions
-from tools.grading.report import summary_text, write_feedback, write_gradebook
+import nbformat
+
+from tools.build_notebooks import build_lesson
+from tools.grading.copies import flag_pasted_copies
+from tools.grading.gradebook import lesson_folder, write_class_table, write_lesson_gradebook
+from tools.grading.plan import NotGradable, find_submissions, lessons_by_number, read_submission
+from tools.grading.report import summary_text
+from tools.grading.results import NotebookResult
 from tools.grading.run import DEFAULT_TIME_LIMIT_S, GradingOptions, grade_all
 from tools.grading.sandbox import GIB, Limits, SandboxUnavailable
 
@@ -47,9 +58,41 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or path.is_relative_to(folder)
 
 
+def read_notebooks(results: list[NotebookResult], base: Path) -> dict[str, nbformat.NotebookNode]:
+    """The submitted notebooks that can be read, by their path in the results (for the static looks after grading:
+    pasted copies, written answers; nothing of them runs)."""
+    notebooks = {}
+    for result in results:
+        try:
+            notebooks[result.notebook] = read_submission(base / result.notebook)
+        except (NotGradable, OSError):
+            continue
+    return notebooks
+
+
+def write_gradebooks(results: list[NotebookResult], out: Path, base: Path) -> list[str]:
+    """Flag pasted copies, then merge each lesson's results into its folder; one line per lesson written."""
+    notebooks = read_notebooks(results, base)
+    sources = lessons_by_number()
+    by_lesson: dict[int | None, list[NotebookResult]] = {}
+    for result in results:
+        lesson = result.lesson if result.lesson in sources else None
+        by_lesson.setdefault(lesson, []).append(result)
+    written = []
+    for lesson, own in sorted(by_lesson.items(), key=lambda item: (item[0] is None, item[0] or 0)):
+        if lesson is not None:
+            built = build_lesson(sources[lesson])
+            for result in own:
+                if result.notebook in notebooks and result.exercises:
+                    flag_pasted_copies(result, notebooks[result.notebook], built)
+        written.append(str(write_lesson_gradebook(own, lesson_folder(out, lesson), lesson, notebooks)))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.grade", description=__doc__.splitlines()[0])
-    parser.add_argument("submissions", type=Path, help="a notebook, or a folder of notebooks and student folders")
+    parser.add_argument("submissions", type=Path, nargs="?",
+                        help="a notebook, or a folder of notebooks and student folders")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="where to write the gradebook and feedback")
     parser.add_argument("--lesson", type=int, help="grade only notebooks of this lesson; others get a note")
     parser.add_argument("--workers", type=int, default=None, help="notebooks graded at once (default: usable CPUs)")
@@ -59,8 +102,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="GiB of memory each notebook may allocate (default %(default)g)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run students' code unconfined, with your rights (where bwrap is unavailable)")
+    parser.add_argument("--class-table", action="store_true",
+                        help="merge every lesson's gradebook in --out into class.csv (alone: without grading)")
     args = parser.parse_args(argv)
-    submissions, out = args.submissions.resolve(), args.out.resolve()
+    out = args.out.resolve()
+    if args.submissions is None:
+        if not args.class_table:
+            parser.error("give the submissions to grade, or --class-table to merge the gradebooks in --out")
+        print(f"wrote {write_class_table(out)}")
+        return 0
+    submissions = args.submissions.resolve()
     if not submissions.exists():
         parser.error(f"{args.submissions}: no such file or folder")
     if args.time_limit <= 0 or args.memory <= 0:
@@ -80,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no notebooks (*.ipynb) found in {args.submissions}", file=sys.stderr)
         return 1
     out.mkdir(parents=True, exist_ok=True)
-    write_gradebook(results, out / "gradebook.csv")
-    feedback = write_feedback(results, out / "feedback")
+    try:
+        written = write_gradebooks(results, out, submissions if submissions.is_dir() else submissions.parent)
+    except ValueError as error:  # a malformed overrides.csv: nothing of that lesson was written
+        print(f"grade: {error}", file=sys.stderr)
+        return 2
     print(summary_text(results, find_submissions(submissions).skipped))
-    print(f"wrote {out / 'gradebook.csv'} and {len(feedback)} feedback files in {out / 'feedback'}")
+    print("wrote\n  " + "\n  ".join(written))
+    if args.class_table:
+        print(f"wrote {write_class_table(out)}")
     return 0
 
 

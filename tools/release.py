@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Pack what a student needs, and nothing else, into one folder and one zip (instructor tool).
 
-``python -m tools.release [--out dist]`` (``make release``) writes ``dist/vae-course-student/`` and
-``dist/vae-course-student.zip`` holding the exercise notebooks, the ``utils`` package (with
-``pyproject.toml`` to install it), the data and the checkpoint with their checksum records, the student's
-requirements (the course's pins less the instructors' test tools) and a student README. Solutions, lesson
-sources, tools and tests stay out.
+``python -m tools.release [--out dist] [--lessons 1-3]`` (``make release [LESSONS=1-3]``) writes
+``dist/vae-course-student/`` and ``dist/vae-course-student.zip`` holding the exercise notebooks (all, or the lessons
+named: a release by week), the ``utils`` package (with ``pyproject.toml`` to install it), the data and the
+checkpoints with their checksum records, the student's requirements (the course's pins less the instructors' test
+tools), the licences and a student README listing the lessons it holds. Solutions, lesson sources, tools, tests and
+docs stay out. The same folder, pushed as a repository of its own, is the JupyterHub hand-out
+(docs/instructor-guide.md).
 
 It refuses to pack a release whose notebooks are out of sync with the lesson sources, or whose data do not
 match their recorded SHA-256: a class must never receive stale exercises or a damaged dataset.
@@ -15,12 +17,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import zipfile
 from pathlib import Path
 
-from tools.build_notebooks import EXERCISES_DIR, SOLUTIONS_DIR, lesson_sources, out_of_sync, planned_outputs
+import nbformat
+
+from tools.build_notebooks import (
+    EXERCISES_DIR,
+    SOLUTIONS_DIR,
+    lesson_number,
+    lesson_sources,
+    out_of_sync,
+    planned_outputs,
+)
 from utils.integrity import matches_record
 from utils.paths import DATA_DIR, REPO_ROOT
 from utils.settings import CHECKPOINT_RECORD_FILE, CVAE_CHECKPOINT_RECORD_FILE, MANIFEST_FILE, OOD_MANIFEST_FILE
@@ -32,6 +44,39 @@ ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
 
 # The README a student finds in the release: a real file, so that it is reviewed like any page.
 STUDENT_README = Path(__file__).resolve().parent / "release_files" / "README.md"
+LESSONS_MARKER = "<!-- LESSONS -->"
+LICENCES = ("LICENSE", "LICENSE-TEXT.md")
+
+
+def parse_lessons(spec: str, available: list[int]) -> list[int]:
+    """``"1-3"``, ``"1,2,5"`` or ``"2-4,7"`` → the lesson numbers; a lesson that does not exist is an error."""
+    chosen: set[int] = set()
+    for part in spec.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise SystemExit(f"--lessons {spec!r}: write lesson numbers and ranges, e.g. 1-3 or 1,2,5")
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        chosen |= set(range(first, last + 1))
+    missing = sorted(chosen - set(available))
+    if missing or not chosen:
+        raise SystemExit(f"--lessons {spec!r}: no lesson {', '.join(map(str, missing))} (the course has "
+                         f"{', '.join(map(str, available))})")
+    return sorted(chosen)
+
+
+def lesson_title(notebook: Path) -> str:
+    """The lesson's title: its notebook's first Markdown heading, without the "Lesson N —" it starts with."""
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type == "markdown" and (match := re.search(r"^#\s+(.+)$", cell.source, re.MULTILINE)):
+            return re.sub(r"^Lesson\s+\d+\s*[—:-]\s*", "", match.group(1).strip())
+    return notebook.stem
+
+
+def student_readme(notebooks: list[Path]) -> bytes:
+    """The student README with the table of the lessons this release holds."""
+    rows = ["| lesson | notebook |", "| --- | --- |"]
+    rows += [f"| {lesson_number(p)}. {lesson_title(p)} | `notebooks/{p.name}` |" for p in notebooks]
+    return STUDENT_README.read_text(encoding="utf-8").replace(LESSONS_MARKER, "\n".join(rows)).encode()
 
 
 def student_requirements(text: str) -> str:
@@ -59,23 +104,26 @@ def damaged_data(data_dir: Path = DATA_DIR) -> list[str]:
     return problems
 
 
-def release_files(repo: Path = REPO_ROOT) -> dict[str, bytes]:
-    """Every file of the release, by its path inside the release folder."""
-    files = {f"notebooks/{p.name}": p.read_bytes() for p in sorted((repo / EXERCISES_DIR.name).glob("*.ipynb"))}
+def release_files(repo: Path = REPO_ROOT, lessons: list[int] | None = None) -> dict[str, bytes]:
+    """Every file of the release, by its path inside the release folder: every lesson, or those in ``lessons``."""
+    notebooks = [p for p in sorted((repo / EXERCISES_DIR.name).glob("*.ipynb"))
+                 if lessons is None or lesson_number(p) in lessons]
+    files = {f"notebooks/{p.name}": p.read_bytes() for p in notebooks}
     files |= {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted((repo / "utils").rglob("*.py"))}
     files |= {f"data/{p.name}": p.read_bytes() for p in sorted((repo / DATA_DIR.name).iterdir()) if p.is_file()}
     files["pyproject.toml"] = (repo / "pyproject.toml").read_bytes()
     files["requirements.txt"] = student_requirements((repo / "requirements.txt").read_text()).encode()
-    files["README.md"] = STUDENT_README.read_bytes()
+    files["README.md"] = student_readme(notebooks)
+    files |= {name: (repo / name).read_bytes() for name in LICENCES}
     return files
 
 
-def write_release(out: Path, repo: Path = REPO_ROOT) -> tuple[Path, Path]:
+def write_release(out: Path, repo: Path = REPO_ROOT, lessons: list[int] | None = None) -> tuple[Path, Path]:
     """Write the release folder and zip under ``out`` (replacing an older release); return both paths."""
     problems = stale_notebooks() + damaged_data(repo / DATA_DIR.name)
     if problems:
         raise SystemExit("refusing to release (nothing written):\n  " + "\n  ".join(problems))
-    files = release_files(repo)
+    files = release_files(repo, lessons)
     folder, archive = out / RELEASE_NAME, out / f"{RELEASE_NAME}.zip"
     shutil.rmtree(folder, ignore_errors=True)
     for name, content in files.items():
@@ -92,8 +140,11 @@ def write_release(out: Path, repo: Path = REPO_ROOT) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "dist", help="where to write (default: dist/)")
+    parser.add_argument("--lessons", help="only these lessons' notebooks, e.g. 1-3 or 1,2,5 (default: every lesson)")
     args = parser.parse_args(argv)
-    folder, archive = write_release(args.out)
+    available = [lesson_number(source) for source in lesson_sources()]
+    lessons = parse_lessons(args.lessons, available) if args.lessons else None
+    folder, archive = write_release(args.out, lessons=lessons)
     count = sum(1 for p in folder.rglob("*") if p.is_file())
     print(f"wrote {folder} ({count} files) and {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -23,7 +23,8 @@ from utils.topopt import LoadCase
 
 GENERATOR_VERSION = "1.0"
 SPLIT_NAMES = ("train", "validation", "test")
-REGENERATE_HINT = "Restore it with `git checkout -- data/` or regenerate it with `make data` (a few minutes)."
+REGENERATE_HINT = ("Students: unpack data/ again from the course zip you were given. Instructors, in the course "
+                   "repository: restore it with `git checkout -- data/` or regenerate it with `make data` (minutes).")
 
 
 @dataclass(frozen=True)

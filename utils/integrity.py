@@ -80,7 +80,8 @@ def read_verified(path: Path, retrain_command: str) -> tuple[bytes, dict]:
     """The bytes of a recorded file and its record, after checking the bytes' SHA-256 against the record; a
     :class:`CheckpointError` naming ``retrain_command`` if either is missing or they disagree."""
     path = Path(path)
-    hint = f"Restore them with `git checkout -- data/` or retrain with `{retrain_command}`."
+    hint = ("Students: unpack data/ again from the course zip you were given. Instructors, in the course repository: "
+            f"restore them with `git checkout -- data/` or retrain with `{retrain_command}`.")
     if not path.exists() or not record_path(path).exists():
         raise CheckpointError(f"Checkpoint {path} or its checksum record is missing. {hint}")
     record = json.loads(record_path(path).read_text())

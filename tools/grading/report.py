@@ -1,4 +1,5 @@
-"""Reporting: the gradebook (CSV), one feedback file per student (Markdown), and the summary printed at the end.
+"""Reporting: one feedback file per student (Markdown), the summary printed at the end, and the helpers the
+gradebooks (tools/grading/gradebook.py) share.
 
 Everything quoted from a student's run is untrusted text: it is capped in length, shown in a code fence longer
 than any run of backticks inside it (so it cannot close the fence and write Markdown of its own), and a CSV cell
@@ -6,7 +7,6 @@ starting like a formula is prefixed with an apostrophe. Feedback file names are 
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from collections import Counter
@@ -36,8 +36,9 @@ def fenced(text: str) -> list[str]:
 
 
 def inline(text: str) -> str:
-    """``text`` on one line with nothing Markdown acts on: for names in headings."""
-    return re.sub(r"[\x00-\x1f`*_#<>\[\]|\\]", "_", text)
+    """``text`` on one line, every character Markdown acts on escaped with a backslash (so ``p(z | x)`` reads as
+    written): for names and titles in headings. Control characters become spaces."""
+    return re.sub(r"([`*_#<>\[\]|\\!~])", r"\\\1", re.sub(r"[\x00-\x1f\x7f]", " ", text))
 
 
 def spreadsheet_safe(value: object) -> str:
@@ -60,17 +61,21 @@ def review_note(result: NotebookResult) -> str:
     return "; ".join(notes)
 
 
-def write_gradebook(results: list[NotebookResult], path: Path) -> None:
-    """One row per notebook: student, lesson, notebook, one column per exercise, passed, out of, note, review."""
-    columns = exercise_columns(results)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student", "lesson", "notebook", *columns, "passed", "out_of", "note", "review"])
-        for result in sorted(results, key=lambda r: (r.student, r.lesson or 0, r.notebook)):
-            status = {exercise.number: exercise.status for exercise in result.exercises}
-            row = [result.student, result.lesson or "", result.notebook, *(status.get(n, "") for n in columns),
-                   result.passed, len(result.exercises), capped(result.problem, 500), capped(review_note(result), 1000)]
-            writer.writerow([spreadsheet_safe(value) for value in row])
+# Grading notes a student can act on, by how the grader's note begins; the grader's own words follow, quoted.
+STUDENT_NOTES = {
+    "not a readable notebook": "Your file could not be read as a notebook: it is damaged or was saved in another "
+                               "format. Open it in JupyterLab, check that your work is there, save it (File → Save "
+                               "Notebook) and hand in that .ipynb file again.",
+    "not a notebook: the file is not text": "Your file is not a notebook (.ipynb): hand in the notebook file itself, "
+                                            "saved from JupyterLab (File → Save Notebook).",
+}
+
+
+def student_note(problem: str) -> list[str]:
+    """Feedback lines for a grading note: what to do, where the grader knows it, then its words quoted."""
+    advice = next((text for start, text in STUDENT_NOTES.items() if problem.startswith(start)), None)
+    quoted = fenced(capped(problem))
+    return [advice, "", "The grader's message:", "", *quoted] if advice else quoted
 
 
 def feedback_markdown(student: str, results: list[NotebookResult]) -> str:
@@ -82,7 +87,7 @@ def feedback_markdown(student: str, results: list[NotebookResult]) -> str:
         if result.exercises:
             lines += [f"**{result.passed} of {len(result.exercises)} exercises correct.**", ""]
         if result.problem:
-            lines += ["**Grading note:**", "", *fenced(capped(result.problem)), ""]
+            lines += ["**Grading note:**", "", *student_note(result.problem), ""]
         for exercise in result.exercises:
             lines += [f"### Exercise {exercise.number}: {inline(exercise.title)} — {STATUS_MARK[exercise.status]}", ""]
             if exercise.status != "pass" and exercise.message:
