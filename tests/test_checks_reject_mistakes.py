@@ -18,7 +18,7 @@ from utils.checks import ExerciseCheckFailed, ExerciseNotDone
 from utils.checks import lesson01 as checks01
 
 LESSONS = ("lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson07", "lesson08",
-           "lesson09")
+           "lesson09", "lesson10")
 EXERCISES: list[Exercise] = [exercise for lesson in LESSONS
                              for exercise in importlib.import_module(f"tests.mistakes.{lesson}").EXERCISES]
 WRONG = [(exercise, answer) for exercise in EXERCISES for answer in exercise.wrong]

@@ -107,6 +107,17 @@ LESSON7_WIDTH = 16
 LESSON8_EPOCHS = 60
 LESSON8_WIDTH = 16
 
+# Lesson 10's priors, fitted to the shipped VAE's aggregate posterior after training (utils.priors): the seeds of
+# its table, the draws judged per prior and seed, the VampPrior's pseudo-inputs and Adam steps, the diffusion
+# prior's T (denoising steps), its training iterations and its MLP's width.
+LESSON10_SEEDS = (0, 1, 2)
+LESSON10_SAMPLES = 200
+VAMP_COMPONENTS = 200
+VAMP_STEPS = 200
+DIFFUSION_STEPS = 100
+DIFFUSION_ITERATIONS = 6000
+DIFFUSION_HIDDEN = 128
+
 
 def course_environment_int(name: str, default: int) -> int:
     """The positive integer in the environment variable ``VAE_COURSE_<name>`` (``name`` such as "LESSON7_EPOCHS"),

@@ -1,0 +1,471 @@
+# %% [markdown]
+# # Lesson 10 — The prior: holes in the latent space, measured, and priors that fill them
+#
+# **Time estimate:** about 1 hour: 30 minutes for the three exercises, 30 for reading; the notebook itself runs in
+# about 3 minutes on 2 CPU cores (it fits six small priors).
+# **You will:** measure how far lesson 7's encoder puts its codes from the prior $\mathcal N(0, I)$ that samples are
+# drawn from (ELBO surgery, your first exercise); see what that gap costs in physics; then fit two priors to the
+# codes after the VAE has been trained — a VampPrior (your second exercise) and a small latent diffusion model (your
+# third) — and judge their designs the way lesson 7 judged samples.
+#
+# **Why.** Every VAE lesson so far sampled $z \sim \mathcal N(0, I)$ and decoded. Lesson 7 found its prior samples
+# clearly worse than its reconstructions and guessed why (its last question): the decoder was trained on the
+# encoder's codes, and a prior sample may land where no code is — in a **hole**. Hoffman & Johnson (2016, "ELBO
+# surgery") showed how to measure this: the ELBO's KL term splits into a part that carries information and a part
+# that only measures the mismatch between the codes and the prior. Putting a second model on the latent space to
+# close that mismatch is what VampPrior (Tomczak & Welling 2018), two-stage VAEs (Dai & Wipf 2019) and latent
+# diffusion (Vahdat et al. 2021; Rombach et al. 2022) do.
+#
+# **The model** is lesson 7's shipped VAE (`data/vae_topology.pt`: 16 latents, 1,200 training designs), loaded and
+# never retrained here: only the prior changes.
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from utils import get_device, seed_everything
+from utils.checks.lesson10 import check_aggregate_kl, check_ddpm_loss, check_vamp_log_prior
+from utils.data import load_topology_dataset
+from utils.elbo_terms import gaussian_kl_terms
+from utils.evaluation import decode_latents, importance_log_weights, iwae_bound, judge_against_nearest
+from utils.metrics import solid_iou
+from utils.plotting import plot_designs, use_course_style
+from utils.priors import (
+    AggregatePosterior,
+    elbo_surgery,
+    fit_diffusion_prior,
+    fit_vamp_prior,
+    judge_latents,
+    linear_gaussian_example,
+    mixture_log_density,
+    share_in_holes,
+)
+from utils.settings import (
+    CHECKPOINT_PATH,
+    DIFFUSION_HIDDEN,
+    DIFFUSION_ITERATIONS,
+    DIFFUSION_STEPS,
+    LATENT_DIM,
+    LESSON10_SAMPLES,
+    LESSON10_SEEDS,
+    VAMP_COMPONENTS,
+    VAMP_STEPS,
+)
+from utils.tables import format_table, range_cell
+from utils.vae import load_checkpoint
+
+use_course_style()
+seed_everything(0)
+device = get_device()
+print(f"computing on {device}")
+notebook_start = time.perf_counter()
+data = load_topology_dataset()
+train, validation, test = (data.subset(split) for split in ("train", "validation", "test"))
+model, _ = load_checkpoint(CHECKPOINT_PATH, device)
+aggregate = AggregatePosterior.of(model.encoder, train.density, validation.density, device, draws=1000,
+                                  generator=torch.Generator().manual_seed(100))
+print(f"lesson 7's shipped VAE: {LATENT_DIM} latents; posteriors of the {len(train)} training designs")
+
+# %% [markdown]
+# ## 1. The hole, measured
+#
+# The encoder gives every training design $x_n$ its posterior $q(z \mid x_n) = \mathcal N(\mu_n, \operatorname{diag}
+# \sigma_n^2)$. Pool them and you get the **aggregate posterior**, where the decoder has actually seen codes:
+#
+# $$q(z) = \frac1N \sum_{n=1}^{N} q(z \mid x_n).$$
+#
+# Sampling from $q(z)$ is easy: pick a design at random, then draw from its posterior. The ELBO's KL term, averaged
+# over the data, splits exactly into two parts (Hoffman & Johnson 2016; index the designs by $n$, uniform):
+#
+# $$\underbrace{\frac1N \sum_n \mathrm{KL}\big(q(z \mid x_n) \,\|\, p(z)\big)}_{\text{the ELBO's average KL}}
+#   = \underbrace{\mathbb E\big[\log q(z \mid x_n) - \log q(z)\big]}_{I(n;\,z)\text{, the index-code mutual
+#   information}}
+#   + \underbrace{\mathbb E\big[\log q(z) - \log p(z)\big]}_{\mathrm{KL}(q(z)\,\|\,p(z))}.$$
+#
+# The first part is the information the code carries about which design it came from: it cannot exceed
+# $\log N$ (knowing $n$ among $N$ equally likely designs is worth $\log N$ nats). The second is the mismatch
+# between where the codes are and where samples are drawn: zero only if the codes fill the prior exactly. Neither
+# has a closed form — $q(z)$ is a mixture of 1,200 Gaussians — but both are expectations, so Monte Carlo estimates
+# them, and $\log q(z)$ at any point is exact: a **log-mean-exp** of the $N$ posterior log-densities (never the mean
+# of the densities themselves: in 16 dimensions they underflow to 0).
+#
+# **Exercise 10.1** — estimate $\mathrm{KL}(q(z) \,\|\, p(z))$ from draws `z` $(M, d)$ of $q(z)$, given the
+# posteriors' `mu` and `logvar` $(N, d)$ ($\log\sigma^2$, as the encoder returns them), with $p = \mathcal N(0, I)$:
+# the mean over the draws of $\log q(z_m) - \log p(z_m)$, with
+# $\log q(z) = \operatorname{logsumexp}_n \log \mathcal N(z; \mu_n, \sigma_n^2) - \log N$, and its **standard
+# error**, the standard deviation of the $M$ terms over $\sqrt M$. Return `(estimate, standard_error)`. Use
+# `torch.logsumexp`; work with whole tensors (broadcast `z[:, None, :]` against `mu[None]`), no loop over designs.
+
+# %%
+# EXERCISE: a Monte Carlo estimate of KL(q(z) ‖ p(z))
+def aggregate_kl(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> tuple[float, float]:
+    """(mean over the draws of log q(z) − log p(z), its standard error) for z: (M, d), mu, logvar: (N, d)."""
+    # BEGIN SOLUTION
+    log_components = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None, :] - mu[None]) ** 2
+                             / logvar[None].exp()).sum(-1)
+    log_q = torch.logsumexp(log_components, dim=1) - math.log(len(mu))
+    log_p = -0.5 * (math.log(2 * math.pi) + z**2).sum(-1)
+    terms = log_q - log_p
+    return terms.mean().item(), (terms.std() / math.sqrt(len(z))).item()
+    # END SOLUTION
+
+
+# %%
+check_aggregate_kl(aggregate_kl)
+
+# %% [markdown]
+# **First on a model where the answer is known.** A *linear-Gaussian* encoder, $q(z \mid x) = \mathcal N(Wx,
+# \operatorname{diag} v)$, on Gaussian data $x \sim \mathcal N(0, C)$ has a Gaussian aggregate posterior
+# $q(z) = \mathcal N(0, \Sigma)$, $\Sigma = W C W^\top + \operatorname{diag} v$, so both parts have closed forms:
+# $I = \tfrac12(\log\det\Sigma - \sum_j \log v_j)$ and $\mathrm{KL}(q(z) \,\|\, p) = \tfrac12(\operatorname{tr}\Sigma
+# - d - \log\det\Sigma)$. We take 3,000 data points (their covariance made exactly $C$) and compare: your function
+# for the KL, `utils.priors.elbo_surgery` (the same estimator, 8 draws per design, every design equally often)
+# for both.
+
+# %%
+toy_mu, toy_logvar, toy_closed = linear_gaussian_example(3000, seed=0)
+toy = elbo_surgery(toy_mu, toy_logvar, draws=8, generator=torch.Generator().manual_seed(1))
+toy_draws = toy_mu + torch.exp(0.5 * toy_logvar) * torch.randn(toy_mu.shape, generator=torch.Generator().manual_seed(2),
+                                                               dtype=torch.float64)
+yours, yours_error = aggregate_kl(toy_draws, toy_mu, toy_logvar)
+print(f"{'linear-Gaussian model':<22}{'closed form':>12}{'Monte Carlo':>16}")
+for name in ("index-code MI", "KL(q(z) ‖ p(z))", "average KL"):
+    print(f"{name:<22}{toy_closed[name]:>12.4f}{str(toy[name]):>16}")
+    # Within 3 standard errors, plus 0.01 nats: the finite mixture is not exactly Gaussian (tests/test_priors.py).
+    assert abs(toy[name].value - toy_closed[name]) < 3 * toy[name].standard_error + 0.01, name
+print(f"{'your KL(q(z) ‖ p(z))':<22}{toy_closed['KL(q(z) ‖ p(z))']:>12.4f}{yours:>10.4f} ± {yours_error:.4f}")
+assert abs(yours - toy_closed["KL(q(z) ‖ p(z))"]) < 4 * yours_error + 0.01
+
+# %% [markdown]
+# Both estimates sit within their standard errors of the closed forms (asserted). Now the shipped VAE. Besides the
+# two parts we split $\mathrm{KL}(q(z) \,\|\, p(z))$ once more: into the **dimension-wise KL**
+# $\sum_j \mathrm{KL}(q(z_j) \,\|\, \mathcal N(0, 1))$ — how far each latent, *alone*, is from a standard normal — and
+# the **total correlation** $\mathrm{KL}(q(z) \,\|\, \prod_j q(z_j))$, the dependence between the latents
+# (Chen et al. 2018 use the same split).
+
+# %%
+surgery = elbo_surgery(aggregate.mu, aggregate.logvar, draws=4, generator=torch.Generator().manual_seed(3))
+closed_kl = float(gaussian_kl_terms(aggregate.mu, aggregate.logvar).sum(1).mean())
+ceiling = math.log(len(train))
+print(f"the ELBO's average KL, closed form (lesson 4's formula, averaged): {closed_kl:.2f} nats")
+for name, estimate in surgery.items():
+    print(f"  {name:<20} {estimate} nats (Monte Carlo ± standard error)")
+print(f"ceiling of the index-code MI, log N = log {len(train)} = {ceiling:.2f} nats")
+parts = surgery["index-code MI"].value + surgery["KL(q(z) ‖ p(z))"].value
+print(f"MI + KL(q(z) ‖ p(z)) = {parts:.2f} nats against the closed-form average KL {closed_kl:.2f}")
+assert abs(parts - closed_kl) < 4 * surgery["average KL"].standard_error
+assert ceiling - surgery["index-code MI"].value < 0.2, "the text says the MI is at its ceiling"
+assert surgery["total correlation"].value > 10 * surgery["dimension-wise KL"].value
+
+# %% [markdown]
+# Read the numbers printed above from the bottom. The two parts add up to the ELBO's KL term (asserted, within the
+# standard errors). The index-code MI is **at its ceiling** $\log N$: the encoder tells every training design apart
+# from every other — about a third of the KL buys that. The rest, about two thirds, is
+# $\mathrm{KL}(q(z) \,\|\, p(z))$: nats spent on the codes *not* looking like the prior. And almost all of *that* is
+# total correlation: each latent alone is close to $\mathcal N(0, 1)$ (the dimension-wise KL is small), but
+# together they are not — the codes lie on a curved, dependent set inside the ball, and the prior draws fill the
+# ball. A check on your estimator: run it on 1,000 draws of the shipped VAE's $q(z)$ (fewer than `elbo_surgery`'s
+# 4,800, so its standard error is larger).
+
+# %%
+code_generator = torch.Generator().manual_seed(4)
+your_kl, your_error = aggregate_kl(aggregate.sample(1000, code_generator).float(), aggregate.mu.float(),
+                                   aggregate.logvar.float())
+print(f"your KL(q(z) ‖ p(z)) on the shipped VAE: {your_kl:.2f} ± {your_error:.2f} nats")
+combined_error = math.hypot(your_error, surgery["KL(q(z) ‖ p(z))"].standard_error)
+assert abs(your_kl - surgery["KL(q(z) ‖ p(z))"].value) < 4 * combined_error
+
+# %% [markdown]
+# **Where are the codes?** Project the training designs' posterior means and as many prior draws onto the two main
+# directions of the means (PCA), and measure the density of $q(z)$ at each prior draw against its density at
+# **held-out** designs' codes (posterior draws of the 150 validation designs: codes of real designs the encoder has not
+# seen). A prior draw is **in a hole** when $q(z)$ there is lower than at 95 % of those held-out codes.
+
+# %%
+prior_generator = torch.Generator().manual_seed(5)
+prior_draws = torch.randn(LESSON10_SAMPLES, LATENT_DIM, generator=prior_generator, dtype=torch.float64)
+centre = aggregate.mu.mean(0)
+_, _, directions = torch.linalg.svd(aggregate.mu - centre, full_matrices=False)
+plane = directions[:2]
+prior_log_q = aggregate.log_density(prior_draws)
+prior_holes = share_in_holes(prior_log_q, aggregate.held_out_log_density)
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+means_2d, prior_2d = (aggregate.mu - centre) @ plane.T, (prior_draws - centre) @ plane.T
+left.scatter(*means_2d.T, s=4, alpha=0.5, label="posterior means μ(x), training designs")
+left.scatter(*prior_2d.T, s=8, marker="x", color="C3", label="z ~ N(0, I)")
+left.set(xlabel="first principal direction of μ", ylabel="second", title="codes and prior draws, projected")
+left.legend(fontsize=8, loc="lower right")
+level = float(torch.quantile(aggregate.held_out_log_density, 0.05))
+bins = np.linspace(min(float(prior_log_q.min()), -200), float(aggregate.held_out_log_density.max()) + 5, 60)
+right.hist(aggregate.held_out_log_density.numpy(), bins=bins, density=True, alpha=0.6,
+           label="held-out designs' codes")
+right.hist(prior_log_q.numpy(), bins=bins, density=True, alpha=0.6, color="C3", label="z ~ N(0, I)")
+right.axvline(level, color="k", ls="--", lw=1, label="5 % of held-out codes below")
+right.set(xlabel="log q(z) (nats)", ylabel="density", title="how dense are the codes where the prior samples?")
+right.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+print(f"prior draws in a hole of q(z): {prior_holes:.0%} (held-out codes: 5 % by definition)")
+assert prior_holes > 0.5
+
+# %% [markdown]
+# In two dimensions the prior draws cover the codes (left): the holes are not visible in a projection, they are in
+# the other fourteen directions and in the dependence between them. The right panel sees all sixteen: most prior
+# draws land where $q(z)$ is orders of magnitude less dense than at any real design's code (the share printed).
+#
+# ## 2. What the hole costs in physics
+#
+# Decode four sets of latents and judge every design as lesson 7 judged samples: thresholded at 0.5, under the
+# problem of its **nearest training design** (in pixels) and against that design, by the course's one judge
+# (`utils.evaluation.judge_against_nearest`, `utils.judging.Judge`): CE $= C / C_\text{ref} - 1$ (signed, positive
+# is less stiff), VFE, floating material (more than one solid piece). Beside them: the **IoU with the nearest
+# training design** (1: a copy), and the share of latents in a hole.
+#
+# - $z \sim p(z) = \mathcal N(0, I)$, what lessons 7 sampled;
+# - $z \sim q(z)$: a random training design's posterior, sampled (the "perfect prior" for this decoder — but it
+#   can only give back variations of training designs);
+# - reconstructions: the validation designs' posterior means, decoded;
+# - the data itself: the validation designs (not decoded), the judge's floor.
+
+# %%
+def decode(latents: np.ndarray) -> np.ndarray:
+    return decode_latents(model, latents, device)
+
+
+COLUMNS = {"floating material share": "floating", "CE median": "median CE", "CE p90": "p90 CE",
+           "CE > 10 % share": "CE > 10 %", "VFE median": "median VFE", "IoU with nearest": "IoU nearest",
+           "in a hole share": "in a hole"}
+FORMATS = {"IoU with nearest": ".3f"}
+reconstruction_latents = torch.as_tensor(model.encoder(torch.as_tensor(validation.density[:, None],
+                                                                       dtype=torch.float32).to(device))[0]
+                                         .detach().cpu(), dtype=torch.float64)
+data_metrics, data_nearest = judge_against_nearest(validation.density, train)
+hole_rows = {
+    "z ~ p(z) = N(0, I)": judge_latents(decode, prior_draws, train, aggregate),
+    "z ~ q(z)": judge_latents(decode, aggregate.sample(LESSON10_SAMPLES, prior_generator), train, aggregate),
+    "reconstructions (validation)": judge_latents(decode, reconstruction_latents, train, aggregate),
+    "the data (validation)": {**data_metrics.summary(), "in a hole share": float("nan"),
+                              "IoU with nearest": float(np.mean([solid_iou(d, train.density[i]) for d, i in zip(
+                                  validation.density, data_nearest, strict=True)]))},
+}
+print(format_table(hole_rows, COLUMNS, FORMATS))
+prior_row, posterior_row = hole_rows["z ~ p(z) = N(0, I)"], hole_rows["z ~ q(z)"]
+assert prior_row["floating material share"] > 4 * posterior_row["floating material share"]
+assert prior_row["CE > 10 % share"] > 3 * posterior_row["CE > 10 % share"]
+assert posterior_row["IoU with nearest"] > hole_rows["the data (validation)"]["IoU with nearest"]
+
+# %% [markdown]
+# The same decoder, two sources of latents, two different generators: from the prior, designs float several times
+# as often and miss their nearest problem's stiffness by more than 10 % several times as often as from $q(z)$
+# (the table; medians of CE are small for both — the failures are in the tail, which is why we report it). Codes
+# from $q(z)$ decode as well as reconstructions do. So the decoder is not the problem: **the prior is** — it asks
+# the decoder about places it has never been trained on.
+#
+# The last column but one is the warning for what follows. Designs decoded from $q(z)$ are closer to their nearest
+# training design than real held-out designs are (IoU printed): $q(z)$ is a mixture of 1,200 narrow bumps, one per
+# training design, and sampling it partly copies the training set. The goal is a prior between the two: as few
+# floating designs and holes as $q(z)$, as far from the training designs as new designs are.
+#
+# ## 3. Priors that fill the hole
+#
+# Both priors below are fitted **after** the VAE, to its codes, with the encoder and decoder frozen: only the
+# distribution we sample $z$ from changes.
+#
+# ### (a) VampPrior
+#
+# Tomczak & Welling (2018) observed that the prior maximising the ELBO *is* $q(z)$, and proposed its cheap
+# imitation: a mixture of the encoder's posteriors of $K \ll N$ learned **pseudo-inputs** $u_k$ (images),
+#
+# $$p_\lambda(z) = \frac1K \sum_{k=1}^{K} q(z \mid u_k).$$
+#
+# We start the $K = 200$ pseudo-inputs at random training designs and fit them by maximising the average
+# $\log p_\lambda(z)$ of codes $z \sim q(z)$ — with the encoder and decoder frozen, that is the only part of the
+# ELBO the prior changes. (Tomczak & Welling train the pseudo-inputs together with the VAE; ours is adapted.)
+#
+# **Exercise 10.2** — the VampPrior's log-density: given points `z` $(M, d)$, the `encoder` (images
+# $(K, 1, H, W)$ → $(\mu, \log\sigma^2)$, each $(K, d)$) and the `pseudo_inputs`, return $\log p_\lambda(z)$, shape
+# $(M,)$, with torch operations (the pseudo-inputs are trained through it): a logsumexp over the $K$ components,
+# and the mixture's weights $1/K$.
+
+# %%
+# EXERCISE: the VampPrior's log-density
+def vamp_log_prior(z: torch.Tensor, encoder: torch.nn.Module, pseudo_inputs: torch.Tensor) -> torch.Tensor:
+    """log (1/K) Σ_k N(z; μ_k, σ_k²) with (μ_k, log σ_k²) = encoder(pseudo_inputs); z: (M, d) → (M,)."""
+    # BEGIN SOLUTION
+    mu, logvar = encoder(pseudo_inputs)
+    log_components = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None, :] - mu[None]) ** 2
+                             / logvar[None].exp()).sum(-1)
+    return torch.logsumexp(log_components, dim=1) - math.log(len(mu))
+    # END SOLUTION
+
+
+# %%
+check_vamp_log_prior(vamp_log_prior)
+
+# %% [markdown]
+# ### (b) A latent diffusion prior
+#
+# A denoising diffusion model (DDPM, Ho et al. 2020) learns a distribution by learning to remove noise. Fix a
+# **noise schedule** $\bar\alpha_1 > \dots > \bar\alpha_T$ falling from about 1 to about 0 (we use $T = 100$ and the
+# cosine schedule of Nichol & Dhariwal 2021). A code $z_0$ becomes, at step $t$,
+#
+# $$z_t = \sqrt{\bar\alpha_t}\, z_0 + \sqrt{1 - \bar\alpha_t}\, \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I),$$
+#
+# and a network $\varepsilon_\theta(z_t, t)$ learns to predict the noise $\varepsilon$ by least squares. Sampling runs
+# the other way: from $z_T \sim \mathcal N(0, I)$, each step subtracts the predicted noise and adds a little fresh
+# noise (the ancestral sampler, `utils.priors.DiffusionPrior.sample`), down to a code $z_0$ that we decode. Here the
+# "data" are 16 numbers, so $\varepsilon_\theta$ is a small MLP (three hidden layers of 128) that trains in seconds.
+#
+# **Exercise 10.3** — the training loss on one batch: given the `denoiser` (called as `denoiser(z_t, t)`), clean codes
+# `z0` $(B, d)$, the schedule `alpha_bar` $(T,)$, the steps `t` $(B,)$ (0-based indices into `alpha_bar`) and the
+# noise `noise` $(B, d)$, form $z_t$ and return the mean over every element of
+# $(\varepsilon - \varepsilon_\theta(z_t, t))^2$, a scalar tensor. Your function trains the diffusion priors below.
+
+# %%
+# EXERCISE: the DDPM training loss
+def ddpm_loss(denoiser, z0: torch.Tensor, alpha_bar: torch.Tensor, t: torch.Tensor,
+              noise: torch.Tensor) -> torch.Tensor:
+    """mean((ε − ε_θ(√ᾱ_t z0 + √(1 − ᾱ_t) ε, t))²) over every element."""
+    # BEGIN SOLUTION
+    signal = alpha_bar[t][:, None]
+    z_t = signal.sqrt() * z0 + (1 - signal).sqrt() * noise
+    return ((noise - denoiser(z_t, t)) ** 2).mean()
+    # END SOLUTION
+
+
+# %%
+check_ddpm_loss(ddpm_loss)
+
+# %% [markdown]
+# ### The comparison, over three seeds
+#
+# For each seed (0, 1, 2) we fit a VampPrior and a diffusion prior, draw 200 latents from each, decode and judge them
+# as in section 2. Two **controls** share the table: $\mathcal N(0, I)$ and $q(z)$ themselves (drawn with the seed),
+# and a **Gaussian fitted to $q(z)$** (its mean and full covariance): the simplest learned prior, and the test of
+# whether the hole has a Gaussian shape. Every figure is a range over the three seeds.
+#
+# And the likelihood: lesson 7's IWAE bound on test designs (the first 20, $K = 100$ importance samples from the
+# encoder) with the prior put in, $\log \frac1K \sum_k p(x \mid z_k)\, p(z_k) / q(z_k \mid x)$, for the priors with a
+# density we can evaluate: $\mathcal N(0, I)$, the fitted Gaussian and the VampPrior. The diffusion prior has no
+# tractable density (its ELBO would need another bound on $\log p(z)$); it is judged by its decoded designs only.
+
+# %%
+def gaussian_fit(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and full covariance of latents (M, d)."""
+    return latents.mean(0), torch.cov(latents.T)
+
+
+def gaussian_log_prior(mean: torch.Tensor, covariance: torch.Tensor):
+    distribution = torch.distributions.MultivariateNormal(mean.float(), covariance.float())
+    return lambda z: distribution.log_prob(z.float().cpu()).to(z.device)
+
+
+iwae_designs = torch.tensor(test.density[:20])[:, None].to(device)
+
+
+def test_iwae(log_prior) -> float:
+    """Mean IWAE bound (K = 100) of 20 test designs with ``log_prior`` in place of N(0, I); same draws each time."""
+    weights = importance_log_weights(model, iwae_designs, 100, torch.Generator().manual_seed(6), log_prior=log_prior)
+    return float(iwae_bound(weights, 100).mean())
+
+
+def codes(generator: torch.Generator, count: int) -> torch.Tensor:
+    """A batch of training codes z ~ q(z) for the diffusion prior."""
+    return aggregate.sample(count, generator)
+
+
+study: dict[str, list[dict[str, float]]] = {}
+shown: dict[str, torch.Tensor] = {}
+fit_seconds = {"VampPrior": [], "diffusion prior": []}
+for seed in tqdm(LESSON10_SEEDS, desc="seeds"):
+    draw = torch.Generator().manual_seed(1000 + seed)
+    fitted_mean, fitted_covariance = gaussian_fit(aggregate.sample(4000, draw))
+    start = time.perf_counter()
+    vamp = fit_vamp_prior(model.encoder, train.density, VAMP_COMPONENTS, VAMP_STEPS, seed, device)
+    fit_seconds["VampPrior"].append(time.perf_counter() - start)
+    start = time.perf_counter()
+    diffusion, losses = fit_diffusion_prior(codes, LATENT_DIM, DIFFUSION_ITERATIONS, seed, device,
+                                            steps=DIFFUSION_STEPS, hidden=DIFFUSION_HIDDEN, loss_fn=ddpm_loss)
+    fit_seconds["diffusion prior"].append(time.perf_counter() - start)
+    latents = {
+        "N(0, I)": torch.randn(LESSON10_SAMPLES, LATENT_DIM, generator=draw, dtype=torch.float64),
+        "Gaussian fitted to q(z)": fitted_mean + torch.randn(LESSON10_SAMPLES, LATENT_DIM, generator=draw,
+                                                             dtype=torch.float64) @ torch.linalg.cholesky(
+                                                                 fitted_covariance).T,
+        "VampPrior": vamp.sample(LESSON10_SAMPLES, draw),
+        "diffusion prior": diffusion.sample(LESSON10_SAMPLES, draw),
+        "q(z)": aggregate.sample(LESSON10_SAMPLES, draw),
+    }
+    likelihoods = {"N(0, I)": test_iwae(None),
+                   "Gaussian fitted to q(z)": test_iwae(gaussian_log_prior(fitted_mean, fitted_covariance)),
+                   "VampPrior": test_iwae(vamp.log_prob)}
+    for name, z in latents.items():
+        row = judge_latents(decode, z, train, aggregate)
+        study.setdefault(name, []).append({**row, "test IWAE": likelihoods.get(name, float("nan"))})
+        shown.setdefault(name, z[:6])
+    if seed == LESSON10_SEEDS[0]:
+        with torch.no_grad():
+            mu_k, logvar_k = vamp.components()
+            pseudo = torch.sigmoid(vamp.pseudo_logits)
+            yours_vamp = vamp_log_prior(latents["VampPrior"].float().to(device), vamp.encoder, pseudo)
+        reference_vamp = mixture_log_density(latents["VampPrior"], mu_k.double().cpu(), logvar_k.double().cpu())
+        np.testing.assert_allclose(yours_vamp.cpu().double().numpy(), reference_vamp.numpy(), rtol=1e-4, atol=1e-3)
+print("fitting time per seed: " + ", ".join(f"{name} {min(s):.0f}–{max(s):.0f} s" for name, s in fit_seconds.items()))
+
+# %%
+STUDY_COLUMNS = {**COLUMNS, "test IWAE": "test IWAE (nats)"}
+
+
+def ranges(name: str) -> dict[str, str]:
+    """Each figure of one source of latents as "low – high" over the seeds."""
+    return {key: range_cell([row[key] for row in study[name]], ".3f" if key == "IoU with nearest" else
+                            ".1f" if key == "test IWAE" else ".1%") for key in STUDY_COLUMNS}
+
+
+def worst(name: str, key: str) -> float:
+    return max(row[key] for row in study[name])
+
+
+def best(name: str, key: str) -> float:
+    return min(row[key] for row in study[name])
+
+
+names = list(study)
+header = f"{'':<24}" + "".join(f"{title:>19}" for title in STUDY_COLUMNS.values())
+print(f"ranges over seeds {LESSON10_SEEDS}, {LESSON10_SAMPLES} designs per prior and seed")
+print(header)
+for name in names:
+    print(f"{name:<24}" + "".join(f"{cell:>19}" for cell in ranges(name).values()))
+print(f"\nthe data (validation): floating {hole_rows['the data (validation)']['floating material share']:.1%}, "
+      f"IoU with nearest {hole_rows['the data (validation)']['IoU with nearest']:.3f}")
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+for ax, key, title in zip(axes, ("floating material share", "in a hole share", "IoU with nearest"),
+                          ("floating material", "latents in a hole of q(z)", "IoU with the nearest training design"),
+                          strict=True):
+    for position, name in enumerate(names):
+        values = [row[key] for row in study[name]]
+        ax.plot([position] * len(values), values, "o", color=f"C{position}", alpha=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
+    ax.set_title(title)
+axes[0].axhline(0.10, color="k", ls="--", lw=0.8, label="goal ≤ 10 %")
+axes[1].axhline(0.20, color="k", ls="--", lw=0.8, label="goal ≤ 20 %")
+axes[2].axhline(hole_rows["the data (validation)"]["IoU with nearest"], color="k", ls="--", lw=0.8,
+                label="held-out designs")
+for ax in axes:
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+plot_designs(decode(torch.cat([shown[name][:4] for name in names]).float().numpy()),
+             titles=[f"{name} #{k}" for name in names for k in range(4)], ncols=4, panel_width=2.2,
+             suptitle="decoded designs, seed 0, four per prior")
+plt.show()
+
+# %% [markdown]
+# **Reading the table** (every figure a range over the three seeds; each seed judges 200 designs, so a share carries
+# a binomial standard error of about 2 points near 10 %):
