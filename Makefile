@@ -11,7 +11,7 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test ui-test notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
-	evaluate-cvae evaluate-latent grade release site site-test browser clean-venv
+	evaluate-cvae evaluate-latent priors grade release site site-test browser clean-venv
 
 setup: $(STAMP)
 
@@ -88,6 +88,11 @@ checkpoint: $(STAMP)
 ## Instructor: retrain lesson 8's shipped models (the CVAE, the naive CVAE, the baseline; a GPU when present).
 cvae-checkpoint: $(STAMP)
 	$(PY) -m tools.train_cvae
+
+## Instructor: refit lesson 10's priors (a VampPrior and a latent diffusion prior per seed) to the shipped VAE's
+## codes: data/priors_topology.pt and its record (about 3 minutes on 2 CPU cores).
+priors: $(STAMP)
+	$(PY) -m tools.train_priors
 
 ## Instructor: pack what students need (exercise notebooks, utils, data, requirements, a student README)
 ## into dist/vae-course-student/ and dist/vae-course-student.zip; refuses stale notebooks or damaged data.

@@ -22,16 +22,20 @@ from tests.mistakes.lesson10 import EXERCISES
 from utils.checks import lesson10
 from utils.elbo_terms import gaussian_kl_terms
 from utils.evaluation import importance_log_weights
+from utils.integrity import CheckpointError
 from utils.priors import (
     DiffusionPrior,
+    FittedPriors,
     VampPrior,
     cosine_alpha_bar,
     ddpm_loss,
     elbo_surgery,
     linear_gaussian_example,
     linear_gaussian_surgery,
+    load_priors,
     mixture_log_density,
     sample_posteriors,
+    save_priors,
     share_in_holes,
     standard_normal_log_density,
 )
@@ -156,3 +160,24 @@ def test_importance_weights_with_the_standard_normal_put_in_are_the_default() ->
     put_in = importance_log_weights(model, x, 20, torch.Generator().manual_seed(10),
                                     log_prior=standard_normal_log_density)
     torch.testing.assert_close(default, put_in)
+
+
+def test_saved_priors_load_back_identical_and_a_damaged_file_is_refused(tmp_path) -> None:
+    torch.manual_seed(11)
+    model = ConvVAE(latent_dim=4, width=4)
+    vamp = VampPrior(model.encoder, torch.rand(3, 1, 32, 64))
+    diffusion = DiffusionPrior(latent_dim=4, steps=10, hidden=8)
+    path = tmp_path / "priors.pt"
+    settings = {"diffusion_steps": 10, "diffusion_hidden": 8}
+    save_priors({5: FittedPriors(vamp, diffusion)}, path, {"settings": settings})
+    loaded, record = load_priors(path, model.encoder)
+    assert record["settings"] == settings and list(loaded) == [5]
+    z = torch.randn(7, 4)
+    torch.testing.assert_close(loaded[5].vamp.log_prob(z), vamp.log_prob(z))
+    torch.testing.assert_close(loaded[5].diffusion.sample(5, torch.Generator().manual_seed(1)),
+                               diffusion.sample(5, torch.Generator().manual_seed(1)))
+    payload = bytearray(path.read_bytes())
+    payload[-50] ^= 0xFF
+    path.write_bytes(bytes(payload))
+    with pytest.raises(CheckpointError, match="make priors"):
+        load_priors(path, model.encoder)

@@ -17,9 +17,11 @@ Latents are ``(..., d)`` tensors; log-densities in nats.
 """
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +30,7 @@ from tqdm.auto import tqdm
 
 from utils.data import TopologyData
 from utils.evaluation import judge_against_nearest
+from utils.integrity import read_verified, write_recorded
 from utils.metrics import solid_iou
 
 LOG_2PI = math.log(2 * math.pi)
@@ -338,3 +341,37 @@ def judge_latents(decode: Callable[[np.ndarray], np.ndarray], latents: torch.Ten
     iou = np.mean([solid_iou(design, training.density[i]) for design, i in zip(designs, nearest, strict=True)])
     holes = share_in_holes(aggregate.log_density(latents), aggregate.held_out_log_density)
     return {**metrics.summary(), "IoU with nearest": float(iou), "in a hole share": holes}
+
+
+@dataclass
+class FittedPriors:
+    """One seed's fitted priors: the VampPrior and the diffusion prior (both on the shipped VAE's codes)."""
+
+    vamp: VampPrior
+    diffusion: DiffusionPrior
+
+
+def save_priors(priors: dict[int, FittedPriors], path: Path, metadata: dict) -> str:
+    """Save every seed's pseudo-input logits and denoiser weights to ``path`` with its SHA-256 record; return it."""
+    payload = {int(seed): {"pseudo_logits": fitted.vamp.pseudo_logits.detach().cpu(),
+                           "denoiser": {k: v.cpu() for k, v in fitted.diffusion.denoiser.state_dict().items()}}
+               for seed, fitted in priors.items()}
+    return write_recorded({"seeds": payload}, path, metadata)
+
+
+def load_priors(path: Path, encoder: nn.Module, device: torch.device | str = "cpu"
+                ) -> tuple[dict[int, FittedPriors], dict]:
+    """The shipped priors of every seed, after checking the file's SHA-256 against its record; the VampPriors use
+    ``encoder`` (the shipped VAE's, frozen). Returns the priors by seed and the record."""
+    data, record = read_verified(path, "make priors")
+    payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    settings = record["settings"]
+    priors = {}
+    for seed, state in payload["seeds"].items():
+        vamp = VampPrior(encoder, torch.full(state["pseudo_logits"].shape, 0.5, device=device))
+        vamp.pseudo_logits.data.copy_(state["pseudo_logits"])
+        diffusion = DiffusionPrior(encoder.to_moments.out_features // 2, settings["diffusion_steps"],
+                                   settings["diffusion_hidden"]).to(device)
+        diffusion.denoiser.load_state_dict(state["denoiser"])
+        priors[int(seed)] = FittedPriors(vamp.eval(), diffusion.eval())
+    return priors, record
