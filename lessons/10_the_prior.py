@@ -2,7 +2,7 @@
 # # Lesson 10 — The prior: holes in the latent space, measured, and priors that fill them
 #
 # **Time estimate:** about 1 hour: 30 minutes for the three exercises, 30 for reading; the notebook itself runs in
-# about 3 minutes on 2 CPU cores (it fits six small priors).
+# under a minute on 2 CPU cores (the priors it judges were fitted once, by `make priors`).
 # **You will:** measure how far lesson 7's encoder puts its codes from the prior $\mathcal N(0, I)$ that samples are
 # drawn from (ELBO surgery, your first exercise); see what that gap costs in physics; then fit two priors to the
 # codes after the VAE has been trained — a VampPrior (your second exercise) and a small latent diffusion model (your
@@ -212,7 +212,7 @@ assert prior_holes > 0.5
 # %% [markdown]
 # In two dimensions the prior draws cover the codes (left): the holes are not visible in a projection, they are in
 # the other fourteen directions and in the dependence between them. The right panel sees all sixteen: most prior
-# draws land where $q(z)$ is orders of magnitude less dense than at any real design's code (the share printed).
+# draws land where $q(z)$ is less dense than at 95 % of real held-out designs' codes (the share printed).
 #
 # ## 2. What the hole costs in physics
 #
@@ -317,7 +317,7 @@ check_vamp_log_prior(vamp_log_prior)
 # and a network $\varepsilon_\theta(z_t, t)$ learns to predict the noise $\varepsilon$ by least squares. Sampling runs
 # the other way: from $z_T \sim \mathcal N(0, I)$, each step subtracts the predicted noise and adds a little fresh
 # noise (the ancestral sampler, `utils.priors.DiffusionPrior.sample`), down to a code $z_0$ that we decode. Here the
-# "data" are 16 numbers, so $\varepsilon_\theta$ is a small MLP (three hidden layers of 256) that trains in seconds.
+# "data" are 16 numbers, so $\varepsilon_\theta$ is a small MLP (three hidden layers of 256) that trains in under a minute on 2 CPU cores.
 #
 # **Exercise 10.3** — the training loss on one batch: given the `denoiser` (called as `denoiser(z_t, t)`), clean codes
 # `z0` $(B, d)$, the schedule `alpha_bar` $(T,)$, the steps `t` $(B,)$ (0-based indices into `alpha_bar`) and the
@@ -455,11 +455,12 @@ def best(name: str, key: str) -> float:
 
 
 names = list(study)
-header = f"{'':<24}" + "".join(f"{title:>19}" for title in STUDY_COLUMNS.values())
+cells = {name: ranges(name) for name in names}
+widths = {key: 2 + max(len(title), *(len(cells[name][key]) for name in names)) for key, title in STUDY_COLUMNS.items()}
 print(f"ranges over seeds {tuple(priors)}, {LESSON10_SAMPLES} designs per prior and seed")
-print(header)
+print(f"{'':<24}" + "".join(f"{title:>{widths[key]}}" for key, title in STUDY_COLUMNS.items()))
 for name in names:
-    print(f"{name:<24}" + "".join(f"{cell:>19}" for cell in ranges(name).values()))
+    print(f"{name:<24}" + "".join(f"{cells[name][key]:>{widths[key]}}" for key in STUDY_COLUMNS))
 print(f"\nthe data (validation): floating {hole_rows['the data (validation)']['floating material share']:.1%}, "
       f"IoU with nearest {hole_rows['the data (validation)']['IoU with nearest']:.3f}")
 
@@ -486,5 +487,85 @@ plot_designs(decode(torch.cat([shown[name][:4] for name in names]).float().numpy
 plt.show()
 
 # %% [markdown]
-# **Reading the table** (every figure a range over the three seeds; each seed judges 200 designs, so a share carries
-# a binomial standard error of about 2 points near 10 %):
+# **The goal** this course set for a prior (issue #34): floating material from $\mathcal N(0, I)$'s level to at most
+# 10 %, latents in a hole to at most 20 %, while the designs stay as far from the training set as held-out designs
+# are: an IoU with the nearest training design within 0.02 of the held-out designs' (a copy machine scores like
+# $q(z)$). The verdicts below take the **worst** seed; each seed judges 200 designs, so a share near 10 % carries a
+# binomial standard error of about 2 points.
+
+# %%
+held_out_iou = hole_rows["the data (validation)"]["IoU with nearest"]
+GOALS = {"floating material share": 0.10, "in a hole share": 0.20}
+IOU_MARGIN = 0.02
+verdicts = {}
+for name in ("Gaussian fitted to q(z)", "VampPrior", "diffusion prior", "q(z)"):
+    missed = {key: worst(name, key) - limit for key, limit in GOALS.items() if worst(name, key) > limit}
+    iou_gap = max(abs(row["IoU with nearest"] - held_out_iou) for row in study[name])
+    if iou_gap > IOU_MARGIN:
+        missed["IoU with nearest"] = iou_gap - IOU_MARGIN
+    verdicts[name] = missed
+    text = "; ".join(f"{key} missed by {excess:.1%}" if key != "IoU with nearest" else
+                     f"IoU {iou_gap:.3f} from the held-out designs', {excess:.3f} beyond the margin"
+                     for key, excess in missed.items())
+    print(f"{name:<24} {'goal met on every seed' if not missed else text}")
+
+assert not verdicts["VampPrior"], "the text says the VampPrior meets the goal on every seed"
+assert set(verdicts["diffusion prior"]) <= {"floating material share"}
+assert worst("diffusion prior", "floating material share") <= 0.12, "the text says within a standard error of 10 %"
+assert best("Gaussian fitted to q(z)", "in a hole share") > 0.5 and best("Gaussian fitted to q(z)",
+                                                                          "floating material share") > 0.2
+for name in ("VampPrior", "diffusion prior"):
+    assert worst(name, "CE > 10 % share") < best("N(0, I)", "CE > 10 % share") / 3
+    assert best(name, "CE > 10 % share") > worst("q(z)", "CE > 10 % share")
+vamp_gain = [v["test IWAE"] - n["test IWAE"] for v, n in zip(study["VampPrior"], study["N(0, I)"], strict=True)]
+print(f"test IWAE, VampPrior minus N(0, I), paired (same designs, same draws): {min(vamp_gain):.1f} to "
+      f"{max(vamp_gain):.1f} nats per design, out of {-study['N(0, I)'][0]['test IWAE']:.0f}")
+assert min(vamp_gain) > 0 and max(vamp_gain) < 5
+
+# %% [markdown]
+# **What the figures say.**
+#
+# - **No Gaussian fills the hole.** The Gaussian fitted to $q(z)$'s mean and covariance improves on
+#   $\mathcal N(0, I)$ only a little: most of its draws still land in holes and a large share of its designs still
+#   float (the table). ELBO surgery said why: the gap is total correlation, dependence between the latents that no
+#   ellipsoid captures.
+# - **The VampPrior meets the goal on every seed**: floating material and holes far below the goal, its designs no
+#   closer to the training set than the margin allows. It is also the prior closest to a copy machine among the two:
+#   its 200 components are posteriors of pseudo-inputs that started as training designs, and its IoU with the
+#   nearest training design sits between held-out designs' and $q(z)$'s.
+# - **The diffusion prior nearly meets it**: holes well below 20 %, its designs as far from the training set as
+#   held-out designs are (slightly farther: it invents more), and floating material at the 10 % goal — one seed a
+#   fraction of a point above it, within the standard error of a 200-design share. It pays for its novelty with a
+#   thicker tail: more of its designs are more than 10 % less stiff than their nearest training design.
+# - **Neither is as safe as $q(z)$ itself**, whose tail is the thinnest — because it decodes near-copies of training
+#   designs. Between copying and inventing, every prior here trades one for the other.
+# - **The likelihood barely notices.** With the VampPrior in place the test IWAE bound rises by a nat or two (paired,
+#   on every seed) out of more than 300: the prior term is a small part of $\log p(x)$, and a likelihood says little
+#   about the designs a model *samples* (Theis et al. 2016 make the same point for images). Judge samples by what
+#   they are for — here, physics.
+#
+# **Question** — the VampPrior with $K = N$ pseudo-inputs fixed at the $N$ training designs would be exactly $q(z)$.
+# Why not use that, since $q(z)$ scored best on floating material and on the tail?
+#
+# <!-- BEGIN ANSWER -->
+# Because $q(z)$ mostly gives back the training designs: its IoU with the nearest training design is well above
+# held-out designs' (section 2 and the table). A generator that copies its training set has learned nothing a
+# lookup table does not do, and cannot propose a design for a problem the training set lacks. A small $K$ and a
+# smooth prior (the diffusion model) force the generator to interpolate, and interpolation is where both its value
+# and its failures (floating material) come from.
+# <!-- END ANSWER -->
+#
+# ## What you should take away
+# - A VAE's prior samples fail where the aggregate posterior $q(z)$ is thin: **holes**. Measure them: ELBO surgery
+#   splits the ELBO's KL into the index-code mutual information (at most $\log N$) and $\mathrm{KL}(q(z) \,\|\,
+#   p(z))$, both by Monte Carlo with $\log q(z)$ as a log-mean-exp, checked against a closed form first.
+# - On lesson 7's VAE two thirds of the KL is mismatch, almost all of it dependence between latents (total
+#   correlation); three quarters of prior draws land in holes, and their designs fail the physics far more often
+#   than designs decoded from $q(z)$.
+# - A prior fitted to the codes after training fixes most of it without touching the VAE: a VampPrior (a mixture of
+#   the encoder's posteriors of learned pseudo-inputs) or a small latent diffusion model; a Gaussian does not.
+# - Check that a prior is not a copy machine (IoU with the nearest training design against held-out designs'), and
+#   do not judge samples by likelihood: it barely moved here while the designs changed completely.
+
+# %%
+print(f"notebook run time: {time.perf_counter() - notebook_start:.0f} s on {device}")
