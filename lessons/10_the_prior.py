@@ -317,7 +317,8 @@ check_vamp_log_prior(vamp_log_prior)
 # and a network $\varepsilon_\theta(z_t, t)$ learns to predict the noise $\varepsilon$ by least squares. Sampling runs
 # the other way: from $z_T \sim \mathcal N(0, I)$, each step subtracts the predicted noise and adds a little fresh
 # noise (the ancestral sampler, `utils.priors.DiffusionPrior.sample`), down to a code $z_0$ that we decode. Here the
-# "data" are 16 numbers, so $\varepsilon_\theta$ is a small MLP (three hidden layers of 256) that trains in under a minute on 2 CPU cores.
+# "data" are 16 numbers, so $\varepsilon_\theta$ is a small MLP (three hidden layers of 256) that trains in under
+# a minute on 2 CPU cores.
 #
 # **Exercise 10.3** — the training loss on one batch: given the `denoiser` (called as `denoiser(z_t, t)`), clean codes
 # `z0` $(B, d)$, the schedule `alpha_bar` $(T,)$, the steps `t` $(B,)$ (0-based indices into `alpha_bar`) and the
