@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from utils.data import TopologyData
 from utils.evaluation import judge_against_nearest
 from utils.integrity import read_verified, write_recorded
-from utils.metrics import solid_iou
+from utils.metrics import DesignMetrics, solid_iou
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -332,15 +332,16 @@ class AggregatePosterior:
 
 
 def judge_latents(decode: Callable[[np.ndarray], np.ndarray], latents: torch.Tensor, training: TopologyData,
-                  aggregate: AggregatePosterior) -> dict[str, float]:
+                  aggregate: AggregatePosterior) -> tuple[dict[str, float], DesignMetrics]:
     """Decode latents (M, d) and judge the designs as lesson 7 judges samples (utils.evaluation.judge_against_nearest:
-    thresholded at 0.5, under the nearest training design's problem, against it): the judge's summary, the mean
-    solid IoU with that nearest design, and the share of latents "in a hole" of q(z)."""
+    thresholded at 0.5, under the nearest training design's problem, against it). Returns the judge's summary with
+    the mean solid IoU with that nearest design and the share of latents "in a hole" of q(z) added, and the
+    per-design metrics."""
     designs = decode(latents.float().numpy())
     metrics, nearest = judge_against_nearest(designs, training)
     iou = np.mean([solid_iou(design, training.density[i]) for design, i in zip(designs, nearest, strict=True)])
     holes = share_in_holes(aggregate.log_density(latents), aggregate.held_out_log_density)
-    return {**metrics.summary(), "IoU with nearest": float(iou), "in a hole share": holes}
+    return {**metrics.summary(), "IoU with nearest": float(iou), "in a hole share": holes}, metrics
 
 
 @dataclass
