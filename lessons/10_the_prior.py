@@ -529,7 +529,10 @@ for name in ("Gaussian fitted to q(z)", "VampPrior", "diffusion prior", "q(z)"):
 
 assert not verdicts["VampPrior"], "the text says the VampPrior meets the goal on every seed"
 assert set(verdicts["diffusion prior"]) <= {"floating material share"}
-assert worst("diffusion prior", "floating material share") <= 0.12, "the text says within a standard error of 10 %"
+share_error = math.sqrt(0.10 * 0.90 / LESSON10_SAMPLES)
+print(f"standard error of a share near 10 % from {LESSON10_SAMPLES} designs: {share_error:.1%}")
+assert worst("diffusion prior", "floating material share") - 0.10 < share_error, \
+    "the text says the diffusion prior misses the floating goal by less than a standard error, if at all"
 assert best("Gaussian fitted to q(z)", "in a hole share") > 0.5 and best("Gaussian fitted to q(z)",
                                                                           "floating material share") > 0.2
 for name in ("VampPrior", "diffusion prior"):
