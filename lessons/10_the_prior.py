@@ -2,7 +2,7 @@
 # # Lesson 10 — The prior: holes in the latent space, measured, and priors that fill them
 #
 # **Time estimate:** about 1 hour: 30 minutes for the three exercises, 30 for reading; the notebook itself runs in
-# under a minute on 2 CPU cores (the priors it judges were fitted once, by `make priors`).
+# about a minute on 2 CPU cores (the priors it judges were fitted once, by `make priors`).
 # **You will:** measure how far lesson 7's encoder puts its codes from the prior $\mathcal N(0, I)$ that samples are
 # drawn from (ELBO surgery, your first exercise); see what that gap costs in physics; then fit two priors to the
 # codes after the VAE has been trained — a VampPrior (your second exercise) and a small latent diffusion model (your
@@ -207,7 +207,7 @@ right.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 print(f"prior draws in a hole of q(z): {prior_holes:.0%} (held-out codes: 5 % by definition)")
-assert prior_holes > 0.5
+assert 0.65 < prior_holes < 0.85, "the text says three quarters"
 
 # %% [markdown]
 # In two dimensions the prior draws cover the codes (left): the holes are not visible in a projection, they are in
@@ -387,6 +387,8 @@ for seed, fitted in priors.items():
     np.testing.assert_allclose(float(yours_loss), float(course_loss), rtol=1e-5)
     print(f"seed {seed}: your VampPrior log-density and your loss agree with the shipped priors' "
           f"(loss on a batch of codes {float(yours_loss):.3f})")
+print(f"settings: {prior_record['settings']}")
+assert all(0.3 < losses[-1] < 0.5 for losses in prior_record["diffusion_losses"].values())
 every = prior_record["loss_every"]
 for seed, losses in prior_record["diffusion_losses"].items():
     plt.plot(np.arange(len(losses)) * every + every / 2, losses, label=f"seed {seed}")
@@ -535,6 +537,16 @@ assert worst("diffusion prior", "floating material share") - 0.10 < share_error,
     "the text says the diffusion prior misses the floating goal by less than a standard error, if at all"
 assert best("Gaussian fitted to q(z)", "in a hole share") > 0.5 and best("Gaussian fitted to q(z)",
                                                                           "floating material share") > 0.2
+assert held_out_iou < best("VampPrior", "IoU with nearest") and worst("VampPrior", "IoU with nearest") < best(
+    "q(z)", "IoU with nearest")
+assert worst("diffusion prior", "IoU with nearest") < held_out_iou
+
+
+def seed_mean(name: str, key: str) -> float:
+    return float(np.mean([row[key] for row in study[name]]))
+
+
+assert seed_mean("diffusion prior", "CE > 10 % share") > seed_mean("VampPrior", "CE > 10 % share")
 for name in ("VampPrior", "diffusion prior"):
     assert worst(name, "CE > 10 % share") < best("N(0, I)", "CE > 10 % share") / 3
     assert best(name, "CE > 10 % share") > worst("q(z)", "CE > 10 % share")
@@ -550,14 +562,15 @@ assert min(vamp_gain) > 0 and max(vamp_gain) < 5
 #   $\mathcal N(0, I)$ only a little: most of its draws still land in holes and a large share of its designs still
 #   float (the table). ELBO surgery said why: the gap is total correlation, dependence between the latents that no
 #   ellipsoid captures.
-# - **The VampPrior meets the goal on every seed**: floating material and holes far below the goal, its designs no
+# - **The VampPrior meets the goal on every seed**: floating material and holes below the goal, its designs no
 #   closer to the training set than the margin allows. It is also the prior closest to a copy machine among the two:
 #   its 200 components are posteriors of pseudo-inputs that started as training designs, and its IoU with the
 #   nearest training design sits between held-out designs' and $q(z)$'s.
 # - **The diffusion prior nearly meets it**: holes well below 20 %, its designs as far from the training set as
-#   held-out designs are (slightly farther: it invents more), and floating material at the 10 % goal — one seed a
-#   fraction of a point above it, within the standard error of a 200-design share. It pays for its novelty with a
-#   thicker tail: more of its designs are more than 10 % less stiff than their nearest training design.
+#   held-out designs are (slightly farther: it invents more), and floating material at the 10 % goal — above it on
+#   one seed by less than the standard error of a 200-design share (both printed). It pays for its novelty with a
+#   thicker tail: averaged over the seeds, more of its designs than of the VampPrior's are more than 10 % less stiff
+#   than their nearest training design (the seed ranges overlap).
 # - **Neither is as safe as $q(z)$ itself**, whose tail is the thinnest — because it decodes near-copies of training
 #   designs. Between copying and inventing, every prior here trades one for the other.
 # - **The likelihood barely notices.** With the VampPrior in place the test IWAE bound rises by a nat or two (paired,
