@@ -90,7 +90,7 @@ cvae-checkpoint: $(STAMP)
 	$(PY) -m tools.train_cvae
 
 ## Instructor: refit lesson 10's priors (a VampPrior and a latent diffusion prior per seed) to the shipped VAE's
-## codes: data/priors_topology.pt and its record (about 3 minutes on 2 CPU cores).
+## codes: data/priors_topology.pt and its record (2–3 minutes on 2 CPU cores; a rerun gives the same bytes).
 priors: $(STAMP)
 	$(PY) -m tools.train_priors
 
