@@ -25,11 +25,12 @@ from utils.checks import (
     lesson07,
     lesson08,
     lesson09,
+    lesson10,
 )
 from utils.vae import Decoder
 
 CHECKS = [function for module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                                                 lesson08, lesson09)
+                                                 lesson08, lesson09, lesson10)
           for name, function in inspect.getmembers(module, inspect.isfunction)
           if name.startswith("check_") and function.__module__ == module.__name__]
 CHECKS_DIR = Path(lesson01.__file__).parent

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tools.build_notebooks import CELL_METADATA_KEY, build_lesson, lesson_sources
-from utils import elbo_terms, topopt, vae
+from utils import elbo_terms, priors, topopt, vae
 
 
 @cache
@@ -88,3 +88,25 @@ def test_lesson_7_loss_decoder_and_epoch_are_the_utils_vae() -> None:
         results.append((averages, torch.cat([p.detach().flatten() for p in trained.parameters()])))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
     torch.testing.assert_close(results[0][1], results[1][1])
+
+
+def test_lesson_10_functions_are_the_mixture_densities_and_the_loss_of_utils() -> None:
+    lesson = lesson_namespace(10)
+    generator = torch.Generator().manual_seed(10)
+    mu, logvar = torch.randn(40, 16, generator=generator, dtype=torch.float64), \
+        torch.randn(40, 16, generator=generator, dtype=torch.float64) - 1
+    z = priors.sample_posteriors(mu, logvar, 300, generator)
+    estimate, standard_error = lesson.aggregate_kl(z, mu, logvar)
+    terms = priors.mixture_log_density(z, mu, logvar) - priors.standard_normal_log_density(z)
+    assert estimate == pytest.approx(float(terms.mean()), rel=1e-9)
+    assert standard_error == pytest.approx(float(terms.std() / 300**0.5), rel=1e-9)
+    torch.manual_seed(11)
+    model = vae.ConvVAE(latent_dim=16, width=4).double()
+    vamp = priors.VampPrior(model.encoder, torch.rand(5, 1, 32, 64, dtype=torch.float64))
+    torch.testing.assert_close(lesson.vamp_log_prior(z, model.encoder, torch.sigmoid(vamp.pseudo_logits)),
+                               vamp.log_prob(z))
+    denoiser = priors.Denoiser(16, 100, hidden=8).double()
+    alpha_bar, t = priors.cosine_alpha_bar(100), torch.randint(100, (300,), generator=generator)
+    noise = torch.randn(z.shape, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(lesson.ddpm_loss(denoiser, z, alpha_bar, t, noise),
+                               priors.ddpm_loss(denoiser, z, alpha_bar, t, noise))

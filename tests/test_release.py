@@ -26,7 +26,7 @@ from tools.build_notebooks import (
 from tools.grading.copies import pasted_references
 from tools.grading.references import REFERENCE_IMPLEMENTATIONS
 from utils.paths import DATA_DIR, REPO_ROOT
-from utils.settings import CHECKPOINT_FILE
+from utils.settings import CHECKPOINT_FILE, PRIORS_FILE
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,12 @@ def test_release_is_reproducible(released: tuple[Path, Path], tmp_path: Path) ->
 def test_release_refuses_damaged_data_and_stale_notebooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(DATA_DIR, tmp_path / "data")
     assert release.damaged_data(tmp_path / "data") == []
-    with (tmp_path / "data" / CHECKPOINT_FILE).open("ab") as handle:
-        handle.write(b"tampered")
-    assert any(CHECKPOINT_FILE in problem for problem in release.damaged_data(tmp_path / "data"))
+    # Every recorded file is checked, those added after the release tool was written (lesson 10's priors) too.
+    for name in (CHECKPOINT_FILE, PRIORS_FILE):
+        with (tmp_path / "data" / name).open("ab") as handle:
+            handle.write(b"tampered")
+    problems = release.damaged_data(tmp_path / "data")
+    assert all(any(name in problem for problem in problems) for name in (CHECKPOINT_FILE, PRIORS_FILE)), problems
 
     monkeypatch.setattr(release, "stale_notebooks", lambda: ["notebooks/01_x.ipynb: differs from its source"])
     with pytest.raises(SystemExit, match="refusing to release"):

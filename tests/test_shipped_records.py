@@ -1,11 +1,11 @@
 """Every instructor tool, run with its defaults, rebuilds the file that ships: its settings equal the record
 written beside that file (a default that drifted would make `make data`, `make checkpoint` or
-`make cvae-checkpoint` silently build something else)."""
+`make cvae-checkpoint` or `make priors` silently build something else)."""
 from __future__ import annotations
 
 import json
 
-from tools import build_dataset, train_checkpoint, train_cvae
+from tools import build_dataset, train_checkpoint, train_cvae, train_priors
 from utils.data import SPLIT_NAMES, read_manifest
 from utils.paths import DATA_DIR
 from utils.settings import (
@@ -15,6 +15,7 @@ from utils.settings import (
     LATENT_DIM,
     OOD_MANIFEST_FILE,
     PARAMETER_RANGES,
+    PRIORS_RECORD_FILE,
     SPLIT_FRACTIONS,
 )
 
@@ -49,3 +50,10 @@ def test_make_cvae_checkpoint_defaults_rebuild_the_shipped_models() -> None:
         name: shape["latent_dim"] for name, shape in train_cvae.MODELS.items()}
     assert {name: model["prior"] for name, model in record["models"].items()} == {
         name: shape["prior"] for name, shape in train_cvae.MODELS.items()}
+
+
+def test_make_priors_defaults_rebuild_the_shipped_priors_for_the_shipped_vae() -> None:
+    record = _record(PRIORS_RECORD_FILE)
+    assert train_priors.parse_arguments([]).out.name == record["file"]
+    assert record["settings"] == train_priors.SETTINGS
+    assert record["vae_sha256"] == _record(CHECKPOINT_RECORD_FILE)["sha256"]

@@ -35,11 +35,11 @@ from tools.build_notebooks import (
 )
 from utils.integrity import matches_record
 from utils.paths import DATA_DIR, REPO_ROOT
-from utils.settings import CHECKPOINT_RECORD_FILE, CVAE_CHECKPOINT_RECORD_FILE, MANIFEST_FILE, OOD_MANIFEST_FILE
 
 RELEASE_NAME = "vae-course-student"
 INSTRUCTOR_ONLY_REQUIREMENTS = ("pytest", "nbval", "jupytext", "ruff")
-CHECKSUM_RECORDS = (MANIFEST_FILE, OOD_MANIFEST_FILE, CHECKPOINT_RECORD_FILE, CVAE_CHECKPOINT_RECORD_FILE)
+# Every file of data/ that a record (a dataset manifest, a model's SHA-256 record) names is checked before packing.
+CHECKSUM_RECORD_PATTERNS = ("*.manifest.json", "*.sha256.json")
 ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
 
 # The README a student finds in the release: a real file, so that it is reviewed like any page.
@@ -96,11 +96,12 @@ def stale_notebooks() -> list[str]:
 def damaged_data(data_dir: Path = DATA_DIR) -> list[str]:
     """Data files that are missing or do not match the SHA-256 of their checksum record."""
     problems = []
-    for record_name in CHECKSUM_RECORDS:
-        record = json.loads((data_dir / record_name).read_text())
+    records = sorted(path for pattern in CHECKSUM_RECORD_PATTERNS for path in data_dir.glob(pattern))
+    for record_path in records:
+        record = json.loads(record_path.read_text())
         path = data_dir / record["file"]
         if not matches_record(path, record["sha256"]):
-            problems.append(f"{path}: missing or does not match the SHA-256 in {record_name}")
+            problems.append(f"{path}: missing or does not match the SHA-256 in {record_path.name}")
     return problems
 
 

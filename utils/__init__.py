@@ -23,6 +23,8 @@ Module map, by role (the lesson that builds each taught piece in brackets; its d
 * design in the learned space — ``design_space`` (compliance as a differentiable function [9.1], the volume
   projection [9.2], latent searches [9.3] and the methods compared at equal budgets of finite-element solves,
   judged by ``judging``'s judge at the volume target);
+* the prior — ``priors`` (lesson 10: ELBO surgery with log q(z) as a log-mean-exp [10.1], the VampPrior [10.2], a
+  latent DDPM [10.3], judging generated latents like lesson 7's samples, the shipped priors' file);
 * widgets — ``elbo_explorer``, ``latent_explorer``, ``design_explorer`` (callbacks that only draw),
   ``plotting``, ``tables``;
 * ``checks`` — the exercises' self-checks, one module per lesson.

@@ -3,6 +3,7 @@ SIMP cleanup, and the number of active latent units. Used by lesson 7 and tools/
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -86,9 +87,12 @@ def active_units(model: nn.Module, density: np.ndarray, device: torch.device, th
 
 @torch.no_grad()
 def importance_log_weights(model: nn.Module, x: torch.Tensor, samples: int, generator: torch.Generator,
-                           chunk: int = 50) -> torch.Tensor:
+                           chunk: int = 50, log_prior: Callable[[torch.Tensor], torch.Tensor] | None = None
+                           ) -> torch.Tensor:
     """log w_k = log p(x | z_k) + log p(z_k) − log q(z_k | x) for z_k ~ q(z | x), k = 1..samples: (samples, B).
 
+    ``log_prior`` maps latents (M, d) to log p(z) (M,); without it p(z) = N(0, I) (lesson 10 puts its learned priors
+    in its place).
     ``x: (B, 1, H, W)`` on the model's device; log p(x | z) is the Bernoulli log-likelihood (−BCE) summed over
     pixels. The mean over k estimates the ELBO; log-mean-exp over K of them is the IWAE bound (Burda et al. 2016).
     ``chunk`` samples per design are decoded at once: 50 keeps the extra memory near 100 MiB for 10 designs.
@@ -103,9 +107,10 @@ def importance_log_weights(model: nn.Module, x: torch.Tensor, samples: int, gene
         z = reparameterize(mu, logvar, epsilon)
         logits = model.decoder(z.reshape(-1, mu.shape[1])).reshape(count, *x.shape)
         log_likelihood = bernoulli_log_likelihood(logits, x)
-        log_prior = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_p_z = ((-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1) if log_prior is None
+                   else log_prior(z.reshape(-1, mu.shape[1])).reshape(count, -1).to(z.dtype))
         log_posterior = (-0.5 * epsilon**2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
-        weights.append(log_likelihood + log_prior - log_posterior)
+        weights.append(log_likelihood + log_p_z - log_posterior)
     return torch.cat(weights)
 
 

@@ -107,6 +107,21 @@ LESSON7_WIDTH = 16
 LESSON8_EPOCHS = 60
 LESSON8_WIDTH = 16
 
+# Lesson 10's priors, fitted to the shipped VAE's aggregate posterior after training (utils.priors) by
+# `make priors` (tools/train_priors.py), one VampPrior and one diffusion prior per seed, in one shipped file: the
+# seeds, the VampPrior's pseudo-inputs and Adam steps, the diffusion prior's T (denoising steps), its training
+# iterations and its MLP's width; and the draws the lesson judges per prior and seed.
+PRIOR_SEEDS = (0, 1, 2)
+VAMP_COMPONENTS = 200
+VAMP_STEPS = 200
+DIFFUSION_STEPS = 100
+DIFFUSION_ITERATIONS = 8000
+DIFFUSION_HIDDEN = 256
+PRIORS_FILE = "priors_topology.pt"
+PRIORS_PATH = DATA_DIR / PRIORS_FILE
+PRIORS_RECORD_FILE = f"{PRIORS_FILE}.sha256.json"
+LESSON10_SAMPLES = 200
+
 
 def course_environment_int(name: str, default: int) -> int:
     """The positive integer in the environment variable ``VAE_COURSE_<name>`` (``name`` such as "LESSON7_EPOCHS"),

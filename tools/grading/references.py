@@ -22,6 +22,9 @@ REFERENCE_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
     "9.2": ("utils.design_space.VolumeProjection", "utils.design_space.project_to_volume",
             "utils.design_space.volume_shift"),
     "9.3": ("utils.design_space.gradient_search", "utils.design_space.latent_method"),
+    "10.1": ("utils.priors.mixture_log_density", "utils.priors.elbo_surgery"),
+    "10.2": ("utils.priors.mixture_log_density", "utils.priors.VampPrior"),
+    "10.3": ("utils.priors.ddpm_loss",),
 }
 
 
