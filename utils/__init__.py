@@ -7,7 +7,7 @@ Module map, by role (the lesson that builds each taught piece in brackets; its d
   memory layout training uses on a device),
   ``threads`` (thread pools sized to the CPUs this process may use);
 * physics — ``topopt`` (SIMP: the FE model, the adjoint sensitivity [6.1], the OC update [6.2], :func:`optimize`,
-  the one SIMP entry point, and :func:`warm_start`), ``metrics`` (IoU, compliance and volume errors [7.4],
+  the one SIMP entry point, and :func:`simp_iterations`, exactly n iterations from a start), ``metrics`` (IoU, compliance and volume errors [7.4],
   load disrespect, floating material, whether a design carries its load, the volume-preserving threshold);
 * data — ``data`` (the verified dataset and the one batcher, ``DesignBatches``), ``integrity`` (SHA-256 records of
   the data, the checkpoints and the release);

@@ -1,5 +1,4 @@
-"""Judging a trained VAE: pixel IoU and physics metrics of reconstructions and generated designs, the
-SIMP cleanup, and the number of active latent units. Used by lesson 7 and tools/evaluate_checkpoint.py."""
+"""Judging a trained VAE: pixel IoU and physics metrics of reconstructions and generated designs, and the number of active latent units. Used by lesson 7 and tools/evaluate_checkpoint.py."""
 from __future__ import annotations
 
 import math
@@ -12,7 +11,6 @@ from utils.data import TopologyData
 from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
 from utils.judging import Judge
 from utils.metrics import DesignMetrics, solid_iou
-from utils.topopt import LoadCase, warm_start
 
 
 @torch.no_grad()
@@ -63,11 +61,6 @@ def judge_against_nearest(designs: np.ndarray, reference: TopologyData, nearest:
     result under the problem the cleanup ran for, not a recomputed nearest one)."""
     nearest = nearest_designs(designs, reference) if nearest is None else np.asarray(nearest)
     return Judge(reference.take(nearest))(designs, "0.5"), nearest
-
-
-def simp_cleanup(design: np.ndarray, load_case: LoadCase, iterations: int = 10) -> np.ndarray:
-    """Exactly ``iterations`` SIMP iterations warm-started from ``design`` (the dataset's solver settings)."""
-    return warm_start(design, load_case, iterations).density
 
 
 @torch.no_grad()
