@@ -1,4 +1,5 @@
-"""Judging a trained VAE: pixel IoU and physics metrics of reconstructions and generated designs, and the number of active latent units. Used by lesson 7 and tools/evaluate_checkpoint.py."""
+"""Judging a trained VAE: pixel IoU and physics metrics of reconstructions and generated designs, and the number
+of active latent units. Used by lesson 7 and tools/evaluate_checkpoint.py."""
 from __future__ import annotations
 
 import math
