@@ -498,7 +498,7 @@ check_physics_errors(physics_errors)
 
 # %%
 report = reconstruction_report(model, test, device)
-first_ten = Judge(test.take(np.arange(10)))(reconstructions[:10], "0.5")  # thresholded at 0.5, like with like
+first_ten = Judge(test.take(np.arange(10)))(reconstructions[:10], "at_0.5")  # thresholded at 0.5, like with like
 yours = np.array([physics_errors(reconstructions[i], test.density[i], test.load_case(i)) for i in range(10)])
 # atol: the judge reads SIMP's stored compliance, equal to a fresh solve to about 1e-13 (a CE near 0 has no rtol).
 np.testing.assert_allclose(yours[:, 0], first_ten.compliance_error, rtol=1e-9, atol=1e-9)

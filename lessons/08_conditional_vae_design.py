@@ -305,7 +305,7 @@ def decoded_rows(model: ConditionalVAE, name: str, split: str = "validation") ->
     """The designs decoded at the prior's mean, each judged under its own problem: at equal volume and at 0.5."""
     designs = model.generate(problem_conditions(judges[split].problems).to(device))[0].cpu().numpy()
     return {name: table_row(judges[split](designs)),
-            f"{name}, at 0.5": table_row(judges[split](designs, "0.5"))}
+            f"{name}, at 0.5": table_row(judges[split](designs, "at_0.5"))}
 
 
 rows = {"SIMP itself (the reference)": table_row(judges["validation"](validation.density))}
@@ -498,7 +498,7 @@ shipped_designs[f"shipped cvae, best of {SAMPLES}"] = best_of_k_designs(models["
 shipped_metrics = {name: judges["validation"](d) for name, d in shipped_designs.items()}
 shipped_rows = {name: table_row(m) for name, m in shipped_metrics.items()}
 for name in ("shipped cvae, as decoded", "shipped baseline, as decoded"):
-    shipped_rows[f"{name}, at 0.5"] = table_row(judges["validation"](shipped_designs[name], "0.5"))
+    shipped_rows[f"{name}, at 0.5"] = table_row(judges["validation"](shipped_designs[name], "at_0.5"))
 print(f"{len(validation)} validation problems (E_min = 1e-9; equal volume unless 'at 0.5'):")
 print(format_table({**rows, **shipped_rows}, JUDGE_COLUMNS, ".1%"))
 
@@ -532,7 +532,7 @@ admissible = own_volumes <= judge.targets * 1.03
 heaviest = np.where(admissible, own_volumes, -np.inf).argmax(axis=0)
 picked = drawn[chosen, np.arange(len(judge))]
 picked_volumes = own_volumes[chosen, np.arange(len(judge))]
-at_own, at_equal = judge(picked, "0.5"), judge(picked)
+at_own, at_equal = judge(picked, "at_0.5"), judge(picked)
 print(f"own-volume rule (≤ target + 3 %): the heaviest admissible draw chosen in {np.mean(chosen == heaviest):.0%} "
       f"of problems; chosen designs above the target in {np.mean(picked_volumes > judge.targets):.0%}, "
       f"median ΔV against SIMP's design {np.median(at_own.volume_change):+.2%}")

@@ -3,19 +3,38 @@ reference's volume (:data:`RULE`), the own-volume selection rule measured, and t
 runs it on a subset; ``make evaluate-cvae`` (tools/evaluate_cvae.py) on every problem."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from studies.harness import Method
+from studies.harness import (
+    BUDGETS,
+    FINE_BUDGETS,
+    LABELS,
+    Method,
+    MethodResult,
+    Stopwatch,
+    StudyProblems,
+    judge_results,
+    run_methods,
+    solves_to_within,
+)
 from studies.methods import BestOf, SimpFrom, conditional_decoder, decoded_start, prior_latents, uniform_start
 from utils.cvae import problem_conditions
 from utils.judging import Judge, ThresholdRule
-from utils.metrics import threshold
+from utils.metrics import DesignMetrics, threshold
+from utils.topopt import optimize
 
 RULE: ThresholdRule = "at_reference_volume"
+# Lesson 8's budgets: the harness's grid up to LARGEST (tables), and its fine grid (solves to within 1 %).
+LARGEST = 50
+TABLE_BUDGETS = tuple(b for b in BUDGETS if b <= LARGEST)
+STUDY_BUDGETS = tuple(b for b in FINE_BUDGETS if b <= LARGEST)
+# The budget at which a generated design counts as verified and repaired, for the cost comparison.
+VERIFIED_AT = 20
 # The offline cost of the dataset: `make data` (1,500 SIMP designs, in parallel) took 4.6 minutes on 2 CPU cores
 # (the README's table of tools); the manifest records no time. Training costs are in the checkpoints' records.
 MAKE_DATA_SECONDS = 4.6 * 60
@@ -63,7 +82,7 @@ def own_volume_rule(model: nn.Module, judge: Judge, device: torch.device | str,
             "above target share": float(np.mean(volumes[chosen, columns] > judge.targets)),
             "median ΔV": float(np.median(own.volume_change)),
             "median CE at own volume": float(np.median(own.compliance_error)),
-            "median CE at the reference's volume": float(np.median(equal.compliance_error))}
+            "median CE at reference volume": float(np.median(equal.compliance_error))}
 
 
 def break_even_designs(offline_seconds: float, simp_seconds: float, method_seconds: float) -> float:
@@ -71,3 +90,41 @@ def break_even_designs(offline_seconds: float, simp_seconds: float, method_secon
     design saves against SIMP: offline / (SIMP − method); infinite when the method saves nothing."""
     saving = simp_seconds - method_seconds
     return offline_seconds / saving if saving > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class CvaeStudy:
+    """Lesson 8's equal-compute comparison on a set of problems: the methods' results and their judgements (at the
+    reference's volume), by method key and budget."""
+
+    problems: StudyProblems
+    results: dict[str, MethodResult]
+    judgements: dict[str, dict[int, DesignMetrics]]
+
+    def rows(self, budgets: Sequence[int]) -> dict[str, dict[str, float]]:
+        """The comparison's table: per method and budget, the distribution figures and ms per design (timing rule)."""
+        n = len(self.problems)
+        return {f"{LABELS[key]}, b = {b}": {**per_budget[b].summary(), "ms": 1e3 * self.results[key].seconds[b] / n}
+                for key, per_budget in self.judgements.items() for b in budgets if b in per_budget}
+
+    def solves_to_within(self) -> dict[str, np.ndarray]:
+        """Per method, each problem's first budget within 1 % of the reference (NaN: none), on the study's grid."""
+        return {key: solves_to_within(per_budget) for key, per_budget in self.judgements.items()}
+
+
+def run_cvae_study(cvae: nn.Module, baseline: nn.Module, problems: StudyProblems,
+                   budgets: Sequence[int] = STUDY_BUDGETS, seed: int = 0,
+                   progress: Callable[[str], None] | None = None) -> CvaeStudy:
+    """:func:`cvae_methods` on ``problems`` at every budget of ``budgets``, judged under the problems' rule."""
+    results = run_methods(cvae_methods(cvae, baseline, seed), problems, budgets, progress)
+    return CvaeStudy(problems, results, judge_results(results, problems))
+
+
+def simp_seconds(judge: Judge, count: int = 20) -> float:
+    """Mean wall seconds of the dataset's SIMP run (its settings, to its tolerance or cap) on the first ``count``
+    problems: what a design costs without a model."""
+    count = min(count, len(judge))
+    with Stopwatch() as watch:
+        for case in judge.load_cases[:count]:
+            optimize(case, model=judge.models(case))
+    return watch.seconds / count

@@ -56,7 +56,7 @@ def test_ce_distribution_against_numpy_by_hand() -> None:
 
 def test_simp_designs_score_zero_at_equal_volume_and_at_half(few) -> None:
     judge = Judge(few)
-    for rule in ("equal volume", "0.5"):
+    for rule in ("equal volume", "at_0.5"):
         metrics = judge(few.density, rule)
         np.testing.assert_allclose(metrics.compliance_error, 0.0, atol=1e-9)
         np.testing.assert_array_equal(metrics.volume_change, 0.0)
@@ -89,7 +89,7 @@ def test_equal_volume_takes_the_material_advantage_away() -> None:
     heavier = np.full((1, 8, 16), 0.6)  # solid everywhere at 0.5: stiffer than the reference only by its material
     problems = _toy_problems(reference, volfrac=0.7)
     judge = Judge(problems)
-    at_half, at_equal = judge(heavier, "0.5"), judge(heavier)
+    at_half, at_equal = judge(heavier, "at_0.5"), judge(heavier)
     assert at_half.compliance_error[0] < 0 and at_half.volume_change[0] > 0.3
     # At equal volume a uniform design keeps the first pixels in order (ties broken by position): a worse structure.
     assert at_equal.compliance_error[0] > at_half.compliance_error[0]
@@ -121,7 +121,7 @@ def test_topodiff_rules_on_hand_made_designs() -> None:
     assert summary["floating material share"] == pytest.approx(1 / 3) and solid_components(designs[2]) == 0
     assert summary["load disrespect share"] == pytest.approx(2 / 3)
     # Our floating-material rule (more than one piece) does not count the empty design.
-    assert not judge(designs, "0.5").floating_material[2]
+    assert not judge(designs, "at_0.5").floating_material[2]
     # Binarised as TopoDiff's 0–255 images at 127: a density of 0.5 is void, 0.505 solid.
     assert threshold(np.array([0.5, 0.505]), 128 / 255).tolist() == [0.0, 1.0]
     grey = np.where(reference > 0, 0.505, 0.0)

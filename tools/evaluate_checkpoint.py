@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     latents = torch.randn(100, model.latent_dim, generator=torch.Generator().manual_seed(1)).numpy()
     samples = decode_latents(model, latents, device)
     metrics, nearest = judge_against_nearest(samples, train)
-    cleaned = np.stack([simp_iterations(train.load_case(int(i)), 10, s)[10] for s, i in zip(samples, nearest, strict=True)])
+    cleaned = np.stack([simp_iterations(train.load_case(int(i)), 10, s)[10]
+                        for s, i in zip(samples, nearest, strict=True)])
     # The cleaned samples are judged under the problems the cleanup ran for, not under a recomputed nearest design.
     samples_report = {"prior samples": metrics.summary(),
                       "prior samples + 10 SIMP its": judge_against_nearest(cleaned, train, nearest)[0].summary()}

@@ -41,7 +41,7 @@ def reconstruction_report(model: nn.Module, subset: TopologyData, device: torch.
     utils.judging.Judge: CE and VFE against the thresholded original (like with like), "VFE vs target" against
     the problem's volume target."""
     reconstructions = reconstruct(model, subset.density, device)
-    metrics = Judge(subset)(reconstructions, "0.5")
+    metrics = Judge(subset)(reconstructions, "at_0.5")
     ious = [solid_iou(r, d) for r, d in zip(reconstructions, subset.density, strict=True)]
     return {"IoU mean": float(np.mean(ious)), **metrics.summary()}
 
@@ -61,7 +61,7 @@ def judge_against_nearest(designs: np.ndarray, reference: TopologyData, nearest:
     returns the metrics and indices. Pass ``nearest`` to judge under problems chosen before (e.g. a cleanup's
     result under the problem the cleanup ran for, not a recomputed nearest one)."""
     nearest = nearest_designs(designs, reference) if nearest is None else np.asarray(nearest)
-    return Judge(reference.take(nearest))(designs, "0.5"), nearest
+    return Judge(reference.take(nearest))(designs, "at_0.5"), nearest
 
 
 @torch.no_grad()
