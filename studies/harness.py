@@ -83,19 +83,22 @@ class Stopwatch:
 @dataclass
 class StudyProblems:
     """The problems a study runs on: the judge (load cases, shared finite-element models, references), the
-    decoders' conditions ``(N, 4)`` on ``device``, one :class:`utils.design_space.FEProblem` per problem for the
-    gradient searches, and the study's threshold rule (how best of b thresholds its candidates and how the
-    designs are judged)."""
+    decoders' conditions ``(N, 4)`` on ``device``, the study's threshold rule (how best of b thresholds its
+    candidates and how the designs are judged), and each problem's number in its whole set (``ids``; what a method's
+    random draws for it depend on, so that a subset, a chunk and the whole set draw the same for a problem)."""
 
     judge: Judge
     conditions: torch.Tensor
     device: torch.device | str
     rule: ThresholdRule
+    ids: np.ndarray
 
     @classmethod
     def of(cls, problems: TopologyData, rule: ThresholdRule, device: torch.device | str = "cpu",
-           references: np.ndarray | None = None) -> StudyProblems:
-        return cls(Judge(problems, references=references), problem_conditions(problems).to(device), device, rule)
+           references: np.ndarray | None = None, ids: np.ndarray | None = None) -> StudyProblems:
+        """``ids`` default to 0 … N − 1: the problems are the first N of their set."""
+        ids = np.arange(len(problems)) if ids is None else np.asarray(ids)
+        return cls(Judge(problems, references=references), problem_conditions(problems).to(device), device, rule, ids)
 
     def __len__(self) -> int:
         return len(self.judge)
@@ -107,7 +110,15 @@ class StudyProblems:
     def take(self, indices: np.ndarray) -> StudyProblems:
         indices = np.asarray(indices)
         return StudyProblems(self.judge.take(indices), self.conditions[torch.as_tensor(indices).to(self.device)],
-                             self.device, self.rule)
+                             self.device, self.rule, self.ids[indices])
+
+    def normal_draws(self, seed: int, count: int, dim: int) -> torch.Tensor:
+        """``count`` standard normal vectors of size ``dim`` per problem, ``(count, N, dim)`` on the conditions'
+        device: problem i's from a generator seeded with (seed, its id), so its draws depend on neither the other
+        problems nor, for the first ones, on ``count``."""
+        draws = [np.random.default_rng([seed, int(i)]).standard_normal((count, dim)) for i in self.ids]
+        stacked = np.stack(draws, axis=1) if draws else np.zeros((count, 0, dim))
+        return torch.as_tensor(stacked, dtype=self.conditions.dtype).to(self.conditions.device)
 
 
 @dataclass

@@ -42,7 +42,7 @@ def prior_latents(model: nn.Module, seed: int) -> Latents:
     def latents(problems: StudyProblems, k: int) -> torch.Tensor:
         with torch.no_grad():
             mu, logvar = model.prior_moments(problems.conditions)
-            noise = torch.randn((k - 1, *mu.shape), generator=torch.Generator().manual_seed(seed)).to(mu.device)
+            noise = problems.normal_draws(seed, k - 1, mu.shape[1]).to(mu.dtype)
             return torch.cat([mu[None], mu + torch.exp(0.5 * logvar) * noise])
     return latents
 
@@ -50,9 +50,8 @@ def prior_latents(model: nn.Module, seed: int) -> Latents:
 def standard_latents(latent_dim: int, seed: int) -> Latents:
     """An unconditional VAE's z = 0 first, then draws z ~ N(0, I) from ``seed``."""
     def latents(problems: StudyProblems, k: int) -> torch.Tensor:
-        n = len(problems)
-        draws = torch.randn(k - 1, n, latent_dim, generator=torch.Generator().manual_seed(seed))
-        return torch.cat([torch.zeros(1, n, latent_dim), draws]).to(problems.conditions.device)
+        draws = problems.normal_draws(seed, k - 1, latent_dim)
+        return torch.cat([torch.zeros((1, len(problems), latent_dim)).to(draws), draws])
     return latents
 
 
@@ -139,7 +138,7 @@ class LatentSearch:
     def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
         if self._memo and self._memo[0] is problems and set(budgets) <= set(self._memo[1].designs):
             return self._memo[1].at(budgets)
-        spent, n = self.from_best, len(problems)
+        spent, n = min(self.from_best, max(budgets)), len(problems)  # a budget below k buys best of b only
         decode = self.decoder(problems)
         latents = self.latents(problems, max(spent, 1))
         designs, seconds, setup = {}, {}, 0.0
@@ -205,7 +204,8 @@ def untrained_copy(decoder: nn.Module, seed: int) -> nn.Module:
 @dataclass
 class Reparametrised:
     """Hoyer et al.'s neural reparametrisation, adapted: per problem a fresh, untrained copy of the CVAE's decoder
-    (seed ``seed + i``), its fixed input (μ_p(c), c), and Adam on its weights through the volume projection."""
+    (seed ``seed`` + the problem's id), its fixed input (μ_p(c), c), and Adam on its weights through the volume
+    projection."""
 
     key: str
     cvae: nn.Module
@@ -218,10 +218,10 @@ class Reparametrised:
         with torch.no_grad():
             inputs = torch.cat([self.cvae.prior_moments(problems.conditions)[0], problems.conditions], dim=1)
         per_problem, total = [], 0.0
-        for i, problem in enumerate(problems.fe_problems()):
-            network = untrained_copy(self.cvae.decoder, self.seed + i)
+        for i, problem in zip(problems.ids, problems.fe_problems(), strict=True):
+            network = untrained_copy(self.cvae.decoder, self.seed + int(i))
             volume = torch.tensor([problem.case.volfrac], dtype=torch.float64)
-            x = inputs[i:i + 1]
+            x = inputs[len(per_problem):len(per_problem) + 1]
             search = gradient_search(list(network.parameters()), lambda n=network, v=x: n(v)[:, 0].double().cpu(),
                                      [problem], volume, largest, self.lr, budgets, self.sharpness)
             per_problem.append(search.designs)

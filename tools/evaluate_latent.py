@@ -76,11 +76,12 @@ def cached(path: Path, compute: Callable[[], Any]) -> Any:
     return result
 
 
-def evaluate_chunk(chunk: TopologyData, models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
-                   budgets: tuple[int, ...], reparametrisation: bool) -> dict:
-    """Every method on the problems of ``chunk``: {"judgements": {method: {budget: DesignMetrics}}, "seconds":
-    {method: seconds for the chunk}, "grey gap": {method: thresholded / grey compliance − 1 at the largest budget}}."""
-    problems = StudyProblems.of(chunk, RULE, device)
+def evaluate_chunk(chunk: TopologyData, ids: np.ndarray, models: dict, vae: torch.nn.Module, lr: float,
+                   device: torch.device, budgets: tuple[int, ...], reparametrisation: bool) -> dict:
+    """Every method on the problems of ``chunk`` (numbered ``ids`` in their set): {"judgements": {method: {budget:
+    DesignMetrics}}, "seconds": {method: seconds for the chunk}, "grey gap": {method: thresholded / grey compliance
+    − 1 at the largest budget}}."""
+    problems = StudyProblems.of(chunk, RULE, device, ids=ids)
     judge, largest = problems.judge, max(budgets)
     runs = run_methods(latent_methods(models["cvae"], models["baseline"], vae, lr,
                                       reparametrisation=reparametrisation), problems, budgets)
@@ -107,8 +108,8 @@ def evaluate(name: str, problems_data: TopologyData, models: dict, vae: torch.nn
         indices = np.arange(start, min(start + CHUNK, len(problems_data)))
         path = cache / (f"{CACHE_FORMAT}_{name}_{start}_{indices[-1]}_lr{lr:g}_to{max(budgets)}"
                         f"_reparam{reparametrised}.pkl")
-        result = cached(path, partial(evaluate_chunk, problems_data.take(indices), models, vae, lr, device, budgets,
-                                      start < reparametrised))
+        result = cached(path, partial(evaluate_chunk, problems_data.take(indices), indices, models, vae, lr, device,
+                                      budgets, start < reparametrised))
         for method, per_budget in result["judgements"].items():
             for b, judgement in per_budget.items():
                 judged.setdefault(method, {}).setdefault(b, []).append(judgement)
@@ -180,11 +181,12 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
     return [*lines, ""]
 
 
-def seed_chunk(chunk: TopologyData, models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
-               budgets: tuple[int, ...], seed: int, reparametrisation: bool) -> dict[str, dict[int, DesignMetrics]]:
+def seed_chunk(chunk: TopologyData, ids: np.ndarray, models: dict, vae: torch.nn.Module, lr: float,
+               device: torch.device, budgets: tuple[int, ...], seed: int, reparametrisation: bool
+               ) -> dict[str, dict[int, DesignMetrics]]:
     """The seeded methods (studies.latent_study.SEEDED_METHODS) on ``chunk`` with draw seed ``seed``, judged per
     method and budget."""
-    problems = StudyProblems.of(chunk, RULE, device)
+    problems = StudyProblems.of(chunk, RULE, device, ids=ids)
     methods = latent_methods(models["cvae"], models["baseline"], vae, lr, seed, reparametrisation, seeded_only=True)
     return judge_results(run_methods(methods, problems, budgets), problems)
 
@@ -202,8 +204,8 @@ def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module
                 indices = np.arange(start, min(start + CHUNK, len(problems_data)))
                 path = cache / (f"{CACHE_FORMAT}_seed{seed}_{key}_{start}_{indices[-1]}_lr{lr:g}"
                                 f"_reparam{reparametrised}.pkl")
-                result = cached(path, partial(seed_chunk, problems_data.take(indices), models, vae, lr, device,
-                                              SEED_BUDGETS, seed, start < reparametrised))
+                result = cached(path, partial(seed_chunk, problems_data.take(indices), indices, models, vae, lr,
+                                              device, SEED_BUDGETS, seed, start < reparametrised))
                 for method, per_budget in result.items():
                     for b, metrics in per_budget.items():
                         judged.setdefault(method, {}).setdefault(b, []).append(metrics)
