@@ -2,10 +2,10 @@
 """Pack what a student needs, and nothing else, into one folder and one zip (instructor tool).
 
 ``python -m tools.release [--out dist]`` (``make release``) writes ``dist/vae-course-student/`` and
-``dist/vae-course-student.zip`` holding the exercise notebooks, the ``utils`` package (with
-``pyproject.toml`` to install it), the data and the checkpoint with their checksum records, the student's
-requirements (the course's pins less the instructors' test tools) and a student README. Solutions, lesson
-sources, tools and tests stay out.
+``dist/vae-course-student.zip`` holding the exercise notebooks, the ``utils`` package and the ``studies`` package
+lessons 8 and 9 run their tables with (with ``pyproject.toml`` to install both), the data and the checkpoint with
+their checksum records, the student's requirements (the course's pins less the instructors' test tools) and a
+student README. Solutions, lesson sources, tools and tests stay out.
 
 It refuses to pack a release whose notebooks are out of sync with the lesson sources, or whose data do not
 match their recorded SHA-256: a class must never receive stale exercises or a damaged dataset.
@@ -62,7 +62,8 @@ def damaged_data(data_dir: Path = DATA_DIR) -> list[str]:
 def release_files(repo: Path = REPO_ROOT) -> dict[str, bytes]:
     """Every file of the release, by its path inside the release folder."""
     files = {f"notebooks/{p.name}": p.read_bytes() for p in sorted((repo / EXERCISES_DIR.name).glob("*.ipynb"))}
-    files |= {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted((repo / "utils").rglob("*.py"))}
+    files |= {p.relative_to(repo).as_posix(): p.read_bytes()
+              for package in ("utils", "studies") for p in sorted((repo / package).rglob("*.py"))}
     files |= {f"data/{p.name}": p.read_bytes() for p in sorted((repo / DATA_DIR.name).iterdir()) if p.is_file()}
     files["pyproject.toml"] = (repo / "pyproject.toml").read_bytes()
     files["requirements.txt"] = student_requirements((repo / "requirements.txt").read_text()).encode()
