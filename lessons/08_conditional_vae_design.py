@@ -326,7 +326,7 @@ plot_designs(validation.density[:6], [f"SIMP, validation problem {i}" for i in r
 # \rVert$ between each test design's encoding and the point generation decodes for its problem (here $\mu_p = 0$),
 # relative to the distance between the encodings of two different designs: about 1 means generation decodes a latent as
 # far from the right one as another design's. (2) *How much does the decoder listen to $c$?* The shortcut test
-# (`utils.judging.shortcut_test`, and exercise 8.2 below): encode each design with its own problem,
+# (`utils.generation.shortcut_test`, and exercise 8.2 below): encode each design with its own problem,
 # $z_i = \mu_q(x_i, c_i)$, then decode
 # that $z_i$ with the *next* design's problem $c_j$. A decoder that uses $c$ draws a structure for problem $j$: it
 # carries $j$'s load and looks like $j$'s SIMP design. A decoder that reads the design from $z$ redraws design $i$.
