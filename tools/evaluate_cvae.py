@@ -34,6 +34,8 @@ from studies.cvae_study import (
     simp_seconds,
 )
 from studies.harness import LABELS, Stopwatch, StudyProblems, judge_results
+from studies.references import load_references
+from studies.uncertainty import difference_rows, markdown_intervals
 from utils import get_device
 from utils.cvae import condition_vector, load_models, problem_conditions
 from utils.data import TopologyData, load_topology_dataset
@@ -58,6 +60,10 @@ SEED_OUT = DATA_DIR.parent / "docs" / "results" / "cvae_seeds.md"
 # The seed study's figures of best of k: (DesignMetrics.summary() key, heading).
 SEED_FIGURES = (("CE median", "median CE"), ("CE p90", "p90 CE"), ("CE > 10 % share", "CE > 10 %"),
                 ("floating material share", "floating"))
+# The differences lesson 8 concludes from (method A, method B), with paired bootstrap intervals at these budgets.
+CONCLUSION_PAIRS = (("simp_from_cvae", "best_of_cvae"), ("simp_from_baseline", "simp_from_cvae"),
+                    ("simp_from_cvae", "simp_uniform"))
+CONCLUSION_BUDGETS = (5, 20)
 # The budget table's figures: DesignMetrics.summary() key (or "ms") → heading.
 BUDGET_COLUMNS = {"CE median": "median CE", "CE p90": "p90 CE", "CE > 10 % share": "CE > 10 %",
                   "floating material share": "floating", "ms": "ms per design"}
@@ -83,7 +89,7 @@ class Report:
 def stage_rows(models: dict, judge: Judge, device: torch.device, full: bool) -> dict[str, dict[str, float]]:
     """Every model's designs as decoded (at equal volume and at 0.5); with ``full``, the CVAE's smoothed, best of
     16 and warm-started designs, and the other models' warm-started ones too."""
-    rows = {}
+    rows = {"the dataset's SIMP run (the reference's noise)": table_row(judge(judge.problems.density))}
     conditions = problem_conditions(judge.problems).to(device)
     for name, model in models.items():
         if name == "cvae" and full:
@@ -131,8 +137,8 @@ def seed_study(models: dict, problems: StudyProblems, seeds: list[int]) -> list[
     return lines
 
 
-def write_seed_study(models: dict, record: dict, test: TopologyData, seeds: list[int], device: torch.device,
-                     out: Path) -> int:
+def write_seed_study(models: dict, record: dict, test: TopologyData, references: np.ndarray | None,
+                     seeds: list[int], device: torch.device, out: Path) -> int:
     """Run :func:`seed_study` on the test problems and write it to ``out``."""
     command = f"python -m tools.evaluate_cvae --seeds {' '.join(map(str, seeds))}"
     lines = ["# Lesson 8's best of b: how much it moves with the sampling seed", "",
@@ -141,7 +147,7 @@ def write_seed_study(models: dict, record: dict, test: TopologyData, seeds: list
              "`docs/results/cvae.md` (at the reference's volume, signed CE against the reference), smallest – largest "
              f"over the sampling seeds {', '.join(map(str, seeds))}; `docs/results/cvae.md` is seed 0. The designs "
              "decoded at μ_p(c), the baseline's and every SIMP run draw nothing.", ""]
-    lines += seed_study(models, StudyProblems.of(test, RULE, device), seeds)
+    lines += seed_study(models, StudyProblems.of(test, RULE, device, references), seeds)
     print("\n".join(lines))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
@@ -157,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="instead: best of k on the test problems once per sampling seed, written to --seed-out")
     parser.add_argument("--seed-out", type=Path, default=SEED_OUT, help="the seed study's markdown file")
+    parser.add_argument("--reference", choices=("independent", "dataset"), default="independent",
+                        help="judge against the independent references of `make references` (default) or the "
+                             "dataset's SIMP designs")
     args = parser.parse_args(argv)
     out = args.out or (None if args.problems else DEFAULT_OUT)
     device = get_device()
@@ -166,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE)
     if args.problems:
         validation, test, ood = (d.take(np.arange(min(args.problems, len(d)))) for d in (validation, test, ood))
+    references = {name: (load_references(name).density[:len(problems)] if args.reference == "independent" else None)
+                  for name, problems in (("validation", validation), ("test", test), ("ood", ood))}
     if args.seeds:
-        return write_seed_study(models, record, test, args.seeds, device, args.seed_out)
+        return write_seed_study(models, record, test, references["test"], args.seeds, device, args.seed_out)
     report = Report()
     report.markdown += ["# Lesson 8's shipped models, judged", "",
                         f"Produced by `{COMMAND}`; not rerun by the course site. Shipped models: "
@@ -179,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
                         "reference's volume** (rule `at_reference_volume`: thresholded at the volume of the "
                         "reference thresholded at 0.5) unless a row says \"thresholded at 0.5\"; CE = C / C_ref − 1 "
                         "is signed (positive: less stiff); ΔV is the design's own volume at 0.5 against the "
-                        "reference's; E_min = 1e-9. The reference is the dataset's SIMP design.", ""]
+                        "reference's; E_min = 1e-9. The reference: " + (
+                            "the independent reference of `make references` (docs/results/references.md), a design no "
+                            "method here is; the dataset's own SIMP design is judged as a method beside the others."
+                            if args.reference == "independent" else "the dataset's SIMP design."), ""]
     print(report.markdown[2])
-    judges = {"validation": Judge(validation), "test": Judge(test)}
+    judges = {"validation": Judge(validation, references=references["validation"]),
+              "test": Judge(test, references=references["test"])}
     for split, judge in judges.items():
         report.table(f"{split} problems ({len(judge)})", stage_rows(models, judge, device, full=split == "test"),
                      JUDGE_COLUMNS)
@@ -190,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     conditions = problem_conditions(test).to(device)
     report.text(own_volume_sentence(models["cvae"], judge, device))
     decoded = {name: model.generate(conditions)[0].cpu().numpy() for name, model in models.items()}
-    topodiff_judge = Judge(test, TOPODIFF_E_MIN)
+    topodiff_judge = Judge(test, TOPODIFF_E_MIN, references["test"])
     side_by_side = {}
     for name, d in decoded.items():
         side_by_side[f"{name}: TopoDiff's, adapted"] = topodiff_summary(d, judge)
@@ -202,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     report.text("E_min enters the compliance only: floating material, load disrespect and the volume errors of the "
                 "rows 'ours' and 'ours with E_min = 1e-3' are identical; the means move most.")
 
-    study = run_cvae_study(models["cvae"], models["baseline"], StudyProblems.of(test, RULE, device),
+    study_problems = StudyProblems.of(test, RULE, device, references["test"])
+    study = run_cvae_study(models["cvae"], models["baseline"], study_problems,
                            progress=lambda label: print(f"equal compute: {label}"))
     report.table(f"equal compute: b finite-element solves per problem (test, {len(judge)} problems, at the "
                  "reference's volume; ms: wall time per design, decoding included, judging excluded)",
@@ -213,9 +229,14 @@ def main(argv: list[str] | None = None) -> int:
                  {LABELS[key]: {"median": float(np.nanmedian(r)) if np.any(~np.isnan(r)) else float("nan"),
                                 "never": float(np.mean(np.isnan(r)))} for key, r in reach.items()},
                  {"median": "solves (median)", "never": "never within 1 % (share)"}, {"median": ".0f", "never": ".3f"})
+    report.text("**Differences the lesson concludes from** (test; A − B on the same problems, paired bootstrap 95 % "
+                "intervals, 4,000 resamplings; * the interval excludes 0):")
+    intervals = markdown_intervals(difference_rows(study.judgements, CONCLUSION_PAIRS, CONCLUSION_BUDGETS))
+    print("\n".join(intervals))
+    report.markdown += [*intervals, ""]
 
     inside = inside_training_ranges(ood.volfrac, ood.load_y, ood.angle_deg)
-    ood_judge = Judge(ood)
+    ood_judge = Judge(ood, references=references["ood"])
     ood_rows = {}
     for name, model in models.items():
         d = model.generate(problem_conditions(ood).to(device))[0].cpu().numpy()
