@@ -33,6 +33,8 @@ from studies.harness import (
     solves_to_within,
 )
 from studies.latent_study import LEARNING_RATES, RULE, choose_learning_rate, latent_methods
+from studies.references import load_references
+from studies.uncertainty import difference_rows, markdown_intervals
 from utils import get_device
 from utils.cvae import load_models
 from utils.data import TopologyData, load_topology_dataset
@@ -51,19 +53,29 @@ SEED_FIGURES = (("CE median", "median CE", "+.4f"), ("CE p90", "p90 CE", "+.4f")
                 ("CE > 10 % share", "> 10 % worse", ".3f"), ("floating material share", "floating", ".3f"))
 SEED_BUDGETS = (10, 20, 50)
 CHUNK = 25
+# The differences lesson 9 concludes from (method A, method B), with paired bootstrap intervals at these budgets.
+CONCLUSION_PAIRS = (("cvae_latent_sharpening", "simp_from_cvae"), ("simp_from_cvae", "simp_uniform"),
+                    ("cvae_latent_5_then_simp", "simp_from_baseline"), ("simp_from_baseline", "simp_from_cvae"))
+CONCLUSION_BUDGETS = (10, 20)
 # Part of every cached chunk's name: a chunk written by an older harness or judge is recomputed, never misread.
 CACHE_FORMAT = "harness1"
 
 
-def learning_rate_lines(validation: TopologyData, cvae: torch.nn.Module, device: torch.device
-                        ) -> tuple[float, list[str]]:
+def learning_rate_lines(validation: TopologyData, references: np.ndarray | None, cvae: torch.nn.Module,
+                        device: torch.device) -> tuple[float, list[str]]:
     """studies.latent_study.choose_learning_rate on the validation problems, and its markdown table."""
-    chosen, scores = choose_learning_rate(StudyProblems.of(validation, RULE, device), cvae, LEARNING_RATES)
+    chosen, scores = choose_learning_rate(StudyProblems.of(validation, RULE, device, references), cvae,
+                                          LEARNING_RATES)
     lines = [f"Learning rate of the latent searches, chosen on {len(validation)} validation problems (mean CE at "
              "the volume target after 10 / 20 solves, CVAE latent with sharpening from μ_p(c)):", "",
              "| lr | mean CE, 10 solves | mean CE, 20 solves |", "| --- | --- | --- |"]
     lines += [f"| {lr:g}{' (chosen)' if lr == chosen else ''} | {a:+.4f} | {b:+.4f} |" for lr, (a, b) in scores.items()]
     return chosen, [*lines, ""]
+
+
+def reference_tag(references: np.ndarray | None) -> str:
+    """Part of a cached chunk's name: which reference its judgements are against."""
+    return "dataset" if references is None else "independent"
 
 
 def cached(path: Path, compute: Callable[[], Any]) -> Any:
@@ -76,12 +88,13 @@ def cached(path: Path, compute: Callable[[], Any]) -> Any:
     return result
 
 
-def evaluate_chunk(chunk: TopologyData, ids: np.ndarray, models: dict, vae: torch.nn.Module, lr: float,
-                   device: torch.device, budgets: tuple[int, ...], reparametrisation: bool) -> dict:
+def evaluate_chunk(chunk: TopologyData, ids: np.ndarray, references: np.ndarray | None, models: dict,
+                   vae: torch.nn.Module, lr: float, device: torch.device, budgets: tuple[int, ...],
+                   reparametrisation: bool) -> dict:
     """Every method on the problems of ``chunk`` (numbered ``ids`` in their set): {"judgements": {method: {budget:
     DesignMetrics}}, "seconds": {method: seconds for the chunk}, "grey gap": {method: thresholded / grey compliance
     − 1 at the largest budget}}."""
-    problems = StudyProblems.of(chunk, RULE, device, ids=ids)
+    problems = StudyProblems.of(chunk, RULE, device, references, ids)
     judge, largest = problems.judge, max(budgets)
     runs = run_methods(latent_methods(models["cvae"], models["baseline"], vae, lr,
                                       reparametrisation=reparametrisation), problems, budgets)
@@ -91,7 +104,8 @@ def evaluate_chunk(chunk: TopologyData, ids: np.ndarray, models: dict, vae: torc
             "seconds": {key: run.seconds[largest] for key, run in runs.items()}, "grey gap": grey_gap}
 
 
-def evaluate(name: str, problems_data: TopologyData, models: dict, vae: torch.nn.Module, lr: float,
+def evaluate(name: str, problems_data: TopologyData, references: np.ndarray | None, models: dict,
+             vae: torch.nn.Module, lr: float,
              device: torch.device, budgets: tuple[int, ...], cache: Path, reparametrised: int,
              part: tuple[int, int] = (0, 1)) -> tuple[dict[str, dict[int, DesignMetrics]], dict[str, float], dict]:
     """Every method on every problem, in chunks of ``CHUNK`` (each kept in ``cache``, so that a run can be resumed
@@ -106,9 +120,11 @@ def evaluate(name: str, problems_data: TopologyData, models: dict, vae: torch.nn
         if number % part[1] != part[0]:
             continue
         indices = np.arange(start, min(start + CHUNK, len(problems_data)))
-        path = cache / (f"{CACHE_FORMAT}_{name}_{start}_{indices[-1]}_lr{lr:g}_to{max(budgets)}"
+        path = cache / (f"{CACHE_FORMAT}_{reference_tag(references)}_{name}_{start}_{indices[-1]}_lr{lr:g}"
+                        f"_to{max(budgets)}"
                         f"_reparam{reparametrised}.pkl")
-        result = cached(path, partial(evaluate_chunk, problems_data.take(indices), indices, models, vae, lr, device,
+        result = cached(path, partial(evaluate_chunk, problems_data.take(indices), indices,
+                                      None if references is None else references[indices], models, vae, lr, device,
                                       budgets, start < reparametrised))
         for method, per_budget in result["judgements"].items():
             for b, judgement in per_budget.items():
@@ -181,18 +197,20 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
     return [*lines, ""]
 
 
-def seed_chunk(chunk: TopologyData, ids: np.ndarray, models: dict, vae: torch.nn.Module, lr: float,
+def seed_chunk(chunk: TopologyData, ids: np.ndarray, references: np.ndarray | None, models: dict,
+               vae: torch.nn.Module, lr: float,
                device: torch.device, budgets: tuple[int, ...], seed: int, reparametrisation: bool
                ) -> dict[str, dict[int, DesignMetrics]]:
     """The seeded methods (studies.latent_study.SEEDED_METHODS) on ``chunk`` with draw seed ``seed``, judged per
     method and budget."""
-    problems = StudyProblems.of(chunk, RULE, device, ids=ids)
+    problems = StudyProblems.of(chunk, RULE, device, references, ids)
     methods = latent_methods(models["cvae"], models["baseline"], vae, lr, seed, reparametrisation, seeded_only=True)
     return judge_results(run_methods(methods, problems, budgets), problems)
 
 
-def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
-               seeds: list[int], reparametrised: int, cache: Path) -> list[str]:
+def seed_study(sets: dict[str, TopologyData], references: dict[str, np.ndarray | None], models: dict,
+               vae: torch.nn.Module, lr: float, device: torch.device, seeds: list[int], reparametrised: int,
+               cache: Path) -> list[str]:
     """The seeded methods' figures at :data:`SEED_BUDGETS` for each draw seed, on each set of problems: a markdown
     table per set with each figure's smallest and largest value over the seeds."""
     lines = []
@@ -202,9 +220,12 @@ def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module
             judged: dict[str, dict[int, list[DesignMetrics]]] = {}
             for start in tqdm(range(0, len(problems_data), CHUNK), desc=f"{key}, seed {seed}"):
                 indices = np.arange(start, min(start + CHUNK, len(problems_data)))
-                path = cache / (f"{CACHE_FORMAT}_seed{seed}_{key}_{start}_{indices[-1]}_lr{lr:g}"
+                path = cache / (f"{CACHE_FORMAT}_{reference_tag(references[key])}_seed{seed}_{key}_{start}_"
+                                f"{indices[-1]}_lr{lr:g}"
                                 f"_reparam{reparametrised}.pkl")
-                result = cached(path, partial(seed_chunk, problems_data.take(indices), indices, models, vae, lr,
+                chunk_references = None if references[key] is None else references[key][indices]
+                result = cached(path, partial(seed_chunk, problems_data.take(indices), indices, chunk_references,
+                                              models, vae, lr,
                                               device, SEED_BUDGETS, seed, start < reparametrised))
                 for method, per_budget in result.items():
                     for b, metrics in per_budget.items():
@@ -249,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                              "problems and every out-of-distribution one; writes docs/results/latent_seeds.md")
     parser.add_argument("--seed-problems", type=int, default=150, help="test problems of the seed study")
     parser.add_argument("--seed-out", type=Path, default=SEED_RESULTS, help="the seed study's markdown file")
+    parser.add_argument("--reference", choices=("independent", "dataset"), default="independent",
+                        help="judge against the independent references of `make references` (default) or the "
+                             "dataset's SIMP designs")
     args = parser.parse_args(argv)
     begin = time.perf_counter()
     device = get_device()
@@ -261,8 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE)
     if args.problems:
         test, ood = (d.take(np.arange(min(args.problems, len(d)))) for d in (test, ood))
+    references = {name: (load_references(name).density[:len(problems)] if args.reference == "independent" else None)
+                  for name, problems in (("validation", validation), ("test", test), ("ood", ood))}
     options = [f"--{name} {getattr(args, name)}" for name, default in (("problems", None), ("largest", 100),
-                                                                       ("reparametrised", 50), ("validation", 24))
+                                                                       ("reparametrised", 50), ("validation", 24),
+                                                                       ("reference", "independent"))
                if getattr(args, name) != default]
     command = " ".join(["python -m tools.evaluate_latent", *options])
     grid = tuple(b for b in FINE_BUDGETS if b < args.largest) + (args.largest,)
@@ -271,36 +298,50 @@ def main(argv: list[str] | None = None) -> int:
              f"Written by `{command}` (`make evaluate-latent`); shipped models SHA-256 {record['sha256'][:12]}…, "
              f"decoders on {device}, {platform.machine()} {torch.get_num_threads()} torch thread(s). Every design is "
              "thresholded at its problem's volume target (rule `at_target_volume`) and judged under its own problem "
-             "against the reference design thresholded the same way (the dataset's SIMP design); CE = C / C_ref − 1, "
+             "against the reference design thresholded the same way (" + (
+                 "the independent reference of `make references`, docs/results/references.md, a design no method here "
+                 "is" if args.reference == "independent" else "the dataset's SIMP design") + "); CE = C / C_ref − 1, "
              "signed (fractions), E_min = 1e-9. Budgets count the finite-element solves spent producing a design (one "
              "per SIMP iteration, per gradient step, per best-of-b candidate; judging is not counted: "
              "`studies.harness`). Methods: lesson 9, section 3. Wall times are this machine's, shared: "
              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs as the report was written (compare them "
              "with each other, not with another machine).", ""]
     # The sweep is deterministic: a resumed or split run reuses it.
-    lr, sweep_lines = cached(args.cache / f"{CACHE_FORMAT}_learning_rate_validation{args.validation}.pkl",
-                             partial(learning_rate_lines, validation, models["cvae"], device))
+    lr, sweep_lines = cached(args.cache / (f"{CACHE_FORMAT}_{reference_tag(references['validation'])}_learning_rate"
+                                           f"_validation{args.validation}.pkl"),
+                             partial(learning_rate_lines, validation, references["validation"], models["cvae"], device))
     lines += sweep_lines
     if args.seeds:
-        return write_seed_study(args, {"test": test.take(np.arange(min(args.seed_problems, len(test)))), "ood": ood},
-                                models, vae, lr, device, record, begin)
+        seed_test = test.take(np.arange(min(args.seed_problems, len(test))))
+        seed_references = {"test": None if references["test"] is None else references["test"][:len(seed_test)],
+                           "ood": references["ood"]}
+        return write_seed_study(args, {"test": seed_test, "ood": ood}, seed_references, models, vae, lr, device,
+                                record, begin)
     print("\n".join(lines))
     for key, title, problems_data in (("test", f"{len(test)} test problems", test),
                                       ("ood", f"{len(ood)} out-of-distribution problems", ood)):
         if args.only and key != args.only:
             continue
         part = tuple(int(v) for v in args.part.split("/"))
-        judgements, seconds, extra = evaluate(key, problems_data, models, vae, lr, device, grid, args.cache,
-                                              args.reparametrised, part)
+        judgements, seconds, extra = evaluate(key, problems_data, references[key], models, vae, lr, device, grid,
+                                              args.cache, args.reparametrised, part)
         if part != (0, 1):
             continue
         if args.reparametrised < len(problems_data):
             title += f" (neural reparametrisation: the first {min(args.reparametrised, len(problems_data))} only)"
         decoded = judgements["best_of_cvae"][1].compliance_error  # the first candidate is the design at μ_p(c)
         section = report(title, judgements, seconds, extra, budgets, decoded)
-        own = np.mean([floating_material(s) for s in Judge(problems_data).solid(problems_data.density, RULE)])
+        reference_judge = Judge(problems_data, references=references[key])
+        own = np.mean([floating_material(s) for s in reference_judge.solid(reference_judge.references, RULE)])
+        noise = reference_judge(problems_data.density, RULE).compliance_error
         section.insert(2, f"The references themselves, thresholded at the volume target, have floating material "
-                          f"in {own:.3f} of these problems (the reference of every CE below).\n")
+                          f"in {own:.3f} of these problems (the reference of every CE below). The dataset's SIMP run "
+                          f"against them (the reference's noise): median CE {np.median(noise):+.4f}, p95 "
+                          f"{np.percentile(noise, 95):+.4f}, largest {noise.max():+.4f}.\n")
+        if all(b in budgets for b in CONCLUSION_BUDGETS):
+            section += ["**Differences the lesson concludes from** (A − B on the same problems, paired bootstrap 95 % "
+                        "intervals, 4,000 resamplings; * the interval excludes 0):", "",
+                        *markdown_intervals(difference_rows(judgements, CONCLUSION_PAIRS, CONCLUSION_BUDGETS)), ""]
         print("\n".join(section))
         lines += section
     if args.only or args.part != "0/1":
@@ -313,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module,
+def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
+                     references: dict[str, np.ndarray | None], models: dict, vae: torch.nn.Module,
                      lr: float, device: torch.device, record: dict, begin: float) -> int:
     """Run :func:`seed_study` and write its report to ``args.seed_out``."""
     command = (f"python -m tools.evaluate_latent --seeds {' '.join(map(str, args.seeds))} --seed-problems "
@@ -324,7 +366,7 @@ def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData], mo
              "initialisations) run once per draw seed; everything else in `docs/results/latent.md` draws nothing. "
              "Judged as there (at the volume target, signed CE against the reference, fractions); "
              f"learning rate {lr:g} (chosen on validation, as there).", ""]
-    lines += seed_study(sets, models, vae, lr, device, args.seeds, args.reparametrised, args.cache)
+    lines += seed_study(sets, references, models, vae, lr, device, args.seeds, args.reparametrised, args.cache)
     lines.append(f"Written in {time.perf_counter() - begin:.0f} s (from the chunks kept in {args.cache.name}/ "
                  "where they exist).")
     print("\n".join(lines))
