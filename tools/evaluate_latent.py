@@ -153,7 +153,7 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
     for figure, caption, number_format in (
             ("CE median", "median signed CE", "+.4f"), ("CE mean", "mean signed CE", "+.3f"),
             ("CE p90", "90th percentile of CE", "+.4f"), ("CE p95", "95th percentile of CE", "+.4f"),
-            ("CE > 10 % share", "share of designs more than 10 % worse than SIMP's", ".3f"),
+            ("CE > 10 % share", "share of designs more than 10 % worse than the reference", ".3f"),
             ("floating material share", "share with floating material", ".3f"),
             ("load disrespect share", "share with load disrespect", ".3f"),
             ("judged VFE max", "largest VFE (rounding of round(V·N) pixels)", ".4f")):
