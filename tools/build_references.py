@@ -40,7 +40,7 @@ from studies.references import (
     stack_references,
 )
 from utils.data import TopologyData, load_topology_dataset
-from utils.integrity import file_sha256
+from utils.integrity import save_archive
 from utils.paths import DATA_DIR
 from utils.settings import MANIFEST_FILE, OOD_MANIFEST_FILE
 from utils.threads import usable_cpus
@@ -83,12 +83,9 @@ def write(directory: Path, built: dict[str, tuple[References, float]], workers: 
     arrays = {f"{name}_{field}": value for name, (references, _) in built.items()
               for field, value in asdict(references).items()}
     archive = directory / REFERENCES_FILE
-    temporary = archive.with_suffix(".tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    os.replace(temporary, archive)
     manifest = {
         "file": REFERENCES_FILE,
-        "sha256": file_sha256(archive),
+        "sha256": save_archive(archive, arrays),
         "command": COMMAND,
         "dataset_sha256": {file: json.loads((DATA_DIR / file).read_text())["sha256"]
                            for file in (MANIFEST_FILE, OOD_MANIFEST_FILE)},
