@@ -75,3 +75,29 @@ def test_a_changed_figure_is_caught(tmp_path: Path) -> None:
     value_shifted, half_unit = quoted_number("+0.69 %")
     assert value == pytest.approx(value_shifted, abs=half_unit)
     assert value + 0.001 != pytest.approx(value_shifted, abs=half_unit)
+
+
+CVAE = REPO_ROOT / "docs" / "results" / "cvae.md"
+REFERENCES = REPO_ROOT / "docs" / "results" / "references.md"
+
+
+def interval_rows(markdown: str) -> dict[str, list[bool]]:
+    """The differences table of a results page: {"A − B, b solves": [whether each interval excludes 0]}."""
+    part = markdown.split("**Differences the lesson concludes from**", 1)[1]
+    rows = [line.strip("| ").split(" | ") for line in part.splitlines() if line.startswith("| ") and " − " in line]
+    return {cells[0]: [cell.endswith("*") for cell in cells[1:]] for cells in rows}
+
+
+def test_lesson8s_reading_of_the_intervals_is_the_results_page() -> None:
+    """Lesson 8, section 11 ("How sure is that?"): warm-started SIMP beats best of b at 5 and 20 solves on every
+    figure; no figure separates the CVAE's start from the baseline's at 20 solves; the dataset's designs lie a few
+    tenths of a per cent from the reference in the median and a few per cent in their tail."""
+    text = LESSON9.with_name("08_conditional_vae_design.py").read_text()
+    assert "every interval excludes zero" in text and "no interval at 20 solves excludes zero" in text
+    rows = interval_rows(CVAE.read_text())
+    for b in (5, 20):
+        assert all(rows[f"SIMP from the CVAE's design − best of b (CVAE), {b} solves"])
+    assert not any(rows["SIMP from the baseline's design − SIMP from the CVAE's design, 20 solves"])
+    line = next(row for row in REFERENCES.read_text().splitlines() if row.startswith("| test |"))
+    median, p95 = (float(cell) for cell in line.strip("| ").split(" | ")[6:8])
+    assert 0.001 <= median < 0.01 and 0.01 <= p95 < 0.1
