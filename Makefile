@@ -10,7 +10,7 @@ export GOMP_SPINCOUNT ?= 1000
 # JupyterLab refuses to run as root unless told to (containers, CI machines).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test ui-test hub-test class-table notebooks notebooks-force check-sync data checkpoint cvae-checkpoint benchmark evaluate \
+.PHONY: setup lab test ui-test hub-test class-table notebooks notebooks-force check-sync data references checkpoint cvae-checkpoint benchmark evaluate \
 	evaluate-cvae evaluate-latent priors grade release site site-test browser clean-venv
 
 setup: $(STAMP)
@@ -93,6 +93,13 @@ check-sync: notebooks
 data: $(STAMP)
 	$(PY) -m tools.build_dataset $(if $(FORCE),--force,)
 	$(PY) -m tools.build_dataset --out-of-distribution $(if $(FORCE),--force,)
+
+## Instructor: lessons 8 and 9's independent references (SIMP continued from each dataset design to a tight tolerance,
+## and SIMP from a uniform start with a density filter and a continuation of the penalty; the stiffer at the volume
+## target) for the validation, test and out-of-distribution problems, with a progress bar; writes
+## data/references_64x32.npz, its manifest and docs/results/references.md. Refuses to overwrite; FORCE=1 overwrites.
+references: $(STAMP)
+	$(PY) -m tools.build_references $(if $(FORCE),--force,)
 
 ## Instructor: retrain the shipped VAE checkpoint (uses a GPU when present).
 checkpoint: $(STAMP)

@@ -54,7 +54,6 @@ from utils.evaluation import (
     kl_per_unit,
     reconstruct,
     reconstruction_report,
-    simp_cleanup,
 )
 from utils.integrity import CheckpointError
 from utils.judging import Judge
@@ -63,7 +62,7 @@ from utils.metrics import keep_largest_component, relative_volume_change, solid_
 from utils.plotting import plot_designs, use_course_style
 from utils.settings import CHECKPOINT_PATH, LATENT_DIM, LESSON7_EPOCHS, LESSON7_WIDTH, course_environment_int
 from utils.tables import format_table
-from utils.topopt import compliance
+from utils.topopt import compliance, simp_iterations
 from utils.vae import ConvVAE, load_checkpoint, train_vae
 
 use_course_style()
@@ -497,7 +496,7 @@ check_physics_errors(physics_errors)
 
 # %%
 report = reconstruction_report(model, test, device)
-first_ten = Judge(test.take(np.arange(10)))(reconstructions[:10], "0.5")  # thresholded at 0.5, like with like
+first_ten = Judge(test.take(np.arange(10)))(reconstructions[:10], "at_0.5")  # thresholded at 0.5, like with like
 yours = np.array([physics_errors(reconstructions[i], test.density[i], test.load_case(i)) for i in range(10)])
 # atol: the judge reads SIMP's stored compliance, equal to a fresh solve to about 1e-13 (a CE near 0 has no rtol).
 np.testing.assert_allclose(yours[:, 0], first_ten.compliance_error, rtol=1e-9, atol=1e-9)
@@ -541,7 +540,7 @@ for name, (value, relation, limit) in budget.items():
 # %%
 cleaned_components = np.stack([keep_largest_component(d) for d in prior_samples])
 prior_cases = [train.load_case(int(i)) for i in prior_nearest]
-cleaned_simp = np.stack([simp_cleanup(d, case, iterations=10)
+cleaned_simp = np.stack([simp_iterations(case, 10, d)[10]
                          for d, case in zip(prior_samples, prior_cases, strict=True)])
 # Each repaired design is judged under the problem it was repaired for (its nearest training design before the
 # repair), not under a nearest design recomputed afterwards.

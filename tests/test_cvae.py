@@ -26,9 +26,9 @@ from utils.cvae import (
 from utils.data import DesignBatches, load_topology_dataset
 from utils.design_explorer import draw_design_explorer
 from utils.elbo_terms import gaussian_kl_terms
-from utils.generation import generate_for_problems, smoothed
+from utils.generation import generate_for_problems, shortcut_test, smoothed
 from utils.integrity import CheckpointError
-from utils.judging import Judge, shortcut_test, warm_start_study
+from utils.judging import Judge
 from utils.metrics import floating_material, threshold
 from utils.settings import CVAE_CHECKPOINT_PATH, DATASET_SOLVER, NELX, NELY, OOD_MANIFEST_FILE, PARAMETER_RANGES
 from utils.tables import table_row
@@ -133,13 +133,6 @@ def test_a_broken_design_costs_far_less_with_topodiffs_void_stiffness(test_split
     assert np.all(ours > 1e4) and np.all(topodiff < ours / 1e3)
 
 
-def test_warm_starting_from_the_simp_design_needs_fewer_iterations(test_split) -> None:
-    few = test_split.take(np.arange(4))
-    study = warm_start_study(few.density, Judge(few))
-    assert np.all(study.warm_iterations == 2)  # the start itself never counts; one OC update keeps SIMP's optimum
-    assert np.all(study.uniform_iterations > study.warm_iterations)
-
-
 def test_design_explorer_callback_reports_both_designs(shipped) -> None:
     models, _ = shipped
     numbers = draw_design_explorer(models["cvae"], 12.0, -75.0, 0.42)
@@ -191,7 +184,7 @@ def test_shipped_models_reach_the_figures_issue_14_asks(shipped, test_split) -> 
     judge = Judge(test_split)
     stages = generate_for_problems(models["cvae"], judge, samples=16).stages()
     cvae = {stage: table_row(judge(d)) for stage, d in stages.items()}
-    at_half = table_row(judge(stages["as decoded"], "0.5"))
+    at_half = table_row(judge(stages["as decoded"], "at_0.5"))
     decoded, best, simp = cvae["as decoded"], cvae["best of 16"], cvae["best of 16 + 10 SIMP its"]
     assert decoded["load disrespect share"] <= 0.02 and at_half["load disrespect share"] <= 0.02
     assert abs(decoded["CE median"]) <= 0.05
@@ -205,12 +198,15 @@ def test_shipped_models_reach_the_figures_issue_14_asks(shipped, test_split) -> 
     assert abs(simp["CE median"]) <= 0.01 and simp["floating material share"] <= 0.03
 
 
-def test_warm_started_simp_needs_at_most_half_the_iterations(shipped, test_split) -> None:
+def test_warm_started_simp_needs_at_most_a_fifth_of_the_solves(shipped, test_split) -> None:
+    """The harness's count (studies.harness.solves_to_within) on the shipped CVAE's designs: SIMP from them comes
+    within 1 % of the reference in far fewer solves than SIMP from a uniform start."""
+    from studies.cvae_study import RULE, run_cvae_study
+    from studies.harness import StudyProblems
     models, _ = shipped
-    decoded = models["cvae"].generate(problem_conditions(test_split))[0].numpy()
-    study = warm_start_study(decoded, Judge(test_split))
-    warm = np.where(np.isnan(study.warm_iterations), np.inf, study.warm_iterations)
-    assert np.median(warm) <= 0.5 * np.median(study.uniform_iterations)
+    study = run_cvae_study(models["cvae"], models["baseline"], StudyProblems.of(test_split.take(np.arange(30)), RULE))
+    reach = {key: np.where(np.isnan(r), np.inf, r) for key, r in study.solves_to_within().items()}
+    assert np.median(reach["simp_from_cvae"]) <= 0.2 * np.median(reach["simp_uniform"])
 
 
 def test_the_learned_prior_generates_where_the_naive_prior_does_not(shipped, test_split) -> None:

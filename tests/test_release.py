@@ -38,8 +38,8 @@ def test_release_holds_what_a_student_needs_and_nothing_else(released: tuple[Pat
     folder, archive = released
     names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     top = {name.split("/")[0] for name in names}
-    assert top == {"notebooks", "utils", "data", "pyproject.toml", "requirements.txt", "README.md", "LICENSE",
-                   "LICENSE-TEXT.md"}
+    assert top == {"notebooks", "utils", "studies", "data", "pyproject.toml", "requirements.txt", "README.md",
+                   "LICENSE", "LICENSE-TEXT.md"}
     released_notebooks = {n for n in names if n.startswith("notebooks/")}
     assert {f"notebooks/{p.name}" for p in EXERCISES_DIR.glob("*.ipynb")} == released_notebooks
     assert {f"data/{p.name}" for p in DATA_DIR.iterdir()} <= names

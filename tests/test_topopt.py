@@ -16,7 +16,7 @@ from utils.topopt import (
     mbb_beam,
     optimality_criteria_update,
     optimize,
-    warm_start,
+    simp_iterations,
     young_modulus,
 )
 
@@ -127,10 +127,23 @@ def test_optimize_takes_the_dataset_settings_and_named_overrides() -> None:
         optimize(case, filter_kind="density")
 
 
-def test_warm_start_runs_every_iteration_it_is_asked_for() -> None:
-    """The cleanup's k iterations are k solves even from a converged design (the tolerance would stop it at 1)."""
+def test_simp_iterations_spend_exactly_one_solve_per_iteration(monkeypatch) -> None:
+    """n iterations are n solves even from a converged design (the tolerance would stop it at 1), and no more (no
+    final solve), and the designs are optimize's own, iteration by iteration."""
     case = cantilever(32, 16, 0.4, load_y=8.0, angle_deg=-90.0)
     converged = optimize(case, max_iterations=1000)
     assert converged.converged
-    assert warm_start(converged.density, case, 10).iterations == 10
-    assert len(warm_start(converged.density, case, 10).compliance_history) == 10
+    solves = []
+    original = FiniteElementModel.solve
+    monkeypatch.setattr(FiniteElementModel, "solve", lambda self, *a: solves.append(1) or original(self, *a))
+    designs = simp_iterations(case, 10, converged.density, keep=(0, 3, 10))
+    assert len(solves) == 10 and sorted(designs) == [0, 3, 10]
+    np.testing.assert_array_equal(designs[0], converged.density)
+    monkeypatch.setattr(FiniteElementModel, "solve", original)
+    reference = optimize(case, initial_density=converged.density, max_iterations=10, tolerance=0.0,
+                         snapshot_every=1)
+    np.testing.assert_array_equal(designs[3], reference.snapshots[2])
+    np.testing.assert_array_equal(designs[10], reference.density)
+    np.testing.assert_array_equal(simp_iterations(case, 4)[4], optimize(case, max_iterations=4, tolerance=0.0).density)
+    with pytest.raises(ValueError, match="0 … 4"):
+        simp_iterations(case, 4, keep=(5,))

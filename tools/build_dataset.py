@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from utils.data import GENERATOR_VERSION, SPLIT_NAMES, load_topology_dataset
-from utils.integrity import file_sha256
+from utils.integrity import save_archive
 from utils.metrics import threshold
 from utils.paths import DATA_DIR
 from utils.settings import (
@@ -118,12 +118,9 @@ def write_dataset(directory: Path, cases: list[LoadCase], results: list[dict], s
         "problems": np.array([json.dumps(c.to_dict()) for c in cases]),
     }
     archive = directory / file_name
-    temporary = archive.with_suffix(".tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    os.replace(temporary, archive)
     manifest = {
         "file": file_name,
-        "sha256": file_sha256(archive),
+        "sha256": save_archive(archive, arrays),
         "generator_version": GENERATOR_VERSION,
         "command": "make data  (python tools/build_dataset.py)",
         "seed": seed,

@@ -14,9 +14,10 @@ import torch
 
 from utils import get_device
 from utils.data import load_topology_dataset
-from utils.evaluation import decode_latents, judge_against_nearest, reconstruction_report, simp_cleanup
+from utils.evaluation import decode_latents, judge_against_nearest, reconstruction_report
 from utils.metrics import relative_volume_change
 from utils.settings import CHECKPOINT_PATH
+from utils.topopt import simp_iterations
 from utils.vae import load_checkpoint
 
 
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     latents = torch.randn(100, model.latent_dim, generator=torch.Generator().manual_seed(1)).numpy()
     samples = decode_latents(model, latents, device)
     metrics, nearest = judge_against_nearest(samples, train)
-    cleaned = np.stack([simp_cleanup(s, train.load_case(int(i))) for s, i in zip(samples, nearest, strict=True)])
+    cleaned = np.stack([simp_iterations(train.load_case(int(i)), 10, s)[10]
+                        for s, i in zip(samples, nearest, strict=True)])
     # The cleaned samples are judged under the problems the cleanup ran for, not under a recomputed nearest design.
     samples_report = {"prior samples": metrics.summary(),
                       "prior samples + 10 SIMP its": judge_against_nearest(cleaned, train, nearest)[0].summary()}

@@ -2,8 +2,9 @@
 """Lesson 9's comparison on every test problem (``make evaluate-latent``): SIMP from a uniform start, SIMP warm-started
 from the CVAE's and the baseline's designs, best of k, latent searches in lesson 8's CVAE and lesson 7's VAE, and the
 neural reparametrisation, at equal budgets of finite-element solves; every design thresholded at its volume target
-and judged against SIMP's converged design thresholded the same way. The latent searches' learning rate is chosen on
-validation problems first. Prints the tables and writes them as markdown to ``docs/results/latent.md``."""
+and judged against the reference thresholded the same way (studies.latent_study: the harness lesson 9 runs on a
+subset). The latent searches' learning rate is chosen on validation problems first. Prints the tables and writes them
+as markdown to ``docs/results/latent.md``."""
 from __future__ import annotations
 
 import argparse
@@ -21,21 +22,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils import get_device
-from utils.cvae import load_models, problem_conditions
-from utils.data import TopologyData, load_topology_dataset
-from utils.design_space import (
+from studies.harness import (
     BUDGETS,
-    JUDGED_AT,
-    SHARPENING,
+    FINE_BUDGETS,
+    LABELS,
     SUMMARY_COLUMNS,
-    compare_methods,
-    fe_problems,
-    first_within,
-    frozen,
-    judge_runs,
-    latent_method,
+    StudyProblems,
+    judge_results,
+    run_methods,
+    solves_to_within,
 )
+from studies.latent_study import LEARNING_RATES, RULE, choose_learning_rate, latent_methods
+from studies.references import load_references
+from studies.uncertainty import difference_rows, markdown_intervals
+from utils import get_device
+from utils.cvae import load_models
+from utils.data import TopologyData, load_topology_dataset
+from utils.design_space import frozen
 from utils.judging import Judge
 from utils.metrics import DesignMetrics, floating_material
 from utils.paths import REPO_ROOT
@@ -49,34 +52,30 @@ SEED_RESULTS = REPO_ROOT / "docs" / "results" / "latent_seeds.md"
 SEED_FIGURES = (("CE median", "median CE", "+.4f"), ("CE p90", "p90 CE", "+.4f"), ("CE p95", "p95 CE", "+.4f"),
                 ("CE > 10 % share", "> 10 % worse", ".3f"), ("floating material share", "floating", ".3f"))
 SEED_BUDGETS = (10, 20, 50)
-# The budgets at which CE is judged to count the solves to come within 1 % of SIMP (a grid: the count is the first
-# grid point within 1 %, an upper bound on the exact count).
-FINE_BUDGETS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
-LEARNING_RATES = (0.03, 0.1, 0.3)
 CHUNK = 25
-# Part of every cached chunk's name: a chunk written by an older judge is recomputed, never misread.
-CACHE_FORMAT = "judge2"
+# The differences lesson 9 concludes from (method A, method B), with paired bootstrap intervals at these budgets.
+CONCLUSION_PAIRS = (("cvae_latent_sharpening", "simp_from_cvae"), ("simp_from_cvae", "simp_uniform"),
+                    ("cvae_latent_5_then_simp", "simp_from_baseline"), ("simp_from_baseline", "simp_from_cvae"))
+CONCLUSION_BUDGETS = (10, 20)
+# Part of every cached chunk's name: a chunk written by an older harness or judge is recomputed, never misread.
+CACHE_FORMAT = "harness1"
 
 
-def choose_learning_rate(validation: TopologyData, cvae: torch.nn.Module, device: torch.device,
-                         lines: list[str]) -> float:
-    """The latent searches' learning rate: the lowest mean CE (at equal volume) after 10 and 20 solves of the CVAE's
-    sharpening search from μ_p(c), on the validation problems."""
-    judge = Judge(validation)
-    problems = fe_problems(judge.load_cases, models=judge.models)
-    conditions = problem_conditions(validation).to(device)
-    scores = {}
-    for lr in tqdm(LEARNING_RATES, desc="learning rate on validation"):
-        run = latent_method(lambda z: cvae.decode(z, conditions)[:, 0].double().cpu(),
-                            cvae.prior_moments(conditions)[0], problems, 20, lr, (10, 20), SHARPENING)
-        scores[lr] = [judge(run.designs[b], JUDGED_AT).summary()["CE mean"] for b in (10, 20)]
-    chosen = min(scores, key=lambda lr: sum(scores[lr]))
-    lines += [f"Learning rate of the latent searches, chosen on {len(validation)} validation problems (mean CE at "
-              "equal volume after 10 / 20 solves, CVAE latent with sharpening from μ_p(c)):", "",
-              "| lr | mean CE, 10 solves | mean CE, 20 solves |", "| --- | --- | --- |"]
+def learning_rate_lines(validation: TopologyData, references: np.ndarray | None, cvae: torch.nn.Module,
+                        device: torch.device) -> tuple[float, list[str]]:
+    """studies.latent_study.choose_learning_rate on the validation problems, and its markdown table."""
+    chosen, scores = choose_learning_rate(StudyProblems.of(validation, RULE, device, references), cvae,
+                                          LEARNING_RATES)
+    lines = [f"Learning rate of the latent searches, chosen on {len(validation)} validation problems (mean CE at "
+             "the volume target after 10 / 20 solves, CVAE latent with sharpening from μ_p(c)):", "",
+             "| lr | mean CE, 10 solves | mean CE, 20 solves |", "| --- | --- | --- |"]
     lines += [f"| {lr:g}{' (chosen)' if lr == chosen else ''} | {a:+.4f} | {b:+.4f} |" for lr, (a, b) in scores.items()]
-    lines.append("")
-    return chosen
+    return chosen, [*lines, ""]
+
+
+def reference_tag(references: np.ndarray | None) -> str:
+    """Part of a cached chunk's name: which reference its judgements are against."""
+    return "dataset" if references is None else "independent"
 
 
 def cached(path: Path, compute: Callable[[], Any]) -> Any:
@@ -89,21 +88,24 @@ def cached(path: Path, compute: Callable[[], Any]) -> Any:
     return result
 
 
-def evaluate_chunk(chunk: TopologyData, models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
-                   budgets: tuple[int, ...], reparametrisation: bool) -> dict:
-    """Every method on the problems of ``chunk``: {"judgements": {method: {budget: DesignMetrics}}, "seconds":
-    {method: seconds for the chunk}, "grey gap": {method: thresholded / grey compliance − 1 at the largest budget}}."""
-    judge = Judge(chunk)
-    runs = compare_methods(judge, problem_conditions(chunk).to(device), models["cvae"], models["baseline"], vae,
-                           lr, budgets, reparametrisation=reparametrisation)
-    largest = max(budgets)
-    grey_gap = {name: judge.compliances_at(run.designs[largest], JUDGED_AT) / judge.compliances(run.designs[largest])
-                - 1 for name, run in runs.items()}  # judge.compliances of a grey design: its penalised compliance
-    return {"judgements": judge_runs(runs, judge),
-            "seconds": {name: run.seconds for name, run in runs.items()}, "grey gap": grey_gap}
+def evaluate_chunk(chunk: TopologyData, ids: np.ndarray, references: np.ndarray | None, models: dict,
+                   vae: torch.nn.Module, lr: float, device: torch.device, budgets: tuple[int, ...],
+                   reparametrisation: bool) -> dict:
+    """Every method on the problems of ``chunk`` (numbered ``ids`` in their set): {"judgements": {method: {budget:
+    DesignMetrics}}, "seconds": {method: seconds for the chunk}, "grey gap": {method: thresholded / grey compliance
+    − 1 at the largest budget}}."""
+    problems = StudyProblems.of(chunk, RULE, device, references, ids)
+    judge, largest = problems.judge, max(budgets)
+    runs = run_methods(latent_methods(models["cvae"], models["baseline"], vae, lr,
+                                      reparametrisation=reparametrisation), problems, budgets)
+    grey_gap = {key: judge.compliances_at(run.designs[largest], RULE) / judge.compliances(run.designs[largest])
+                - 1 for key, run in runs.items()}  # judge.compliances of a grey design: its penalised compliance
+    return {"judgements": judge_results(runs, problems),
+            "seconds": {key: run.seconds[largest] for key, run in runs.items()}, "grey gap": grey_gap}
 
 
-def evaluate(name: str, problems_data: TopologyData, models: dict, vae: torch.nn.Module, lr: float,
+def evaluate(name: str, problems_data: TopologyData, references: np.ndarray | None, models: dict,
+             vae: torch.nn.Module, lr: float,
              device: torch.device, budgets: tuple[int, ...], cache: Path, reparametrised: int,
              part: tuple[int, int] = (0, 1)) -> tuple[dict[str, dict[int, DesignMetrics]], dict[str, float], dict]:
     """Every method on every problem, in chunks of ``CHUNK`` (each kept in ``cache``, so that a run can be resumed
@@ -118,10 +120,12 @@ def evaluate(name: str, problems_data: TopologyData, models: dict, vae: torch.nn
         if number % part[1] != part[0]:
             continue
         indices = np.arange(start, min(start + CHUNK, len(problems_data)))
-        path = cache / (f"{CACHE_FORMAT}_{name}_{start}_{indices[-1]}_lr{lr:g}_to{max(budgets)}"
+        path = cache / (f"{CACHE_FORMAT}_{reference_tag(references)}_{name}_{start}_{indices[-1]}_lr{lr:g}"
+                        f"_to{max(budgets)}"
                         f"_reparam{reparametrised}.pkl")
-        result = cached(path, partial(evaluate_chunk, problems_data.take(indices), models, vae, lr, device, budgets,
-                                      start < reparametrised))
+        result = cached(path, partial(evaluate_chunk, problems_data.take(indices), indices,
+                                      None if references is None else references[indices], models, vae, lr, device,
+                                      budgets, start < reparametrised))
         for method, per_budget in result["judgements"].items():
             for b, judgement in per_budget.items():
                 judged.setdefault(method, {}).setdefault(b, []).append(judgement)
@@ -136,8 +140,8 @@ def table(judgements: dict[str, dict[int, DesignMetrics]], figure: str, budgets:
           number_format: str) -> list[str]:
     """A markdown table: one row per method, one column per budget, the summary ``figure``."""
     lines = ["| method | " + " | ".join(f"{b}" for b in budgets) + " |", "| --- |" + " --- |" * len(budgets)]
-    for name, per_budget in judgements.items():
-        lines.append(f"| {name} | " + " | ".join(f"{per_budget[b].summary()[figure]:{number_format}}"
+    for key, per_budget in judgements.items():
+        lines.append(f"| {LABELS[key]} | " + " | ".join(f"{per_budget[b].summary()[figure]:{number_format}}"
                                                  for b in budgets) + " |")
     return lines
 
@@ -149,7 +153,7 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
     for figure, caption, number_format in (
             ("CE median", "median signed CE", "+.4f"), ("CE mean", "mean signed CE", "+.3f"),
             ("CE p90", "90th percentile of CE", "+.4f"), ("CE p95", "95th percentile of CE", "+.4f"),
-            ("CE > 10 % share", "share of designs more than 10 % worse than SIMP's", ".3f"),
+            ("CE > 10 % share", "share of designs more than 10 % worse than the reference", ".3f"),
             ("floating material share", "share with floating material", ".3f"),
             ("load disrespect share", "share with load disrespect", ".3f"),
             ("judged VFE max", "largest VFE (rounding of round(V·N) pixels)", ".4f")):
@@ -158,55 +162,55 @@ def report(title: str, judgements: dict, seconds: dict[str, float], extra: dict,
     at = 20 if 20 in budgets else max(budgets)  # the issue's goals are set at 20 solves
     lines += [f"**At {at} solves**, with the wall time per problem for the whole run to the largest budget "
               f"({max(budgets)} solves; decoder, projection and solves included) and the solves to come within 1 % of "
-              "SIMP's converged compliance (median over problems; first point of the grid "
+              "the reference's compliance (median over problems; first point of the grid "
               f"{', '.join(map(str, sorted(next(iter(judgements.values())))))} at or below 1 %; never: share not "
               "within 1 % at "
               f"{max(budgets)} solves):", ""]
     header = ["method", *SUMMARY_COLUMNS.values(), f"s per problem ({max(budgets)} solves)",
               "solves to 1 % (median)", "never within 1 %"]
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for name, per_budget in judgements.items():
-        grid = sorted(per_budget)
-        reached = first_within(np.stack([per_budget[b].compliance_error for b in grid]))
-        grid_points = np.array(grid, dtype=float)[np.nan_to_num(reached).astype(int) - 1]
-        counts = np.where(np.isnan(reached), np.nan, grid_points)
+    for key, per_budget in judgements.items():
+        counts = solves_to_within(per_budget)
         summary = per_budget[at].summary()
         median = f"{np.nanmedian(counts):.0f}" if np.any(~np.isnan(counts)) else "—"
-        lines.append(f"| {name} | " + " | ".join(f"{summary[k]:.3f}" if k.endswith(("share", "max")) else
+        lines.append(f"| {LABELS[key]} | " + " | ".join(f"{summary[k]:.3f}" if k.endswith(("share", "max")) else
                                                  f"{summary[k]:+.4f}" for k in SUMMARY_COLUMNS)
-                     + f" | {seconds[name]:.2f} | {median} | {np.mean(np.isnan(counts)):.3f} |")
+                     + f" | {seconds[key]:.2f} | {median} | {np.mean(np.isnan(counts)):.3f} |")
     wrong = decoded_ce > 0.10
     lines += ["", f"**Where the generated topology was wrong**: the {int(wrong.sum())} problems whose CVAE design as "
-              "decoded (thresholded at equal volume) is more than 10 % worse than SIMP's, against the other "
+              "decoded (thresholded at the volume target) is more than 10 % worse than the reference, against the "
+              "other "
               f"{int((~wrong).sum())}; median and largest CE at {at} solves:", "",
               "| method | median CE, wrong start | largest CE, wrong start | median CE, others | largest CE, others |",
               "| --- | --- | --- | --- | --- |"]
-    for name, per_budget in judgements.items():
+    for key, per_budget in judgements.items():
         ce = per_budget[at].compliance_error
         if len(ce) != len(decoded_ce):
             continue  # a method run on the first problems only
         parts = [f"{f(ce[mask]):+.4f}" if mask.any() else "—" for mask in (wrong, ~wrong) for f in (np.median, np.max)]
-        lines.append(f"| {name} | " + " | ".join(parts) + " |")
+        lines.append(f"| {LABELS[key]} | " + " | ".join(parts) + " |")
     lines += ["", f"**Grey against thresholded** at {max(budgets)} solves: the compliance of the design thresholded at "
-              "equal volume over that of the grey design the method minimised, minus 1 (median; 90th percentile):", "",
-              "| method | median | p90 |", "| --- | --- | --- |"]
-    for name, gaps in extra["grey gap"].items():
-        lines.append(f"| {name} | {np.median(gaps):+.4f} | {np.percentile(gaps, 90):+.4f} |")
+              "the volume target over that of the grey design the method minimised, minus 1 (median; 90th "
+              "percentile):", "", "| method | median | p90 |", "| --- | --- | --- |"]
+    for key, gaps in extra["grey gap"].items():
+        lines.append(f"| {LABELS[key]} | {np.median(gaps):+.4f} | {np.percentile(gaps, 90):+.4f} |")
     return [*lines, ""]
 
 
-def seed_chunk(chunk: TopologyData, models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
-               budgets: tuple[int, ...], seed: int, reparametrisation: bool) -> dict[str, dict[int, DesignMetrics]]:
-    """The seeded methods (utils.design_space.SEEDED_METHODS) on ``chunk`` with draw seed ``seed``, judged per
+def seed_chunk(chunk: TopologyData, ids: np.ndarray, references: np.ndarray | None, models: dict,
+               vae: torch.nn.Module, lr: float,
+               device: torch.device, budgets: tuple[int, ...], seed: int, reparametrisation: bool
+               ) -> dict[str, dict[int, DesignMetrics]]:
+    """The seeded methods (studies.latent_study.SEEDED_METHODS) on ``chunk`` with draw seed ``seed``, judged per
     method and budget."""
-    judge = Judge(chunk)
-    runs = compare_methods(judge, problem_conditions(chunk).to(device), models["cvae"], models["baseline"], vae, lr,
-                           budgets, seed=seed, reparametrisation=reparametrisation, seeded_only=True)
-    return judge_runs(runs, judge)
+    problems = StudyProblems.of(chunk, RULE, device, references, ids)
+    methods = latent_methods(models["cvae"], models["baseline"], vae, lr, seed, reparametrisation, seeded_only=True)
+    return judge_results(run_methods(methods, problems, budgets), problems)
 
 
-def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module, lr: float, device: torch.device,
-               seeds: list[int], reparametrised: int, cache: Path) -> list[str]:
+def seed_study(sets: dict[str, TopologyData], references: dict[str, np.ndarray | None], models: dict,
+               vae: torch.nn.Module, lr: float, device: torch.device, seeds: list[int], reparametrised: int,
+               cache: Path) -> list[str]:
     """The seeded methods' figures at :data:`SEED_BUDGETS` for each draw seed, on each set of problems: a markdown
     table per set with each figure's smallest and largest value over the seeds."""
     lines = []
@@ -216,10 +220,13 @@ def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module
             judged: dict[str, dict[int, list[DesignMetrics]]] = {}
             for start in tqdm(range(0, len(problems_data), CHUNK), desc=f"{key}, seed {seed}"):
                 indices = np.arange(start, min(start + CHUNK, len(problems_data)))
-                path = cache / (f"{CACHE_FORMAT}_seed{seed}_{key}_{start}_{indices[-1]}_lr{lr:g}"
+                path = cache / (f"{CACHE_FORMAT}_{reference_tag(references[key])}_seed{seed}_{key}_{start}_"
+                                f"{indices[-1]}_lr{lr:g}"
                                 f"_reparam{reparametrised}.pkl")
-                result = cached(path, partial(seed_chunk, problems_data.take(indices), models, vae, lr, device,
-                                              SEED_BUDGETS, seed, start < reparametrised))
+                chunk_references = None if references[key] is None else references[key][indices]
+                result = cached(path, partial(seed_chunk, problems_data.take(indices), indices, chunk_references,
+                                              models, vae, lr,
+                                              device, SEED_BUDGETS, seed, start < reparametrised))
                 for method, per_budget in result.items():
                     for b, metrics in per_budget.items():
                         judged.setdefault(method, {}).setdefault(b, []).append(metrics)
@@ -229,7 +236,7 @@ def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module
         sizes = {m: len(per_seed[seeds[0]][m][SEED_BUDGETS[0]].compliance_error) for m in methods}
         lines += [f"## {key}: {len(problems_data)} problems", "",
                   "Smallest – largest over draw seeds " + ", ".join(map(str, seeds)) + " (the neural "
-                  f"reparametrisation on the first {sizes.get('neural reparametrisation', 0)} problems only):", "",
+                  f"reparametrisation on the first {sizes.get('reparametrisation', 0)} problems only):", "",
                   "| method | solves | " + " | ".join(caption for _, caption, _ in SEED_FIGURES) + " |",
                   "| --- | --- |" + " --- |" * len(SEED_FIGURES)]
         for method in methods:
@@ -238,7 +245,7 @@ def seed_study(sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module
                 for figure, _, number_format in SEED_FIGURES:
                     cells.append(range_cell([per_seed[seed][method][b].summary()[figure] for seed in seeds],
                                             number_format))
-                lines.append(f"| {method} | {b} | " + " | ".join(cells) + " |")
+                lines.append(f"| {LABELS[method]} | {b} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
@@ -263,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                              "problems and every out-of-distribution one; writes docs/results/latent_seeds.md")
     parser.add_argument("--seed-problems", type=int, default=150, help="test problems of the seed study")
     parser.add_argument("--seed-out", type=Path, default=SEED_RESULTS, help="the seed study's markdown file")
+    parser.add_argument("--reference", choices=("independent", "dataset"), default="independent",
+                        help="judge against the independent references of `make references` (default) or the "
+                             "dataset's SIMP designs")
     args = parser.parse_args(argv)
     begin = time.perf_counter()
     device = get_device()
@@ -275,8 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE)
     if args.problems:
         test, ood = (d.take(np.arange(min(args.problems, len(d)))) for d in (test, ood))
+    references = {name: (load_references(name).density[:len(problems)] if args.reference == "independent" else None)
+                  for name, problems in (("validation", validation), ("test", test), ("ood", ood))}
     options = [f"--{name} {getattr(args, name)}" for name, default in (("problems", None), ("largest", 100),
-                                                                       ("reparametrised", 50), ("validation", 24))
+                                                                       ("reparametrised", 50), ("validation", 24),
+                                                                       ("reference", "independent"))
                if getattr(args, name) != default]
     command = " ".join(["python -m tools.evaluate_latent", *options])
     grid = tuple(b for b in FINE_BUDGETS if b < args.largest) + (args.largest,)
@@ -284,39 +297,51 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Lesson 9: designing in the learned space, judged at equal cost", "",
              f"Written by `{command}` (`make evaluate-latent`); shipped models SHA-256 {record['sha256'][:12]}…, "
              f"decoders on {device}, {platform.machine()} {torch.get_num_threads()} torch thread(s). Every design is "
-             "thresholded at its problem's volume target (`utils.metrics.threshold_at_volume`) and judged under its "
-             "own problem against SIMP's converged design thresholded the same way; CE = C / C_SIMP − 1, signed "
-             "(fractions), E_min = 1e-9. Budgets count finite-element solves (one per SIMP iteration, per gradient "
-             "step, per best-of-k candidate). Methods: lesson 9, section 3. Wall times are this machine's, shared: "
+             "thresholded at its problem's volume target (rule `at_target_volume`) and judged under its own problem "
+             "against the reference design thresholded the same way (" + (
+                 "the independent reference of `make references`, docs/results/references.md, a design no method here "
+                 "is" if args.reference == "independent" else "the dataset's SIMP design") + "); CE = C / C_ref − 1, "
+             "signed (fractions), E_min = 1e-9. Budgets count the finite-element solves spent producing a design (one "
+             "per SIMP iteration, per gradient step, per best-of-b candidate; judging is not counted: "
+             "`studies.harness`). Methods: lesson 9, section 3. Wall times are this machine's, shared: "
              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs as the report was written (compare them "
              "with each other, not with another machine).", ""]
-    def sweep() -> tuple[float, list[str]]:
-        sweep_lines: list[str] = []
-        return choose_learning_rate(validation, models["cvae"], device, sweep_lines), sweep_lines
-
     # The sweep is deterministic: a resumed or split run reuses it.
-    lr, sweep_lines = cached(args.cache / f"learning_rate_validation{args.validation}.pkl", sweep)
+    lr, sweep_lines = cached(args.cache / (f"{CACHE_FORMAT}_{reference_tag(references['validation'])}_learning_rate"
+                                           f"_validation{args.validation}.pkl"),
+                             partial(learning_rate_lines, validation, references["validation"], models["cvae"], device))
     lines += sweep_lines
     if args.seeds:
-        return write_seed_study(args, {"test": test.take(np.arange(min(args.seed_problems, len(test)))), "ood": ood},
-                                models, vae, lr, device, record, begin)
+        seed_test = test.take(np.arange(min(args.seed_problems, len(test))))
+        seed_references = {"test": None if references["test"] is None else references["test"][:len(seed_test)],
+                           "ood": references["ood"]}
+        return write_seed_study(args, {"test": seed_test, "ood": ood}, seed_references, models, vae, lr, device,
+                                record, begin)
     print("\n".join(lines))
     for key, title, problems_data in (("test", f"{len(test)} test problems", test),
                                       ("ood", f"{len(ood)} out-of-distribution problems", ood)):
         if args.only and key != args.only:
             continue
         part = tuple(int(v) for v in args.part.split("/"))
-        judgements, seconds, extra = evaluate(key, problems_data, models, vae, lr, device, grid, args.cache,
-                                              args.reparametrised, part)
+        judgements, seconds, extra = evaluate(key, problems_data, references[key], models, vae, lr, device, grid,
+                                              args.cache, args.reparametrised, part)
         if part != (0, 1):
             continue
         if args.reparametrised < len(problems_data):
             title += f" (neural reparametrisation: the first {min(args.reparametrised, len(problems_data))} only)"
-        decoded = judgements["best of b (CVAE)"][1].compliance_error  # the first candidate is the design at μ_p(c)
+        decoded = judgements["best_of_cvae"][1].compliance_error  # the first candidate is the design at μ_p(c)
         section = report(title, judgements, seconds, extra, budgets, decoded)
-        own = np.mean([floating_material(s) for s in Judge(problems_data).solid(problems_data.density, JUDGED_AT)])
-        section.insert(2, f"SIMP's converged designs themselves, thresholded at equal volume, have floating material "
-                          f"in {own:.3f} of these problems (the reference of every CE below).\n")
+        reference_judge = Judge(problems_data, references=references[key])
+        own = np.mean([floating_material(s) for s in reference_judge.solid(reference_judge.references, RULE)])
+        noise = reference_judge(problems_data.density, RULE).compliance_error
+        section.insert(2, f"The references themselves, thresholded at the volume target, have floating material "
+                          f"in {own:.3f} of these problems (the reference of every CE below). The dataset's SIMP run "
+                          f"against them (the reference's noise): median CE {np.median(noise):+.4f}, p95 "
+                          f"{np.percentile(noise, 95):+.4f}, largest {noise.max():+.4f}.\n")
+        if all(b in budgets for b in CONCLUSION_BUDGETS):
+            section += ["**Differences the lesson concludes from** (A − B on the same problems, paired bootstrap 95 % "
+                        "intervals, 4,000 resamplings; * the interval excludes 0):", "",
+                        *markdown_intervals(difference_rows(judgements, CONCLUSION_PAIRS, CONCLUSION_BUDGETS)), ""]
         print("\n".join(section))
         lines += section
     if args.only or args.part != "0/1":
@@ -329,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData], models: dict, vae: torch.nn.Module,
+def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
+                     references: dict[str, np.ndarray | None], models: dict, vae: torch.nn.Module,
                      lr: float, device: torch.device, record: dict, begin: float) -> int:
     """Run :func:`seed_study` and write its report to ``args.seed_out``."""
     command = (f"python -m tools.evaluate_latent --seeds {' '.join(map(str, args.seeds))} --seed-problems "
@@ -338,9 +364,9 @@ def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData], mo
              f"Written by `{command}`; shipped models SHA-256 {record['sha256'][:12]}…, decoders on {device}. The "
              "methods that draw (best of b, the searches started from the best of 5, the neural reparametrisation's "
              "initialisations) run once per draw seed; everything else in `docs/results/latent.md` draws nothing. "
-             "Judged as there (at the volume target, signed CE against SIMP's converged design, fractions); "
+             "Judged as there (at the volume target, signed CE against the reference, fractions); "
              f"learning rate {lr:g} (chosen on validation, as there).", ""]
-    lines += seed_study(sets, models, vae, lr, device, args.seeds, args.reparametrised, args.cache)
+    lines += seed_study(sets, references, models, vae, lr, device, args.seeds, args.reparametrised, args.cache)
     lines.append(f"Written in {time.perf_counter() - begin:.0f} s (from the chunks kept in {args.cache.name}/ "
                  "where they exist).")
     print("\n".join(lines))

@@ -3,9 +3,10 @@
 
 ``python -m tools.release [--out dist] [--lessons 1-3]`` (``make release [LESSONS=1-3]``) writes
 ``dist/vae-course-student/`` and ``dist/vae-course-student.zip`` holding the exercise notebooks (all, or the lessons
-named: a release by week), the ``utils`` package (with ``pyproject.toml`` to install it), the data and the
-checkpoints with their checksum records, the student's requirements (the course's pins less the instructors' test
-tools), the licences and a student README listing the lessons it holds. Solutions, lesson sources, tools, tests and
+named: a release by week), the ``utils`` package and the ``studies`` package lessons 8 and 9 run their tables with
+(with ``pyproject.toml`` to install both), the data and the checkpoints with their checksum records, the student's
+requirements (the course's pins less the instructors' test tools), the licences and a student README listing the
+lessons it holds. Solutions, lesson sources, tools, tests and
 docs stay out. The same folder, pushed as a repository of its own, is the JupyterHub hand-out
 (docs/instructor-guide.md).
 
@@ -110,7 +111,8 @@ def release_files(repo: Path = REPO_ROOT, lessons: list[int] | None = None) -> d
     notebooks = [p for p in sorted((repo / EXERCISES_DIR.name).glob("*.ipynb"))
                  if lessons is None or lesson_number(p) in lessons]
     files = {f"notebooks/{p.name}": p.read_bytes() for p in notebooks}
-    files |= {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted((repo / "utils").rglob("*.py"))}
+    files |= {p.relative_to(repo).as_posix(): p.read_bytes()
+              for package in ("utils", "studies") for p in sorted((repo / package).rglob("*.py"))}
     files |= {f"data/{p.name}": p.read_bytes() for p in sorted((repo / DATA_DIR.name).iterdir()) if p.is_file()}
     files["pyproject.toml"] = (repo / "pyproject.toml").read_bytes()
     files["requirements.txt"] = student_requirements((repo / "requirements.txt").read_text()).encode()

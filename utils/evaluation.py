@@ -1,5 +1,5 @@
-"""Judging a trained VAE: pixel IoU and physics metrics of reconstructions and generated designs, the
-SIMP cleanup, and the number of active latent units. Used by lesson 7 and tools/evaluate_checkpoint.py."""
+"""Judging a trained VAE: pixel IoU and physics metrics of reconstructions and generated designs, and the number
+of active latent units. Used by lesson 7 and tools/evaluate_checkpoint.py."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,6 @@ from utils.data import TopologyData
 from utils.elbo_terms import bernoulli_log_likelihood, gaussian_kl_terms, reparameterize
 from utils.judging import Judge
 from utils.metrics import DesignMetrics, solid_iou
-from utils.topopt import LoadCase, warm_start
 
 
 @torch.no_grad()
@@ -43,7 +42,7 @@ def reconstruction_report(model: nn.Module, subset: TopologyData, device: torch.
     utils.judging.Judge: CE and VFE against the thresholded original (like with like), "VFE vs target" against
     the problem's volume target."""
     reconstructions = reconstruct(model, subset.density, device)
-    metrics = Judge(subset)(reconstructions, "0.5")
+    metrics = Judge(subset)(reconstructions, "at_0.5")
     ious = [solid_iou(r, d) for r, d in zip(reconstructions, subset.density, strict=True)]
     return {"IoU mean": float(np.mean(ious)), **metrics.summary()}
 
@@ -63,12 +62,7 @@ def judge_against_nearest(designs: np.ndarray, reference: TopologyData, nearest:
     returns the metrics and indices. Pass ``nearest`` to judge under problems chosen before (e.g. a cleanup's
     result under the problem the cleanup ran for, not a recomputed nearest one)."""
     nearest = nearest_designs(designs, reference) if nearest is None else np.asarray(nearest)
-    return Judge(reference.take(nearest))(designs, "0.5"), nearest
-
-
-def simp_cleanup(design: np.ndarray, load_case: LoadCase, iterations: int = 10) -> np.ndarray:
-    """Exactly ``iterations`` SIMP iterations warm-started from ``design`` (the dataset's solver settings)."""
-    return warm_start(design, load_case, iterations).density
+    return Judge(reference.take(nearest))(designs, "at_0.5"), nearest
 
 
 @torch.no_grad()

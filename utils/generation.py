@@ -1,6 +1,7 @@
 """Generating designs for given problems with lesson 8's conditional models: decoded at the prior's mean, smoothed,
-the best of k draws, and warm-started SIMP from them. Judging them is utils.judging; laying the figures out in
-tables is utils.tables. Used by lesson 8 and tools/evaluate_cvae.py."""
+the best of k draws, warm-started SIMP from them, and designs decoded under another problem's condition (the shortcut
+test, exercise 8.2). Judging them is utils.judging; laying the figures out in tables is utils.tables. Used by lesson 8
+and tools/evaluate_cvae.py; the studies behind lesson 8's tables are studies.cvae_study."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ import numpy as np
 import torch
 
 from utils.cvae import ConditionalVAE, problem_conditions
+from utils.data import TopologyData
 from utils.judging import Judge, best_of_k
+from utils.metrics import solid_iou
 from utils.settings import DATASET_SOLVER
-from utils.topopt import DensityFilter, warm_start
+from utils.topopt import DensityFilter, simp_iterations
 
 # Warm-started SIMP after generation: this many iterations (exactly; one finite-element solve each).
 SIMP_ITERATIONS = 10
@@ -33,7 +36,7 @@ def smoothed(designs: np.ndarray, rmin: float = DATASET_SOLVER.rmin) -> np.ndarr
 
 def warm_started_simp(designs: np.ndarray, judge: Judge, iterations: int = SIMP_ITERATIONS) -> np.ndarray:
     """Exactly ``iterations`` SIMP iterations (the dataset's solver settings) from each design, for its problem."""
-    return np.stack([warm_start(d, case, iterations).density
+    return np.stack([simp_iterations(case, iterations, d, model=judge.models(case))[iterations]
                      for d, case in zip(designs, judge.load_cases, strict=True)])
 
 
@@ -68,3 +71,34 @@ def generate_for_problems(model: ConditionalVAE, judge: Judge, samples: int = 16
     chosen, _, _ = best_of_k(drawn, judge)
     return GeneratedDesigns(decoded, smoothed(decoded), chosen, warm_started_simp(decoded, judge),
                             warm_started_simp(chosen, judge), samples)
+
+
+@torch.no_grad()
+def swapped_designs(model: ConditionalVAE, problems: TopologyData, device: torch.device | str = "cpu"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Each design i encoded with its own problem, z_i = μ_q(x_i, c_i), and decoded with the problem of the next
+    design, c_j (j = i + 1, cyclically): the swapped designs ``(N, nely, nelx)`` and the indices j ``(N,)``."""
+    if model.encoder is None:
+        raise ValueError("the deterministic baseline has no latent to test")
+    model.eval()
+    images = torch.as_tensor(problems.density, dtype=torch.float32)[:, None].to(device)
+    conditions = problem_conditions(problems).to(device)
+    mu, _ = model.encoder(images, conditions)
+    other = np.roll(np.arange(len(problems)), -1)
+    swapped = torch.sigmoid(model.decode(mu, conditions[torch.as_tensor(other).to(device)]))[:, 0].cpu().numpy()
+    return swapped, other
+
+
+def shortcut_test(model: ConditionalVAE, judge: Judge, device: torch.device | str = "cpu") -> dict[str, float]:
+    """How much the decoder listens to the condition (:func:`swapped_designs`). A decoder that uses c draws a
+    design for problem j: it carries j's load, its compliance under j is near SIMP's, and it looks like j's SIMP
+    design. A decoder that takes its design from z alone redraws design i. Judged as decoded (rule ``"at_0.5"``)."""
+    problems = judge.problems
+    swapped, other = swapped_designs(model, problems, device)
+    metrics = judge.take(other)(swapped, "at_0.5")
+    return {"load disrespect under the new problem": float(np.mean(metrics.load_disrespect)),
+            "median |CE| under the new problem": float(np.median(np.abs(metrics.compliance_error))),
+            "IoU with the encoded design": float(np.mean([solid_iou(s, d) for s, d in zip(swapped, problems.density,
+                                                                                             strict=True)])),
+            "IoU with the new problem's SIMP design": float(np.mean(
+                [solid_iou(s, d) for s, d in zip(swapped, problems.density[other], strict=True)]))}

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 CHUNK_BYTES = 1 << 20
@@ -42,6 +43,15 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def save_archive(path: Path, arrays: dict) -> str:
+    """Write ``arrays`` as a compressed ``.npz`` at ``path`` (via a temporary name, so a reader never sees half a
+    file); return its SHA-256 for the manifest."""
+    temporary = Path(path).with_suffix(".tmp.npz")
+    np.savez_compressed(temporary, **arrays)
+    os.replace(temporary, path)
+    return file_sha256(path)
 
 
 def record_path(path: Path) -> Path:

@@ -12,7 +12,7 @@ that does not change between iterations (element DOF maps, band positions, the f
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -299,6 +299,40 @@ def optimality_criteria_update(x: np.ndarray, dc: np.ndarray, dv: np.ndarray, vo
     return x_new, x_physical
 
 
+def _simp_steps(load_case: LoadCase, settings: SolverSettings, initial_density: np.ndarray | None,
+                model: FiniteElementModel) -> Iterator[tuple[np.ndarray, float, float]]:
+    """SIMP's iterations, one finite-element solve each, without end: after each, the physical density (a Fortran
+    vector), the compliance of the design that was solved (the one before the update) and the largest change of a
+    design variable."""
+    nelx, nely = load_case.nelx, load_case.nely
+    filt = DensityFilter(nelx, nely, settings.rmin)
+    H, Hs = filt.matrix, filt.row_sums
+    force = load_case.force_vector()
+    if initial_density is None:
+        x = np.full(model.n_elements, load_case.volfrac)
+    else:
+        x = np.clip(np.asarray(initial_density, dtype=float), 0.0, 1.0).ravel(order="F")
+
+    def to_physical(design: np.ndarray) -> np.ndarray:
+        return design if settings.filter == "sensitivity" else (H @ design) / Hs
+
+    x_physical = to_physical(x)
+    while True:
+        displacement = model.solve(young_modulus(x_physical, settings.penal), force)
+        energies = model.element_energies(displacement)
+        solved = float(np.sum(young_modulus(x_physical, settings.penal) * energies))
+        dc = compliance_sensitivity(x_physical, energies, settings.penal)
+        dv = np.ones(model.n_elements)
+        if settings.filter == "sensitivity":
+            dc = (H @ (x * dc)) / Hs / np.maximum(1e-3, x)
+        else:
+            dc, dv = H @ (dc / Hs), H @ (dv / Hs)
+        x_new, x_physical = optimality_criteria_update(x, dc, dv, load_case.volfrac, to_physical)
+        change = float(np.max(np.abs(x_new - x)))
+        x = x_new
+        yield x_physical, solved, change
+
+
 def optimize(load_case: LoadCase, solver: SolverSettings = DATASET_SOLVER, *,
              initial_density: np.ndarray | None = None, snapshot_every: int = 0,
              model: FiniteElementModel | None = None, **overrides: float | int | str) -> OptimizationResult:
@@ -311,51 +345,50 @@ def optimize(load_case: LoadCase, solver: SolverSettings = DATASET_SOLVER, *,
     ``max_iterations``. ``initial_density`` (``(nely, nelx)``) warm-starts the design variables; by
     default they start uniform at the volume fraction. ``snapshot_every > 0`` keeps every k-th design.
     ``model`` replaces the finite-element model (e.g. one with another linear solver, for benchmarks).
+    The result's compliance is that of the final design (one more solve); :func:`simp_iterations` spends exactly
+    the iterations' solves.
     """
     settings = solver.with_overrides(**overrides)
-    penal, rmin, filter_kind = settings.penal, settings.rmin, settings.filter
-    max_iterations, tolerance = settings.max_iterations, settings.tolerance
     nelx, nely = load_case.nelx, load_case.nely
     model = model or FiniteElementModel(nelx, nely, load_case.fixed_dofs)
-    filt = DensityFilter(nelx, nely, rmin)
-    H, Hs = filt.matrix, filt.row_sums
-    force = load_case.force_vector()
-    if initial_density is None:
-        x = np.full(model.n_elements, load_case.volfrac)
-    else:
-        x = np.clip(np.asarray(initial_density, dtype=float), 0.0, 1.0).ravel(order="F")
-
-    def to_physical(design: np.ndarray) -> np.ndarray:
-        return design if filter_kind == "sensitivity" else (H @ design) / Hs
-
-    x_physical = to_physical(x)
     history: list[float] = []
     snapshots: list[np.ndarray] = []
     change, iteration = 1.0, 0
-    while change > tolerance and iteration < max_iterations:
+    x_physical = None
+    steps = _simp_steps(load_case, settings, initial_density, model)
+    while change > settings.tolerance and iteration < settings.max_iterations:
         iteration += 1
-        displacement = model.solve(young_modulus(x_physical, penal), force)
-        energies = model.element_energies(displacement)
-        history.append(float(np.sum(young_modulus(x_physical, penal) * energies)))
-        dc = compliance_sensitivity(x_physical, energies, penal)
-        dv = np.ones(model.n_elements)
-        if filter_kind == "sensitivity":
-            dc = (H @ (x * dc)) / Hs / np.maximum(1e-3, x)
-        else:
-            dc, dv = H @ (dc / Hs), H @ (dv / Hs)
-        x_new, x_physical = optimality_criteria_update(x, dc, dv, load_case.volfrac, to_physical)
-        change = float(np.max(np.abs(x_new - x)))
-        x = x_new
+        x_physical, solved, change = next(steps)
+        history.append(solved)
         if snapshot_every and (iteration % snapshot_every == 0 or iteration == 1):
             snapshots.append(x_physical.reshape(nely, nelx, order="F").copy())
-    density = x_physical.reshape(nely, nelx, order="F")
-    return OptimizationResult(density=density, compliance=compliance(density, load_case, penal, model),
-                              iterations=iteration, converged=change <= tolerance,
+    if x_physical is None:  # no iteration: the start itself
+        density = (np.full((nely, nelx), load_case.volfrac) if initial_density is None
+                   else np.clip(np.asarray(initial_density, dtype=float), 0.0, 1.0))
+    else:
+        density = x_physical.reshape(nely, nelx, order="F")
+    return OptimizationResult(density=density, compliance=compliance(density, load_case, settings.penal, model),
+                              iterations=iteration, converged=change <= settings.tolerance,
                               compliance_history=history, snapshots=snapshots)
 
 
-def warm_start(design: np.ndarray, load_case: LoadCase, iterations: int,
-               solver: SolverSettings = DATASET_SOLVER) -> OptimizationResult:
-    """Exactly ``iterations`` SIMP iterations from ``design`` (``(nely, nelx)``), never fewer: the tolerance is
-    switched off, so "k iterations" costs k finite-element solves and is comparable across designs."""
-    return optimize(load_case, solver, initial_density=design, max_iterations=iterations, tolerance=0.0)
+def simp_iterations(load_case: LoadCase, iterations: int, start: np.ndarray | None = None,
+                    keep: Iterable[int] | None = None, solver: SolverSettings = DATASET_SOLVER,
+                    model: FiniteElementModel | None = None) -> dict[int, np.ndarray]:
+    """Exactly ``iterations`` SIMP iterations from ``start`` (``(nely, nelx)``; uniform at the volume fraction when
+    None), never fewer and no more solves: one finite-element solve per iteration, no tolerance, no final solve, so
+    "n iterations" costs n solves whatever the start. Returns the physical designs ``(nely, nelx)`` after b
+    iterations for each b in ``keep`` (default: ``iterations`` only; b = 0 is the start, clipped to [0, 1])."""
+    keep = sorted({iterations} if keep is None else {int(b) for b in keep})
+    if iterations < 0 or (keep and (keep[0] < 0 or keep[-1] > iterations)):
+        raise ValueError(f"kept iterations {keep} must lie in 0 … {iterations} (the iterations asked for)")
+    model = model or FiniteElementModel(load_case.nelx, load_case.nely, load_case.fixed_dofs)
+    first = (np.full((load_case.nely, load_case.nelx), load_case.volfrac) if start is None
+             else np.clip(np.asarray(start, dtype=float), 0.0, 1.0))
+    designs = {0: first} if 0 in keep else {}
+    steps = _simp_steps(load_case, solver, start, model)
+    for iteration in range(1, iterations + 1):
+        x_physical, _, _ = next(steps)
+        if iteration in keep:
+            designs[iteration] = x_physical.reshape(load_case.nely, load_case.nelx, order="F").copy()
+    return designs

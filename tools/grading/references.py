@@ -16,7 +16,7 @@ REFERENCE_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
     "7.3": ("utils.vae.train_epoch", "utils.vae._batch_losses", "utils.training.run_epoch"),
     "7.4": ("utils.metrics.compliance_error", "utils.metrics.volume_fraction_error"),
     "8.1": ("utils.elbo_terms.gaussian_kl_terms",),
-    "8.2": ("utils.judging.swapped_designs",),
+    "8.2": ("utils.generation.swapped_designs",),
     "8.3": ("utils.judging.best_of_k",),
     "9.1": ("utils.design_space.ComplianceFunction", "utils.design_space.differentiable_compliance"),
     "9.2": ("utils.design_space.VolumeProjection", "utils.design_space.project_to_volume",

@@ -1,0 +1,230 @@
+"""The methods of lessons 8 and 9's studies, each a :class:`studies.harness.Method`: it spends exactly b
+finite-element solves per problem for its design at budget b and returns a :class:`studies.harness.MethodResult`
+(the harness's docstring states the budget and timing rules)."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from studies.harness import MethodResult, Stopwatch, StudyProblems, exact_solves, linear_seconds
+from utils.design_space import SharpnessSchedule, gradient_search
+from utils.topopt import simp_iterations
+
+# A start: the designs ``(N, nely, nelx)`` a method starts from (None: SIMP's uniform start) and the seconds it took.
+Start = Callable[[StudyProblems], tuple[np.ndarray | None, float]]
+# Candidates: the first k latents ``(k, N, d)`` for the problems (the first one the method's default start).
+Latents = Callable[[StudyProblems, int], torch.Tensor]
+# A decoder for the problems: latents ``(N, d)`` → logits ``(N, nely, nelx)`` in float64 on the CPU.
+Decoder = Callable[[StudyProblems], Callable[[torch.Tensor], torch.Tensor]]
+
+
+def uniform_start(problems: StudyProblems) -> tuple[None, float]:
+    """SIMP's own start: uniform at each problem's volume fraction."""
+    return None, 0.0
+
+
+def decoded_start(model: nn.Module) -> Start:
+    """A conditional model's design decoded at μ_p(c) (the baseline's: its only design)."""
+    def start(problems: StudyProblems) -> tuple[np.ndarray, float]:
+        with torch.no_grad(), Stopwatch(problems.device) as watch:
+            designs = model.generate(problems.conditions)[0].double().cpu().numpy()
+        return designs, watch.seconds
+    return start
+
+
+def prior_latents(model: nn.Module, seed: int) -> Latents:
+    """The CVAE's μ_p(c) first, then draws z ~ p(z | c) from ``seed``."""
+    def latents(problems: StudyProblems, k: int) -> torch.Tensor:
+        with torch.no_grad():
+            mu, logvar = model.prior_moments(problems.conditions)
+            noise = problems.normal_draws(seed, k - 1, mu.shape[1]).to(mu.dtype)
+            return torch.cat([mu[None], mu + torch.exp(0.5 * logvar) * noise])
+    return latents
+
+
+def standard_latents(latent_dim: int, seed: int) -> Latents:
+    """An unconditional VAE's z = 0 first, then draws z ~ N(0, I) from ``seed``."""
+    def latents(problems: StudyProblems, k: int) -> torch.Tensor:
+        draws = problems.normal_draws(seed, k - 1, latent_dim)
+        return torch.cat([torch.zeros((1, len(problems), latent_dim)).to(draws), draws])
+    return latents
+
+
+def conditional_decoder(model: nn.Module) -> Decoder:
+    """z ↦ the conditional model's logits for the problems' conditions."""
+    return lambda problems: lambda z: model.decode(z, problems.conditions)[:, 0].double().cpu()
+
+
+def unconditional_decoder(model: nn.Module) -> Decoder:
+    """z ↦ an unconditional VAE's logits (the problems are not its input)."""
+    return lambda problems: lambda z: model.decoder(z)[:, 0].double().cpu()
+
+
+@dataclass
+class SimpFrom:
+    """b SIMP iterations (the dataset's settings, exactly b solves: :func:`utils.topopt.simp_iterations`) from
+    ``start``."""
+
+    key: str
+    start: Start = uniform_start
+
+    def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
+        starts, setup = self.start(problems)
+        largest, cases = max(budgets), problems.judge.load_cases
+        with Stopwatch() as watch:
+            runs = [simp_iterations(case, largest, None if starts is None else starts[i], budgets,
+                                    model=problems.judge.models(case)) for i, case in enumerate(cases)]
+        return MethodResult({b: np.stack([run[b] for run in runs]) for b in budgets},
+                            exact_solves(budgets, len(cases)), linear_seconds(budgets, largest, watch.seconds, setup),
+                            starts)
+
+
+def _best_of(problems: StudyProblems, candidates: np.ndarray, budgets: Sequence[int]
+             ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], float]:
+    """Best of the first b candidates ``(K, N, nely, nelx)`` for each budget b ≤ K: each candidate solved once,
+    thresholded under the study's rule, the stiffest kept. The designs and chosen indices by budget, and the solves'
+    seconds."""
+    with Stopwatch() as watch:
+        costs = np.stack([problems.judge.compliances_at(c, problems.rule) for c in candidates])  # (K, N)
+    chosen = {b: costs[:b].argmin(axis=0) for b in budgets}
+    columns = np.arange(candidates.shape[1])
+    return {b: candidates[index, columns] for b, index in chosen.items()}, chosen, watch.seconds
+
+
+def _decoded(decode: Callable[[torch.Tensor], torch.Tensor], latents: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return np.stack([torch.sigmoid(decode(z)).double().cpu().numpy() for z in latents])
+
+
+@dataclass
+class BestOf:
+    """Best of b: b candidates decoded from ``latents`` through ``decoder``, each solved once (thresholded under the
+    study's rule), the stiffest kept."""
+
+    key: str
+    latents: Latents
+    decoder: Decoder
+
+    def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
+        largest = max(budgets)
+        with Stopwatch(problems.device) as watch:
+            candidates = _decoded(self.decoder(problems), self.latents(problems, largest))
+        designs, _, solve_seconds = _best_of(problems, candidates, budgets)
+        return MethodResult(designs, exact_solves(budgets, len(problems)),
+                            linear_seconds(budgets, largest, watch.seconds + solve_seconds), candidates[0])
+
+
+@dataclass
+class LatentSearch:
+    """Adam on the latents through a frozen decoder and the volume projection
+    (:func:`utils.design_space.gradient_search`), one solve per step. With ``from_best = k`` it first spends k solves
+    on the best of its first k candidate latents (its designs at budgets up to k), then searches from the chosen
+    latent; otherwise it starts from the first candidate. A run is remembered, so that a two-stage method on the same
+    problems reuses it."""
+
+    key: str
+    latents: Latents
+    decoder: Decoder
+    lr: float
+    sharpness: SharpnessSchedule | None = None
+    from_best: int = 0
+    _memo: tuple[StudyProblems, MethodResult] | None = field(default=None, init=False, repr=False)
+
+    def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
+        if self._memo and self._memo[0] is problems and set(budgets) <= set(self._memo[1].designs):
+            return self._memo[1].at(budgets)
+        spent, n = min(self.from_best, max(budgets)), len(problems)  # a budget below k buys best of b only
+        decode = self.decoder(problems)
+        latents = self.latents(problems, max(spent, 1))
+        designs, seconds, setup = {}, {}, 0.0
+        start = latents[0]
+        if spent:
+            with Stopwatch(problems.device) as watch:
+                candidates = _decoded(decode, latents)
+            early = [b for b in budgets if b <= spent]
+            chosen_designs, chosen, solve_seconds = _best_of(problems, candidates, sorted({*early, spent}))
+            setup = watch.seconds + solve_seconds
+            designs.update({b: chosen_designs[b] for b in early})
+            seconds.update(linear_seconds(early, spent, setup))
+            start = latents[torch.as_tensor(chosen[spent]), torch.arange(n)]
+        z = start.detach().clone().requires_grad_(True)
+        volumes = torch.tensor(problems.judge.targets, dtype=torch.float64)
+        steps = [b - spent for b in budgets if b > spent]
+        if steps:
+            search = gradient_search([z], lambda: decode(z), problems.fe_problems(), volumes, max(steps), self.lr,
+                                     steps, self.sharpness)
+            designs.update({s + spent: search.designs[s] for s in steps})
+            seconds.update({s + spent: setup + t for s, t in
+                            linear_seconds(steps, max(steps), search.seconds).items()})
+        result = MethodResult(designs, exact_solves(budgets, n), seconds, _decoded(decode, latents[:1])[0])
+        self._memo = (problems, result)
+        return result
+
+
+@dataclass
+class ThenSimp:
+    """Two stages: ``first``'s design at budget ``after``, then SIMP from it for the remaining solves; at budgets up to
+    ``after`` the first stage's designs."""
+
+    key: str
+    first: LatentSearch
+    after: int
+
+    def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
+        early = [b for b in budgets if b <= self.after]
+        later = [b - self.after for b in budgets if b > self.after]
+        first = self.first.run(problems, sorted({*early, *([self.after] if later else [])}))
+        designs = {b: first.designs[b] for b in early}
+        seconds = {b: first.seconds[b] for b in early}
+        if later:
+            second = SimpFrom(self.key, lambda _: (first.designs[self.after], 0.0)).run(problems, later)
+            designs.update({b + self.after: second.designs[b] for b in later})
+            seconds.update({b + self.after: first.seconds[self.after] + s for b, s in second.seconds.items()})
+        return MethodResult(designs, exact_solves(budgets, len(problems)), seconds, first.decoded)
+
+
+def untrained_copy(decoder: nn.Module, seed: int) -> nn.Module:
+    """A freshly initialised copy of ``decoder``'s architecture (the neural reparametrisation of Hoyer et al. 2019):
+    the same layers, each re-drawn by PyTorch's default initialisation from ``seed``, every weight trainable."""
+    fresh = copy.deepcopy(decoder)
+    torch.manual_seed(seed)
+    for layer in fresh.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    for parameter in fresh.parameters():
+        parameter.requires_grad_(True)
+    return fresh.train()
+
+
+@dataclass
+class Reparametrised:
+    """Hoyer et al.'s neural reparametrisation, adapted: per problem a fresh, untrained copy of the CVAE's decoder
+    (seed ``seed`` + the problem's id), its fixed input (μ_p(c), c), and Adam on its weights through the volume
+    projection."""
+
+    key: str
+    cvae: nn.Module
+    lr: float
+    sharpness: SharpnessSchedule | None = None
+    seed: int = 0
+
+    def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
+        largest = max(budgets)
+        with torch.no_grad():
+            inputs = torch.cat([self.cvae.prior_moments(problems.conditions)[0], problems.conditions], dim=1)
+        per_problem, total = [], 0.0
+        for i, problem in zip(problems.ids, problems.fe_problems(), strict=True):
+            network = untrained_copy(self.cvae.decoder, self.seed + int(i))
+            volume = torch.tensor([problem.case.volfrac], dtype=torch.float64)
+            x = inputs[len(per_problem):len(per_problem) + 1]
+            search = gradient_search(list(network.parameters()), lambda n=network, v=x: n(v)[:, 0].double().cpu(),
+                                     [problem], volume, largest, self.lr, budgets, self.sharpness)
+            per_problem.append(search.designs)
+            total += search.seconds
+        designs = {b: np.stack([d[b][0] for d in per_problem]) for b in budgets}
+        return MethodResult(designs, exact_solves(budgets, len(problems)), linear_seconds(budgets, largest, total))

@@ -1,0 +1,103 @@
+"""Prose bound to results: every figure a lesson's text quotes from a generated results page (docs/results/*.md) is
+read back from that page here, and the test fails when they disagree (to the precision the lesson quotes)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from utils.paths import REPO_ROOT
+
+LATENT = REPO_ROOT / "docs" / "results" / "latent.md"
+LESSON9 = REPO_ROOT / "lessons" / "09_designing_in_latent_space.py"
+# Lesson 9's goal table: its columns, as (caption prefix of the results table, budget).
+GOAL_COLUMNS = (("95th percentile of CE", 20), ("share of designs more than 10 % worse", 20),
+                ("share with floating material", 20), ("share with load disrespect", 20),
+                ("95th percentile of CE", 10))
+
+
+def budget_tables(markdown: str, section: str) -> dict[str, dict[str, dict[int, float]]]:
+    """The budget tables of one section (``## <section>…``) of a results page: {caption: {method: {budget: value}}}."""
+    part = markdown.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, dict[str, dict[int, float]]] = {}
+    for caption, body in re.findall(r"\*\*([^*]+)\*\* \(columns: budget[^\n]*\n\n((?:\|[^\n]*\n)+)", part):
+        lines = body.strip().splitlines()
+        budgets = [int(cell) for cell in lines[0].strip("| ").split(" | ")[1:]]
+        cells = [row.strip("| ").split(" | ") for row in lines[2:]]
+        tables[caption] = {row[0]: dict(zip(budgets, map(float, row[1:]), strict=True)) for row in cells}
+    return tables
+
+
+def quoted_number(cell: str) -> tuple[float, float]:
+    """A quoted cell ("+1.07 %", "0", "5.3 %") as a fraction and half a unit of its last digit (as a fraction)."""
+    text = cell.strip().replace("−", "-")
+    percent = text.endswith("%")
+    number = text.rstrip("% ").strip()
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    scale = 0.01 if percent else 1.0
+    return float(number) * scale, 0.5 * 10.0 ** -decimals * scale
+
+
+def lesson9_goal_rows() -> dict[str, list[str]]:
+    """The rows of lesson 9's table of the goals on all test problems: {method label: cells}."""
+    lines = LESSON9.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# | at 20 solves (10 for the last column)"))
+    rows = {}
+    for line in lines[start + 3:]:
+        if not line.startswith("# |"):
+            break
+        cells = line[2:].strip("| ").split(" | ")
+        rows[cells[0].removesuffix(" (no SIMP)")] = cells[1:]
+    return rows
+
+
+def test_lesson9s_goal_table_is_the_results_page() -> None:
+    tables = budget_tables(LATENT.read_text(), "150 test problems")
+    rows = lesson9_goal_rows()
+    assert len(rows) >= 5
+    for label, cells in rows.items():
+        assert len(cells) == len(GOAL_COLUMNS), label
+        for cell, (prefix, budget) in zip(cells, GOAL_COLUMNS, strict=True):
+            caption = next(c for c in tables if c.startswith(prefix))
+            value, half_unit = quoted_number(cell)
+            assert tables[caption][label][budget] == pytest.approx(value, abs=half_unit + 1e-12), \
+                f"lesson 9 quotes {cell} for {label}, {prefix} at {budget}; docs/results/latent.md has " \
+                f"{tables[caption][label][budget]}"
+
+
+def test_a_changed_figure_is_caught(tmp_path: Path) -> None:
+    """The check can fail: one cell of the page changed by more than the quoted precision is a disagreement."""
+    page = LATENT.read_text()
+    tables = budget_tables(page, "150 test problems")
+    caption = next(c for c in tables if c.startswith("95th percentile of CE"))
+    value = tables[caption]["SIMP from the baseline's design"][20]
+    value_shifted, half_unit = quoted_number("+0.69 %")
+    assert value == pytest.approx(value_shifted, abs=half_unit)
+    assert value + 0.001 != pytest.approx(value_shifted, abs=half_unit)
+
+
+CVAE = REPO_ROOT / "docs" / "results" / "cvae.md"
+REFERENCES = REPO_ROOT / "docs" / "results" / "references.md"
+
+
+def interval_rows(markdown: str) -> dict[str, list[bool]]:
+    """The differences table of a results page: {"A − B, b solves": [whether each interval excludes 0]}."""
+    part = markdown.split("**Differences the lesson concludes from**", 1)[1]
+    rows = [line.strip("| ").split(" | ") for line in part.splitlines() if line.startswith("| ") and " − " in line]
+    return {cells[0]: [cell.endswith("*") for cell in cells[1:]] for cells in rows}
+
+
+def test_lesson8s_reading_of_the_intervals_is_the_results_page() -> None:
+    """Lesson 8, section 11 ("How sure is that?"): warm-started SIMP beats best of b at 5 and 20 solves on every
+    figure; no figure separates the CVAE's start from the baseline's at 20 solves; the dataset's designs lie a few
+    tenths of a per cent from the reference in the median and a few per cent in their tail."""
+    text = LESSON9.with_name("08_conditional_vae_design.py").read_text()
+    assert "every interval excludes zero" in text and "no interval at 20 solves excludes zero" in text
+    rows = interval_rows(CVAE.read_text())
+    for b in (5, 20):
+        assert all(rows[f"SIMP from the CVAE's design − best of b (CVAE), {b} solves"])
+    assert not any(rows["SIMP from the baseline's design − SIMP from the CVAE's design, 20 solves"])
+    line = next(row for row in REFERENCES.read_text().splitlines() if row.startswith("| test |"))
+    median, p95 = (float(cell) for cell in line.strip("| ").split(" | ")[6:8])
+    assert 0.001 <= median < 0.01 and 0.01 <= p95 < 0.1
