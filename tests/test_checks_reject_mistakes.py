@@ -3,8 +3,11 @@ a clear message (the diagnosis named in the catalogue, where there is one) and a
 differently from the solution."""
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from utils.checks import lesson01 as checks01
 
 LESSONS = ("lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson07", "lesson08",
            "lesson09")
+LESSON_SOURCES = Path(__file__).resolve().parents[1] / "lessons"
 EXERCISES: list[Exercise] = [exercise for lesson in LESSONS
                              for exercise in importlib.import_module(f"tests.mistakes.{lesson}").EXERCISES]
 WRONG = [(exercise, answer) for exercise in EXERCISES for answer in exercise.wrong]
@@ -48,6 +52,19 @@ def test_the_check_rejects_the_mistake(case: tuple[Exercise, Answer], capsys: py
     message = str(failure.value)
     assert answer.message in message, f"expected the diagnosis {answer.message!r}, got {message!r}"
     assert "checking your result raised" not in message, "the checker itself failed on this answer"
+    handed_over = [piece for piece in answer.hands_over if piece in message]
+    handed_over += [line for line in _solution_lines(exercise.number.split(".")[0]) if line in message]
+    assert not handed_over, f"the message writes the answer's code: {handed_over}"
+
+
+@functools.cache
+def _solution_lines(lesson: str) -> tuple[str, ...]:
+    """The code lines (30 characters or more, comments left out) between BEGIN SOLUTION and END SOLUTION in the
+    lesson's source: no check's message may contain one."""
+    source = next(LESSON_SOURCES.glob(f"{int(lesson):02d}_*.py")).read_text(encoding="utf-8")
+    blocks = re.findall(r"# BEGIN SOLUTION\n(.*?)# END SOLUTION", source, flags=re.DOTALL)
+    lines = (line.split("  #")[0].strip() for block in blocks for line in block.splitlines())
+    return tuple(line for line in lines if len(line) >= 30 and not line.startswith("#"))
 
 
 @pytest.mark.parametrize("case", CORRECT, ids=_case_id)

@@ -70,6 +70,12 @@ def _loop_choice(compliances, volumes, targets, tolerance):
     return chosen
 
 
+def _in_place_choice(compliances, volumes, targets, tolerance):
+    admissible = volumes <= targets * (1 + tolerance)
+    compliances[~admissible] = np.inf
+    return np.where(admissible.any(0), compliances.argmin(0), volumes.argmin(0))
+
+
 CHOOSE_BEST_OF_K = Exercise("8.3", lesson08.check_choose_best_of_k, wrong=(
     Answer("compliance alone (volume ignored)", lambda *a: _choose(*a, ignore_volume=True),
            "heavier than the tolerance"),
@@ -86,11 +92,19 @@ CHOOSE_BEST_OF_K = Exercise("8.3", lesson08.check_choose_best_of_k, wrong=(
     Answer("−1 when no sample is admissible", lambda c, v, t, tol: np.where(
         (v <= t * (1 + tol)).any(0), _choose(c, v, t, tol), -1), "indices 0 to"),
     Answer("1-based indices", lambda *a: _choose(*a) + 1, "one too high"),
+    # Accepted before, then broken by the cells that index the samples with the answer.
+    Answer("float indices (right values)", lambda *a: _choose(*a).astype(float), "integer array"),
+    Answer("a torch tensor of indices", lambda *a: torch.as_tensor(_choose(*a)), "return a NumPy array"),
+    # The tolerance argument varied: a rule that always uses 3 %.
+    Answer("tolerance fixed at 3 %", lambda c, v, t, tol: _choose(c, v, t, 0.03), "tolerance"),
+    Answer("marks inadmissible compliances in the caller's array", lambda c, v, t, tol: _in_place_choice(c, v, t, tol),
+           "changed the arrays it was given"),
 ), correct=(
     Answer("loop over problems", _loop_choice),
     Answer("masked array", lambda c, v, t, tol: np.where(
         (v <= t * (1 + tol)).any(0), np.ma.masked_array(c, mask=v > t * (1 + tol)).argmin(0), v.argmin(0))),
-    Answer("torch", lambda c, v, t, tol: torch.where(
+    Answer("a list of Python integers", lambda c, v, t, tol: [int(i) for i in _loop_choice(c, v, t, tol)]),
+    Answer("torch, back to NumPy", lambda c, v, t, tol: torch.where(
         torch.as_tensor(v <= t * (1 + tol)).any(0),
         torch.as_tensor(np.where(v <= t * (1 + tol), c, np.inf)).argmin(0), torch.as_tensor(v).argmin(0)).numpy()),
 ))
@@ -114,8 +128,14 @@ def _swap_loop(model, images, conditions):
         for i in range(len(images)):
             j = (i + 1) % len(images)
             z = model.encoder(images[i:i + 1], conditions[i:i + 1])[0]
-            designs.append(torch.sigmoid(model.decoder(torch.cat([z, conditions[j:j + 1]], dim=1)))[0, 0].numpy())
-    return np.stack(designs)
+            designs.append(torch.sigmoid(model.decoder(torch.cat([z, conditions[j:j + 1]], dim=1)))[0, 0])
+    return torch.stack(designs)
+
+
+def _swap_inference_mode(model, images, conditions):
+    with torch.inference_mode():
+        mu = model.encoder(images, conditions)[0]
+        return torch.sigmoid(model.decode(mu, torch.cat([conditions[1:], conditions[:1]])))[:, 0]
 
 
 SWAP_CONDITIONS = Exercise("8.2", lesson08.check_swap_conditions, wrong=(
@@ -128,11 +148,19 @@ SWAP_CONDITIONS = Exercise("8.2", lesson08.check_swap_conditions, wrong=(
     Answer("channel axis kept", lambda m, x, c: _swap(m, x, c, keep_channel=True), "channel axis"),
     Answer("a sample from q instead of its mean", lambda m, x, c: torch.sigmoid(m.decode(
         m.encoder(x, c)[0] + torch.exp(0.5 * m.encoder(x, c)[1]) * torch.randn(len(x), m.latent_dim),
-        c.roll(-1, dims=0)))[:, 0].detach(), ""),
+        c.roll(-1, dims=0)))[:, 0].detach(), "", hands_over=("roll(-1", "sigmoid(", "[:, 0]", "encoder(images")),
+    # Accepted before, then broken by the next cell's .cpu().numpy().
+    Answer("densities that still require grad", lambda m, x, c: torch.sigmoid(
+        m.decode(m.encoder(x, c)[0], c.roll(-1, dims=0)))[:, 0], "requires_grad=True"),
+    Answer("a NumPy array", lambda m, x, c: _swap(m, x, c).numpy(), "not a torch tensor"),
+    # The number of designs varied: an answer written for six.
+    Answer("next condition by a fixed index list for six designs", lambda m, x, c: torch.sigmoid(m.decode(
+        m.encoder(x, c)[0], c[[1, 2, 3, 4, 5, 0][:len(c)]])).detach()[:, 0], ""),
 ), correct=(
     Answer("design by design, through the decoder's input", _swap_loop),
     Answer("an index array", lambda m, x, c: torch.sigmoid(m.decode(
-        m.encoder(x, c)[0], c[(torch.arange(len(c)) + 1) % len(c)])).squeeze(1).detach().numpy()),
+        m.encoder(x, c)[0], c[(torch.arange(len(c)) + 1) % len(c)])).squeeze(1).detach()),
+    Answer("torch.cat of the shifted conditions, inference mode", _swap_inference_mode),
 ))
 
 EXERCISES = (GAUSSIAN_KL_BETWEEN, SWAP_CONDITIONS, CHOOSE_BEST_OF_K)
