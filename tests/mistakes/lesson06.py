@@ -70,6 +70,19 @@ def _oc_log_bisection(x, dc, dv, volfrac, move=0.2):
     return x_new
 
 
+def _oc_mean_for_sum(x, dc, dv, volfrac, move=0.2):
+    lower, upper = 0.0, 1e9
+    while (upper - lower) / (lower + upper) > 1e-3:
+        middle = 0.5 * (lower + upper)
+        x_new = np.clip(x * np.sqrt(np.maximum(-dc / dv, 0.0) / middle), np.maximum(0.0, x - move),
+                        np.minimum(1.0, x + move))
+        if x_new.mean() > volfrac * x.size:
+            lower = middle
+        else:
+            upper = middle
+    return x_new
+
+
 OC_UPDATE = Exercise("6.2", lesson06.check_oc_update, wrong=(
     Answer("ignores dv", lambda *a: _oc(*a, use_dv="ignore"), "leaves dv out"),
     Answer("multiplies by dv", lambda *a: _oc(*a, use_dv="multiply"), "multiplies by dv"),
@@ -81,6 +94,8 @@ OC_UPDATE = Exercise("6.2", lesson06.check_oc_update, wrong=(
     Answer("ignores the move argument", lambda x, dc, dv, vf, move=0.2: _oc(x, dc, dv, vf), "move limit"),
     Answer("clips the old design", lambda x, dc, dv, vf, move=0.2: np.clip(
         x * 0 + vf, np.maximum(0, x - move), np.minimum(1, x + move)), ""),
+    # Misleading before: a bare ZeroDivisionError from the student's own loop.
+    Answer("the mean compared with the total (mean() for sum())", _oc_mean_for_sum, "Compare like with like"),
 ), correct=(
     Answer("brentq on λ", _oc_brentq),
     Answer("bisection in log λ", _oc_log_bisection),
