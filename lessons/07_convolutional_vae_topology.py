@@ -262,7 +262,7 @@ check_train_epoch(train_epoch)
 #
 # The notebook trains a **narrower** model than the shipped checkpoint of section 8: 16 channels in the first
 # layer instead of 32, a quarter of the multiply-adds, so that it trains in about a minute on 2 CPU cores
-# (60–70 s on the reference machine). Over seeds 0–2 it reaches the same test figures as the width-32 model
+# (60–70 s on an idle 2-core machine). Over seeds 0–2 it reaches the same test figures as the width-32 model
 # trained for as long (IoU 0.954–0.957 against 0.957, median |CE| 1.1–1.4 % against 1.1 %, floating material
 # 5–10 % against 7 %); the width-32 model took more than twice as long. (These are the measures sections 3 and 6
 # define: the *solid IoU*, the overlap of the solid pixels of a reconstruction and its original; $|\text{CE}|$, the
