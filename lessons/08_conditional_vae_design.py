@@ -74,7 +74,7 @@ from utils.judging import (
     topodiff_summary,
 )
 from utils.metrics import floating_material, threshold
-from utils.plotting import draw_problem, plot_designs, show_design, use_course_style
+from utils.plotting import draw_problem, plot_designs, plot_error_distributions, show_design, use_course_style
 from utils.settings import (
     CVAE_CHECKPOINT_PATH,
     LESSON8_EPOCHS,
@@ -768,14 +768,12 @@ test_metrics = {name: judges["test"](d) for name, d in test_designs.items()}
 test_rows = {name: table_row(m) for name, m in test_metrics.items()}
 print(f"{len(test)} test problems, equal volume, E_min = 1e-9:")
 print(format_table(test_rows, JUDGE_COLUMNS, ".1%"))
-fig, ax = plt.subplots(figsize=(7, 3.4))
-for name, metrics in test_metrics.items():
-    errors = np.sort(metrics.compliance_error)
-    ax.step(errors, np.arange(1, len(errors) + 1) / len(errors), where="post", label=name)
-ax.axvline(0.1, color="k", ls=":", lw=1)
-ax.set(xscale="symlog", xlabel="signed CE at SIMP's volume (symlog)", ylabel="share of test problems",
-       title="the whole distribution: CE of every test design");
-ax.legend(fontsize=7);
+fig, ax = plt.subplots(figsize=(7, 4.2))
+plot_error_distributions(ax, {name: m.compliance_error for name, m in test_metrics.items()},
+                         population="test problems")
+ax.set_title("the whole distribution: CE of every test design, at SIMP's volume")
+ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+fig.tight_layout();
 
 # %%
 budget_judge = judges["test"].take(np.arange(20))

@@ -469,21 +469,26 @@ assert all(abs(r["target share"] - r["simp share"]) <= 1 / SUBSET + 1e-12 for r 
 # stiffer — sits on the floor; the dotted line is 1 %).
 
 # %%
-FAMILIES = {"SIMP, uniform start": "k", "SIMP from the CVAE's design": "tab:blue",
-            "SIMP from the baseline's design": "tab:cyan", "best of b (CVAE)": "tab:purple",
-            "CVAE latent, β = 1": "tab:orange", "CVAE latent, sharpening": "tab:red",
-            "CVAE latent from best of 5": "tab:brown", "CVAE latent 5 → SIMP": "tab:green",
-            "CVAE latent 10 → SIMP": "tab:olive", "VAE latent from best of 5": "tab:pink",
-            "neural reparametrisation": "tab:gray"}
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+# One line style per family (solid: SIMP, dashed: a latent search, dotted: sampling or no latent), one colour each.
+FAMILIES = {"SIMP, uniform start": ("k", "-", "o"), "SIMP from the CVAE's design": ("tab:blue", "-", "s"),
+            "SIMP from the baseline's design": ("tab:cyan", "-", "^"), "best of b (CVAE)": ("tab:purple", ":", "D"),
+            "CVAE latent, β = 1": ("tab:orange", "--", "o"), "CVAE latent, sharpening": ("tab:red", "--", "s"),
+            "CVAE latent from best of 5": ("tab:brown", "--", "^"), "CVAE latent 5 → SIMP": ("tab:green", "-.", "o"),
+            "CVAE latent 10 → SIMP": ("tab:olive", "-.", "s"), "VAE latent from best of 5": ("tab:pink", "--", "v"),
+            "neural reparametrisation": ("tab:gray", ":", "x")}
+fig, axes = plt.subplots(1, 2, figsize=(10, 5.2), sharey=True)
 for ax, (figure, title) in zip(axes, (("CE median", "median CE"), ("CE p90", "90th percentile of CE")), strict=True):
     for name, per_budget in judgements.items():
         values = [max(per_budget[b].summary()[figure], 1e-4) for b in GRID]
-        ax.loglog(GRID, values, "-o", ms=3, color=FAMILIES.get(name), label=name)
+        color, style, marker = FAMILIES.get(name, (None, "-", "o"))
+        ax.loglog(GRID, values, ls=style, marker=marker, ms=4, color=color, label=name)
     ax.axhline(0.01, color="k", lw=0.6, ls=":")
-    ax.set(xlabel="budget (finite-element solves)", title=f"{title}, {SUBSET} test problems, equal volume")
-axes[0].set_ylabel("CE = C / C_SIMP − 1 (floor 1e-4)")
-axes[1].legend(fontsize=7, loc="upper right")
+    ax.yaxis.set_major_formatter(lambda value, _: f"{100 * value:g} %")
+    ax.set(xlabel="budget (finite-element solves)", title=title)
+axes[0].set_ylabel("CE = C / C_SIMP − 1 (floor 0.01 %)")
+fig.suptitle(f"{SUBSET} test problems, equal volume", fontsize=10)
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0.2, 1, 1))
 plt.show()
 
 # %% [markdown]
@@ -494,14 +499,17 @@ plt.show()
 SHOWN = [0, 3, 6, 9]
 rows = ["SIMP, uniform start", "SIMP from the CVAE's design", "best of b (CVAE)", "CVAE latent, sharpening",
         "CVAE latent 5 → SIMP", "VAE latent from best of 5", "neural reparametrisation"]
-fig, axes = plt.subplots(len(rows) + 1, len(SHOWN), figsize=(2.6 * len(SHOWN), 1.45 * (len(rows) + 1)))
+fig, axes = plt.subplots(len(rows) + 1, len(SHOWN), figsize=(2.1 * len(SHOWN) + 1.9, 1.35 * (len(rows) + 1)))
 for column, problem in enumerate(SHOWN):
     show_design(axes[0, column], threshold_at_volume(subset.density[problem], subset.volfrac[problem]),
-                f"SIMP converged, problem {problem}")
+                f"problem {problem}")
     for row, name in enumerate(rows, start=1):
         design = threshold_at_volume(runs[name].designs[10][problem], subset.volfrac[problem])
-        show_design(axes[row, column], design, f"{name}: {judgements[name][10].compliance_error[problem]:+.1%}")
-fig.suptitle("designs at 10 solves, thresholded at equal volume (title: CE)", fontsize=9)
+        show_design(axes[row, column], design, f"CE {judgements[name][10].compliance_error[problem]:+.1%}")
+for row, name in enumerate(["SIMP converged", *rows]):  # the method names once, at the left of their row
+    axes[row, 0].set_ylabel(name.replace(", ", ",\n").replace(" from ", "\nfrom "), rotation=0, ha="right",
+                            va="center", fontsize=8)
+fig.suptitle("designs at 10 solves, thresholded at equal volume", fontsize=9)
 fig.tight_layout()
 plt.show()
 
