@@ -2,6 +2,7 @@
 and a per-problem loop over the selection rule for best-of-k."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -92,9 +93,15 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     """On random problems (16, 5 and 1 samples) and three hand-made ones (no admissible sample, a too heavy
     stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample; indices
     outside 0..k−1 (or all one too high) are reported as such."""
+    try:
+        inspect.signature(choose_best_of_k).bind(None, None, None, tolerance=0.03)
+    except TypeError:
+        raise ExerciseCheckFailed("choose_best_of_k: keep the exercise's signature (compliances, volume_fractions, "
+                                  "targets, tolerance=0.03): the lesson's cells pass `tolerance` by name.") from None
     for name, compliances, volumes, targets, tolerance in _selection_cases():
         given = (compliances.copy(), volumes.copy(), targets.copy())
-        result = returned("choose_best_of_k", choose_best_of_k(*given, tolerance))
+        # The tolerance by name, as the lesson's cells pass it.
+        result = returned("choose_best_of_k", choose_best_of_k(*given, tolerance=tolerance))
         if any(not np.array_equal(after, before) for after, before in zip(given, (compliances, volumes, targets),
                                                                            strict=True)):
             raise ExerciseCheckFailed(f"choose_best_of_k ({name}): your function changed the arrays it was given (an "
