@@ -4,7 +4,8 @@ substituted just before the exercise's self-check. Every check must print ✅ an
 
 One execution per lesson (CI time): exercise j of a lesson takes correct variant (j + CATALOGUE_ROTATION) modulo the
 number of its variants; the environment variable CATALOGUE_ROTATION (default 0) rotates them, so that successive CI
-runs (CATALOGUE_ROTATION=1, 2, …) cover every variant."""
+runs (CATALOGUE_ROTATION=1, 2, …) cover every variant. CATALOGUE_KEEP_EXECUTED=<folder> keeps the executed
+notebooks, outputs and figures included, for a person to look at."""
 from __future__ import annotations
 
 import importlib
@@ -21,6 +22,8 @@ from tools.build_notebooks import EXERCISES_DIR, REPO_ROOT
 
 CHECK_CALL = re.compile(r"^(check_\w+)\((\w+)\)\s*$", flags=re.MULTILINE)
 ROTATION = int(os.environ.get("CATALOGUE_ROTATION", "0"))
+# A folder to write the executed notebooks to (with their outputs), when set.
+KEEP_EXECUTED = os.environ.get("CATALOGUE_KEEP_EXECUTED", "")
 NOTEBOOKS = sorted(EXERCISES_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -60,8 +63,13 @@ def with_correct_variants(notebook: nbformat.NotebookNode, lesson: int, rotation
 def test_the_exercise_notebook_runs_to_the_end_with_correct_variants(path: Path) -> None:
     lesson = int(path.name[:2])
     notebook, checks = with_correct_variants(nbformat.read(path, as_version=4), lesson, ROTATION)
-    NotebookClient(notebook, timeout=1800, kernel_name="python3",
-                   resources={"metadata": {"path": str(EXERCISES_DIR)}}).execute()  # raises at the first failing cell
+    try:
+        NotebookClient(notebook, timeout=1800, kernel_name="python3",
+                       resources={"metadata": {"path": str(EXERCISES_DIR)}}).execute()  # raises at the first failure
+    finally:
+        if KEEP_EXECUTED:  # for a person to look at the figures and messages
+            Path(KEEP_EXECUTED).mkdir(parents=True, exist_ok=True)
+            nbformat.write(notebook, Path(KEEP_EXECUTED) / path.name)
     for index, substituted in checks:
         printed = "".join(output.get("text", "") for output in notebook.cells[index].outputs)
         assert "✅" in printed, f"{path.name}, {substituted}: its self-check did not pass: {printed!r}"
