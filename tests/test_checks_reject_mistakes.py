@@ -111,22 +111,16 @@ def test_a_statistical_check_accepts_a_correct_answer_whatever_its_random_stream
             exercise.check(reseed(answer.function, offset))
 
 
-class _BackwardNotDone(torch.autograd.Function):
-    """A student's class before the exercise: forward given (here, the identity), backward still a stub."""
-
-    @staticmethod
-    def forward(ctx, value, *_):
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        raise NotImplementedError("backward")
-
-
 def test_a_backward_stub_is_not_done_though_pytorch_calls_it() -> None:
     """NotImplementedError is a RuntimeError, which the lesson 9 checks translate when PyTorch refuses a backward's
     result: a stub must still be 'not done yet'."""
+    from tests.mistakes.lesson09 import _BrentProjection
     from utils.checks import lesson09 as checks09
 
+    class BackwardNotDone(_BrentProjection):  # forward right, backward still the exercise's stub
+        @staticmethod
+        def backward(ctx, grad_output):
+            raise NotImplementedError("volume projection")
+
     with pytest.raises(ExerciseNotDone, match="not done yet"):
-        checks09.check_volume_projection(_BackwardNotDone)
+        checks09.check_volume_projection(BackwardNotDone)
