@@ -65,6 +65,7 @@ from utils.settings import CHECKPOINT_PATH, LATENT_DIM, LESSON7_EPOCHS, LESSON7_
 from utils.tables import format_table
 from utils.topopt import compliance
 from utils.vae import ConvVAE, load_checkpoint, train_vae
+from utils.vae import Decoder as CourseDecoder  # the course's decoder, to compare exercise 7.2's with
 
 use_course_style()
 seed_everything(0)
@@ -518,16 +519,21 @@ print(format_table(rows, columns))
 # their compliance is held only by $E_{\min} = 10^{-9}$ and explodes by orders of magnitude.
 #
 # The budget this course sets for the notebook's model on the test split: IoU ≥ 0.92, median |CE| ≤ 3 %,
-# median VFE ≤ 3 %, floating material in at most 10 % of reconstructions.
+# median VFE ≤ 3 %, floating material in at most 10 % of reconstructions. It was set for the course's decoder;
+# exercise 7.2 accepts any decoder with the right shapes, and another design (other kernels, say) trains to other
+# figures: with yours, a miss is a finding about your design, printed, not an error.
 
 # %%
+course_decoder = repr(Decoder(LATENT_DIM, WIDTH)) == repr(CourseDecoder(LATENT_DIM, WIDTH))
 budget = {"IoU mean": (report["IoU mean"], ">=", 0.92), "|CE| median": (report["|CE| median"], "<=", 0.03),
           "VFE median": (report["VFE median"], "<=", 0.03),
           "floating material share": (report["floating material share"], "<=", 0.10)}
 for name, (value, relation, limit) in budget.items():
     ok = value >= limit if relation == ">=" else value <= limit
     print(f"{name:<26} {value:.3f} {relation} {limit}: {'met' if ok else 'MISSED'}")
-    assert ok, f"{name} misses its budget"
+    assert ok or not course_decoder, f"{name} misses its budget"
+if not course_decoder:
+    print("(your decoder is not the course's: the budget above was set for the course's decoder)")
 
 # %% [markdown]
 # ### A physics cleanup
