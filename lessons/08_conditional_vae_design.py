@@ -74,7 +74,14 @@ from utils.judging import (
     topodiff_summary,
 )
 from utils.metrics import floating_material, threshold
-from utils.plotting import draw_problem, plot_designs, plot_error_distributions, show_design, use_course_style
+from utils.plotting import (
+    BROKEN_RATIO,
+    draw_problem,
+    plot_designs,
+    plot_error_distributions,
+    show_design,
+    use_course_style,
+)
 from utils.settings import (
     CVAE_CHECKPOINT_PATH,
     LESSON8_EPOCHS,
@@ -790,8 +797,10 @@ for ax, title in zip(axes, ("median CE", "90th percentile of CE", "floating mate
                      strict=True):
     ax.set(xscale="log", xlabel="finite-element solves per problem, k", title=title, xticks=comparison.budgets,
            xticklabels=[str(k) for k in comparison.budgets])
-for ax in axes[:2]:
-    ax.set_yscale("symlog", linthresh=0.01)
+for ax in axes[:2]:  # linear within ±10 %, logarithmic beyond, up to the broken designs (C/C_SIMP > 10³)
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(-0.1, BROKEN_RATIO)
+    ax.yaxis.set_major_formatter(lambda value, _: f"{100 * value:g} %")
 axes[0].legend(fontsize=7)
 fig.suptitle("equal compute: 20 test problems, equal volume")
 fig.tight_layout()
