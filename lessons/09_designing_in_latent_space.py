@@ -341,13 +341,13 @@ z_end, history = optimize_latent(one_design, z_start, lambda rho: ComplianceFunc
 reference_one = one_judge.reference_compliances(JUDGED_AT)[0]
 with torch.no_grad():
     before, after = one_design(z_start)[0].numpy(), one_design(z_end)[0].numpy()
-fig, axes = plt.subplots(1, 4, figsize=(13, 2.2), gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
+fig, axes = plt.subplots(1, 4, figsize=(13, 2.6), gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
 axes[0].plot(np.arange(1, STEPS + 1), [h.item() for h in history])
 axes[0].set(xlabel="solves", ylabel="grey compliance", title="Adam on z, lr 0.1")
 for ax, design, name in zip(axes[1:], (before, after, one.density[0]), ("decoded, z = μ_p(c)", f"after {STEPS} steps",
                                                                       "SIMP"), strict=True):
     value = one_judge.compliances_at(design[None], JUDGED_AT)[0]
-    show_design(ax, design, f"{name}: CE {value / reference_one - 1:+.1%} at equal volume")
+    show_design(ax, design, f"{name}\nCE {value / reference_one - 1:+.1%} at equal volume")
     draw_problem(ax, one.load_case(0))
 plt.show()
 assert history[-1].item() < history[0].item()
