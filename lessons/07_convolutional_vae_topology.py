@@ -613,7 +613,7 @@ for beta, values in unit_kls.items():
     right.semilogy(range(1, LATENT_DIM + 1), np.maximum(values, 1e-4), "o-", label=f"β = {beta:g}")
 right.axhline(COLLAPSED_NATS, color="k", ls="--", lw=0.8, label="collapsed below")
 right.set(xlabel="latent unit (sorted by its KL)", ylabel="KL per unit (nats per image)", title="where the nats go")
-right.legend()
+right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))  # beside the curves, not on them
 plt.tight_layout()
 plt.show()
 for beta, values in unit_kls.items():
