@@ -64,18 +64,22 @@ site: $(STAMP)
 
 ## Everyone: build the site, then check it in Debian's chromium with Playwright (as ui-test): every page answers
 ## without console error or outside request, images load, mathematics renders, internal links and anchors resolve,
-## search finds lesson 3 for "ELBO", solution toggles open, lesson pages fit a 375 px phone; screenshots of the
+## search finds lesson 3 for "ELBO", solution toggles open, lesson pages fit a 375 px phone, axe-core finds no WCAG 2
+## A/AA violation on any page; screenshots of the
 ## landing page and lesson 7 in build/site-screenshots/.
 site-test: site browser
 	$(PY) -m pytest tests/site -p no:cacheprovider
 
 ## The browser tests' browser and driver: Debian's chromium (installed with apt-get when missing, as root, as on CI;
-## elsewhere install the chromium package yourself) and Playwright (requirements-ui.txt).
+## elsewhere install the chromium package yourself), Playwright (requirements-ui.txt) and axe-core (npm, pinned in
+## tests/site/package.json and its lock file).
 browser: $(STAMP)
 	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		{ echo "the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 2; }
 	$(PY) -m pip install -q -r requirements-ui.txt
+	@command -v npm >/dev/null || { echo "the site's accessibility audit needs npm (Debian: sudo apt-get install npm)"; exit 2; }
+	npm ci --prefix tests/site --no-audit --no-fund --ignore-scripts --silent
 
 ## Instructor: regenerate solutions/ and notebooks/ from lessons/ (refuses to overwrite hand edits).
 notebooks: $(STAMP)

@@ -8,12 +8,15 @@ which is MathJax 3.2.2's distribution and nothing else.
 """
 from __future__ import annotations
 
+import html
 import os
 import shutil
 from pathlib import Path
 
 import mathjax  # the django-static-mathjax wheel: MathJax's files under mathjax/static/mathjax/es5
+from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput
 from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxTranslator
 
 project = "Variational Autoencoders, a course"
 author = "the course's authors"
@@ -37,6 +40,8 @@ nb_output_stderr = "remove-warn"
 html_theme = "sphinx_book_theme"
 html_title = "Variational Autoencoders"
 html_static_path = ["_static"]
+# search-button-field.html: the theme's search button with its visible text as its accessible name.
+templates_path = ["_templates"]
 html_css_files = ["course.css"]
 html_favicon = "_static/favicon.svg"  # without one the browser asks for /favicon.ico and logs a 404
 html_last_updated_fmt = None
@@ -80,8 +85,18 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             shutil.copy2(source, destination)
 
 
+def visit_folded_input(self: SphinxTranslator, node: HideCodeCellNode) -> None:
+    """myst-nb's folded cell ("Show solution 1.1"), without the summary's aria-label "Toggle hidden content": that
+    label left the visible text out of the toggle's accessible name (WCAG 2.5.3, label in name; axe-core's
+    label-content-name-mismatch, checked by make site-test); the name is now the visible prompt."""
+    self.body.append(f'<details class="admonition hide {" ".join(node["classes"])}">\n<summary>\n'
+                     f'<p class="collapsed admonition-title">{html.escape(node["prompt_show"])}</p>\n'
+                     f'<p class="expanded admonition-title">{html.escape(node["prompt_hide"])}</p>\n</summary>\n')
+
+
 def setup(app: Sphinx) -> dict[str, bool]:
     app.connect("build-finished", copy_mathjax)
+    app.add_node(HideCodeCellNode, override=True, html=(visit_folded_input, depart_HideCellInput))
     return {"parallel_read_safe": True}
 
 

@@ -7,7 +7,8 @@
 #
 # *The course follows the arc of the slides "An introduction to Variational Autoencoders" by G. Catalani and
 # J. Morlier (ISAE-Supaero; their notebooks are in the IA4SM repository), checks every step by numbers, and
-# corrects the slides where they err (boxes marked "Erratum"; the README lists them).*
+# corrects the slides where they err (boxes marked "Erratum"; the course's errata page, `docs/errata.md`, linked
+# from the README, lists them).*
 #
 # A *latent variable model* explains an observation $x$ by a hidden cause $z$ that we never observe:
 #

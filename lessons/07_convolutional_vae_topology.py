@@ -64,6 +64,7 @@ from utils.settings import CHECKPOINT_PATH, LATENT_DIM, LESSON7_EPOCHS, LESSON7_
 from utils.tables import format_table
 from utils.topopt import compliance, simp_iterations
 from utils.vae import ConvVAE, load_checkpoint, train_vae
+from utils.vae import Decoder as CourseDecoder  # the course's decoder, to compare exercise 7.2's with
 
 use_course_style()
 seed_everything(0)
@@ -515,16 +516,21 @@ print(format_table(rows, columns))
 # their compliance is held only by $E_{\min} = 10^{-9}$ and explodes by orders of magnitude.
 #
 # The budget this course sets for the notebook's model on the test split: IoU ≥ 0.92, median |CE| ≤ 3 %,
-# median VFE ≤ 3 %, floating material in at most 10 % of reconstructions.
+# median VFE ≤ 3 %, floating material in at most 10 % of reconstructions. It was set for the course's decoder;
+# exercise 7.2 accepts any decoder with the right shapes, and another design (other kernels, say) trains to other
+# figures: with yours, a miss is a finding about your design, printed, not an error.
 
 # %%
+course_decoder = repr(Decoder(LATENT_DIM, WIDTH)) == repr(CourseDecoder(LATENT_DIM, WIDTH))
 budget = {"IoU mean": (report["IoU mean"], ">=", 0.92), "|CE| median": (report["|CE| median"], "<=", 0.03),
           "VFE median": (report["VFE median"], "<=", 0.03),
           "floating material share": (report["floating material share"], "<=", 0.10)}
 for name, (value, relation, limit) in budget.items():
     ok = value >= limit if relation == ">=" else value <= limit
     print(f"{name:<26} {value:.3f} {relation} {limit}: {'met' if ok else 'MISSED'}")
-    assert ok, f"{name} misses its budget"
+    assert ok or not course_decoder, f"{name} misses its budget"
+if not course_decoder:
+    print("(your decoder is not the course's: the budget above was set for the course's decoder)")
 
 # %% [markdown]
 # ### A physics cleanup
@@ -604,7 +610,7 @@ for beta, values in unit_kls.items():
     right.semilogy(range(1, LATENT_DIM + 1), np.maximum(values, 1e-4), "o-", label=f"β = {beta:g}")
 right.axhline(COLLAPSED_NATS, color="k", ls="--", lw=0.8, label="collapsed below")
 right.set(xlabel="latent unit (sorted by its KL)", ylabel="KL per unit (nats per image)", title="where the nats go")
-right.legend()
+right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))  # beside the curves, not on them
 plt.tight_layout()
 plt.show()
 for beta, values in unit_kls.items():

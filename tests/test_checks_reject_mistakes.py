@@ -3,8 +3,11 @@ a clear message (the diagnosis named in the catalogue, where there is one) and a
 differently from the solution."""
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from utils.checks import lesson01 as checks01
 # Every lesson's checks, found from the lesson sources: a new lesson needs utils/checks/lessonNN.py and its catalogue
 # tests/mistakes/lessonNN.py, or this module fails to import, naming the missing one.
 LESSONS = tuple(f"lesson{lesson_number(source):02d}" for source in lesson_sources())
+LESSON_SOURCES = Path(__file__).resolve().parents[1] / "lessons"
 EXERCISES: list[Exercise] = [exercise for lesson in LESSONS
                              for exercise in importlib.import_module(f"tests.mistakes.{lesson}").EXERCISES]
 WRONG = [(exercise, answer) for exercise in EXERCISES for answer in exercise.wrong]
@@ -55,6 +59,20 @@ def test_the_check_rejects_the_mistake(case: tuple[Exercise, Answer], capsys: py
     message = str(failure.value)
     assert answer.message in message, f"expected the diagnosis {answer.message!r}, got {message!r}"
     assert "checking your result raised" not in message, "the checker itself failed on this answer"
+    ours = re.sub(r"\(line \d+ of your code: `.*?`\)", "", message)  # the student's own line, quoted back
+    handed_over = [piece for piece in answer.hands_over if piece in ours]
+    handed_over += [line for line in _solution_lines(exercise.number.split(".")[0]) if line in ours]
+    assert not handed_over, f"the message writes the answer's code: {handed_over}"
+
+
+@functools.cache
+def _solution_lines(lesson: str) -> tuple[str, ...]:
+    """The code lines (30 characters or more, comments left out) between BEGIN SOLUTION and END SOLUTION in the
+    lesson's source: no check's message may contain one."""
+    source = next(LESSON_SOURCES.glob(f"{int(lesson):02d}_*.py")).read_text(encoding="utf-8")
+    blocks = re.findall(r"# BEGIN SOLUTION\n(.*?)# END SOLUTION", source, flags=re.DOTALL)
+    lines = (line.split("  #")[0].strip() for block in blocks for line in block.splitlines())
+    return tuple(line for line in lines if len(line) >= 30 and not line.startswith("#"))
 
 
 @pytest.mark.parametrize("case", CORRECT, ids=_case_id)
@@ -98,3 +116,18 @@ def test_a_statistical_check_accepts_a_correct_answer_whatever_its_random_stream
     for answer in exercise.correct:
         for offset in range(streams):
             exercise.check(reseed(answer.function, offset))
+
+
+def test_a_backward_stub_is_not_done_though_pytorch_calls_it() -> None:
+    """NotImplementedError is a RuntimeError, which the lesson 9 checks translate when PyTorch refuses a backward's
+    result: a stub must still be 'not done yet'."""
+    from tests.mistakes.lesson09 import _BrentProjection
+    from utils.checks import lesson09 as checks09
+
+    class BackwardNotDone(_BrentProjection):  # forward right, backward still the exercise's stub
+        @staticmethod
+        def backward(ctx, grad_output):
+            raise NotImplementedError("volume projection")
+
+    with pytest.raises(ExerciseNotDone, match="not done yet"):
+        checks09.check_volume_projection(BackwardNotDone)

@@ -152,3 +152,77 @@ def test_every_erratum_box_of_a_lesson_has_its_row_on_the_errata_page(lesson_sou
     link = f"(lessons/{lesson_source.stem}.ipynb)"
     rows = [line for line in errata.splitlines() if line.startswith("|") and link in line]
     assert not boxes or rows, f"{lesson_source.name} corrects the slides but docs/errata.md has no row linking {link}"
+
+
+# Words of the people who made the course, not of a student's course: each one appeared in a lesson and told a student
+# nothing they could act on (an issue they never saw, a machine they do not have, a record that does not exist).
+INTERNAL_WORDS = ("the issue", "issue's", "tail target", "that was aimed for", "we aimed for", "the part not re-run",
+                  "rests on these", "rest on these", "reference machine", "the readme records", "the readme lists")
+# Files of the repositories a lesson cites (not of this course).
+CITED_FILES = {"topodiff/topodiff_analysis.py"}
+_NUMBER_WORDS = {word: number for number, word in enumerate(
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"))}
+# A file named in a lesson's text: a path with an extension, in backticks or as a link target.
+_NAMED_FILE = re.compile(r"(?:`|\]\()(?P<path>(?:\.\./)?[\w.-]+(?:/[\w.-]+)*\.(?:md|pt|npz|npy|json|py|ipynb|csv|"
+                         r"txt|png|toml|yml|yaml|html))(?:`|\))")
+# A name of the course's package in a lesson's text: `utils.module` or `utils.module.name`.
+_NAMED_OBJECT = re.compile(r"`(?P<name>utils(?:\.\w+)+)`")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _text_of(lesson_source: Path) -> list[tuple[int, str]]:
+    """(cell index, text a student reads) for each cell: markdown cells whole, code cells' comments."""
+    notebook = jupytext.read(lesson_source)
+    texts = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            texts.append((index, cell.source))
+        else:
+            texts.append((index, "\n".join(m.group("text") for line in cell.source.splitlines()
+                                           if (m := _COMMENT.match(line)))))
+    return texts
+
+
+def test_no_lesson_speaks_in_internal_words(lesson_source: Path) -> None:
+    found = [f"cell {index}: {word!r}" for index, text in _text_of(lesson_source)
+             for word in INTERNAL_WORDS if word in " ".join(text.lower().split())]
+    assert not found, f"{lesson_source.name} uses words a student cannot act on: {found}"
+
+
+def test_every_file_and_name_a_lesson_mentions_exists(lesson_source: Path) -> None:
+    import importlib
+
+    missing = []
+    for index, text in _text_of(lesson_source):
+        for match in _NAMED_FILE.finditer(text):
+            path = match.group("path").removeprefix("../")
+            if not (REPO_ROOT / path).exists() and path not in CITED_FILES:
+                missing.append(f"cell {index}: file {path}")
+        for match in _NAMED_OBJECT.finditer(text):
+            parts = match.group("name").split(".")
+            for split in range(len(parts), 0, -1):  # the longest importable module, then attributes
+                try:
+                    target = importlib.import_module(".".join(parts[:split]))
+                except ModuleNotFoundError:
+                    continue
+                for attribute in parts[split:]:
+                    target = getattr(target, attribute, None)
+                if target is None:
+                    missing.append(f"cell {index}: {match.group('name')}")
+                break
+    assert not missing, f"{lesson_source.name} names what the course does not have: {missing}"
+
+
+def test_the_number_of_sections_a_lesson_announces_is_its_own(lesson_source: Path) -> None:
+    texts = _text_of(lesson_source)
+    sections = sum(len(re.findall(r"^## \d+\.", text, flags=re.MULTILINE)) for _, text in texts)
+    announced = [(index, _NUMBER_WORDS.get(word, word)) for index, text in texts
+                 for word in re.findall(r"the (\w+) sections", " ".join(text.lower().split()))
+                 if word in _NUMBER_WORDS or word.isdigit()]
+    assert all(int(number) == sections for _, number in announced), (lesson_source.name, sections, announced)
+
+
+@pytest.mark.parametrize(("text", "found"), [("the README lists them", True), ("the errata page lists them", False),
+                                             ("on the reference\nmachine", True), ("on an idle machine", False)])
+def test_the_internal_words_rule_both_ways(text: str, found: bool) -> None:
+    assert any(word in " ".join(text.lower().split()) for word in INTERNAL_WORDS) is found

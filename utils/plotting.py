@@ -4,11 +4,12 @@ Densities use one colour map everywhere: solid material dark, void light.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 
 if TYPE_CHECKING:
     from utils.topopt import LoadCase
@@ -78,3 +79,34 @@ def plot_designs(densities: Sequence[np.ndarray] | np.ndarray, titles: Sequence[
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+# A design whose compliance is more than a thousand times the reference's does not carry its load (a member missing,
+# or the load applied to void): it is counted apart, as a share, instead of swamping every axis and mean.
+BROKEN_RATIO = 1e3
+_LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def plot_error_distributions(ax: plt.Axes, errors: Mapping[str, np.ndarray], *, worse: float = 0.1,
+                             broken_ratio: float = BROKEN_RATIO, population: str = "designs") -> None:
+    """The cumulative distribution of each method's signed error ``CE = C / C_ref − 1`` (a fraction per design),
+    on a symlog axis in per cent that is linear within ±``worse`` (so 0 and the ``worse`` line stand apart) and
+    logarithmic beyond, up to the broken designs: those with C / C_ref > ``broken_ratio`` are left off the axis and
+    named as a share in the legend (the curve then ends below 1 by that share)."""
+    largest = 0.0
+    for index, (name, values) in enumerate(errors.items()):
+        values = np.asarray(values, dtype=float)
+        broken = values > broken_ratio - 1
+        kept = np.sort(values[~broken])
+        largest = max(largest, float(kept.max(initial=0.0)))
+        label = f"{name} ({broken.mean():.0%} broken)" if broken.any() else name
+        ax.step(kept, np.arange(1, kept.size + 1) / values.size, where="post", label=label,
+                ls=_LINE_STYLES[index // 10 % len(_LINE_STYLES)], color=f"C{index % 10}")
+    ax.axvline(worse, color="k", ls=":", lw=1)
+    ax.annotate(f"{worse:.0%} worse", (worse, 0.02), xytext=(3, 0), textcoords="offset points", fontsize=7)
+    ax.set_xscale("symlog", linthresh=worse, linscale=1.0)
+    ax.set_xlim(-worse, max(10 * worse, largest * 1.5))
+    ax.xaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0, decimals=0))
+    ax.set_ylim(0, 1.02)
+    ax.set(xlabel=f"CE = C / C_ref − 1 (linear within ±{worse:.0%}, logarithmic beyond)",
+           ylabel=f"share of {population} with CE ≤ x")

@@ -45,11 +45,12 @@ def _cells(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, str],
 
 
 def _format(value: float, number_format: str) -> str:
-    """``value`` in ``number_format``; a percentage beyond ±10,000 % (a broken design's CE) in powers of ten."""
+    """``value`` in ``number_format``; a percentage beyond ±10,000 % (a broken design's CE, or a mean that one
+    swamps) as "> 10,000%": its digits would say nothing but "broken"."""
     if not np.isfinite(value):
         return "–"
     if number_format.endswith("%") and abs(value) >= 100:
-        return f"{100 * value:.1e}%"
+        return "> 10,000%" if value > 0 else "< −10,000%"
     return f"{value:{number_format}}"
 
 

@@ -14,6 +14,9 @@ class Answer:
     description: str
     function: Callable[..., Any]
     message: str = ""
+    #: pieces of the solution's code the message must not contain: a message names the slip, it does not write the
+    #: answer.
+    hands_over: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,9 @@ MAXIMIZE = Exercise("3.2", lesson03.check_maximize_elbo, wrong=(
     Answer("history reversed", lambda *a, **k: (lambda m, s, h: (m, s, h[::-1]))(*_ascent(*a, **k)), ""),
     Answer("a fresh generator at every step (the same ε each time)",
            lambda *a, **k: _ascent(*a, **k, same_noise=True), "same noise"),
+    # The n_samples argument varied: a loop that always draws the default 64 (it still converges).
+    Answer("ignores n_samples (always 64)", lambda *a, **k: _ascent(*a, **{**k, "n_samples": 64}), "n_samples"),
+    Answer("one sample per step", lambda *a, **k: _ascent(*a, **{**k, "n_samples": 1}), "n_samples"),
 ), correct=(
     Answer("Adam(maximize=True) on the ELBO", lambda *a, **k: _ascent(*a, **k, sign=1.0, maximize=True)),
     Answer("analytic-entropy estimate", lambda *a, **k: _ascent(*a, **k, estimate=_elbo_analytic_entropy)),

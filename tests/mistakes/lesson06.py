@@ -34,7 +34,7 @@ SENSITIVITY = Exercise("6.1", lesson06.check_compliance_sensitivity, wrong=(
 
 
 def _oc(x, dc, dv, volfrac, move=0.2, *, use_dv="divide", power=0.5, clip_box=True, clip_move=True,
-        direction=1, max_iterations=10_000):
+        direction=1, max_iterations=10_000, material="sum"):
     lower, upper = 0.0, 1e9
     ratio = {"divide": -dc / dv, "ignore": -dc, "multiply": -dc * dv}[use_dv]
     low_bound = np.maximum(0.0, x - move) if clip_box else x - move
@@ -45,7 +45,7 @@ def _oc(x, dc, dv, volfrac, move=0.2, *, use_dv="divide", power=0.5, clip_box=Tr
         middle = 0.5 * (lower + upper)
         candidate = x * (np.maximum(ratio, 0.0) / middle) ** power
         x_new = np.clip(candidate, low_bound, high_bound) if clip_move else np.clip(candidate, 0.0, 1.0)
-        if (x_new.sum() > volfrac * x.size) == (direction > 0):
+        if (getattr(x_new, material)() > volfrac * x.size) == (direction > 0):
             lower = middle
         else:
             upper = middle
@@ -81,6 +81,9 @@ OC_UPDATE = Exercise("6.2", lesson06.check_oc_update, wrong=(
     Answer("ignores the move argument", lambda x, dc, dv, vf, move=0.2: _oc(x, dc, dv, vf), "move limit"),
     Answer("clips the old design", lambda x, dc, dv, vf, move=0.2: np.clip(
         x * 0 + vf, np.maximum(0, x - move), np.minimum(1, x + move)), ""),
+    # Misleading before: a bare ZeroDivisionError from the student's own loop.
+    Answer("the mean compared with the total (mean() for sum())", lambda *a: _oc(*a, material="mean"),
+           "Compare like with like"),
 ), correct=(
     Answer("brentq on λ", _oc_brentq),
     Answer("bisection in log λ", _oc_log_bisection),

@@ -59,7 +59,7 @@ def _choose(compliances, volumes, targets, tolerance, *, absolute=False, two_sid
     return np.where(none, fallbacks[fallback], chosen)
 
 
-def _loop_choice(compliances, volumes, targets, tolerance):
+def _loop_choice(compliances, volumes, targets, tolerance=0.03):
     chosen = []
     for j in range(compliances.shape[1]):
         best, best_cost = None, float("inf")
@@ -70,29 +70,46 @@ def _loop_choice(compliances, volumes, targets, tolerance):
     return chosen
 
 
+def _in_place_choice(compliances, volumes, targets, tolerance=0.03):
+    admissible = volumes <= targets * (1 + tolerance)
+    compliances[~admissible] = np.inf
+    return np.where(admissible.any(0), compliances.argmin(0), volumes.argmin(0))
+
+
 CHOOSE_BEST_OF_K = Exercise("8.3", lesson08.check_choose_best_of_k, wrong=(
-    Answer("compliance alone (volume ignored)", lambda *a: _choose(*a, ignore_volume=True),
+    Answer("compliance alone (volume ignored)", lambda *a, **k: _choose(*a, **k, ignore_volume=True),
            "heavier than the tolerance"),
-    Answer("absolute tolerance (target + 0.03)", lambda *a: _choose(*a, absolute=True),
+    Answer("absolute tolerance (target + 0.03)", lambda *a, **k: _choose(*a, **k, absolute=True),
            "heavier than the tolerance"),
-    Answer("lighter designs excluded too", lambda *a: _choose(*a, two_sided=True), "lighter than the target"),
-    Answer("highest compliance", lambda *a: _choose(*a, pick=np.argmax), "lowest compliance"),
-    Answer("stiffest when none is admissible", lambda *a: _choose(*a, fallback="stiffest"), "least material"),
-    Answer("first sample when none is admissible", lambda *a: _choose(*a, fallback="first"), "least material"),
-    Answer("reduces over problems (axis 1)", lambda c, v, t, tol: np.argmin(np.where(v <= t * (1 + tol), c, np.inf),
-                                                                            axis=1), "shape"),
-    Answer("returns the chosen compliances", lambda c, v, t, tol: np.take_along_axis(
-        c, _choose(c, v, t, tol)[None], 0)[0], "not sample indices"),
-    Answer("−1 when no sample is admissible", lambda c, v, t, tol: np.where(
-        (v <= t * (1 + tol)).any(0), _choose(c, v, t, tol), -1), "indices 0 to"),
-    Answer("1-based indices", lambda *a: _choose(*a) + 1, "one too high"),
+    Answer("lighter designs excluded too", lambda *a, **k: _choose(*a, **k, two_sided=True), "lighter than the target"),
+    Answer("highest compliance", lambda *a, **k: _choose(*a, **k, pick=np.argmax), "lowest compliance"),
+    Answer("stiffest when none is admissible", lambda *a, **k: _choose(*a, **k, fallback="stiffest"), "least material"),
+    Answer("first sample when none is admissible", lambda *a, **k: _choose(*a, **k, fallback="first"),
+           "least material"),
+    Answer("reduces over problems (axis 1)", lambda c, v, t, tolerance: np.argmin(
+        np.where(v <= t * (1 + tolerance), c, np.inf), axis=1), "shape"),
+    Answer("returns the chosen compliances", lambda c, v, t, tolerance: np.take_along_axis(
+        c, _choose(c, v, t, tolerance)[None], 0)[0], "not sample indices"),
+    Answer("−1 when no sample is admissible", lambda c, v, t, tolerance: np.where(
+        (v <= t * (1 + tolerance)).any(0), _choose(c, v, t, tolerance), -1), "indices 0 to"),
+    Answer("1-based indices", lambda *a, **k: _choose(*a, **k) + 1, "one too high"),
+    # Accepted before, then broken by the cells that index the samples with the answer.
+    Answer("float indices (right values)", lambda *a, **k: _choose(*a, **k).astype(float), "integer array"),
+    Answer("a torch tensor of indices", lambda *a, **k: torch.as_tensor(_choose(*a, **k)), "return a NumPy array"),
+    # The tolerance argument varied: a rule that always uses 3 %.
+    Answer("tolerance fixed at 3 %", lambda c, v, t, tolerance: _choose(c, v, t, 0.03), "tolerance"),
+    # The contract's names: the lesson's cells pass the tolerance by name.
+    Answer("the tolerance argument under another name", lambda c, v, t, tol: _choose(c, v, t, tol), "tolerance"),
+    Answer("marks inadmissible compliances in the caller's array", _in_place_choice, "changed the arrays it was given"),
 ), correct=(
     Answer("loop over problems", _loop_choice),
-    Answer("masked array", lambda c, v, t, tol: np.where(
-        (v <= t * (1 + tol)).any(0), np.ma.masked_array(c, mask=v > t * (1 + tol)).argmin(0), v.argmin(0))),
-    Answer("torch", lambda c, v, t, tol: torch.where(
-        torch.as_tensor(v <= t * (1 + tol)).any(0),
-        torch.as_tensor(np.where(v <= t * (1 + tol), c, np.inf)).argmin(0), torch.as_tensor(v).argmin(0)).numpy()),
+    Answer("masked array", lambda c, v, t, tolerance: np.where(
+        (v <= t * (1 + tolerance)).any(0), np.ma.masked_array(c, mask=v > t * (1 + tolerance)).argmin(0), v.argmin(0))),
+    Answer("a list of Python integers", lambda c, v, t, tolerance: [int(i) for i in _loop_choice(c, v, t, tolerance)]),
+    Answer("torch, back to NumPy", lambda c, v, t, tolerance: torch.where(
+        torch.as_tensor(v <= t * (1 + tolerance)).any(0),
+        torch.as_tensor(np.where(v <= t * (1 + tolerance), c, np.inf)).argmin(0),
+        torch.as_tensor(v).argmin(0)).numpy()),
 ))
 
 
@@ -114,8 +131,14 @@ def _swap_loop(model, images, conditions):
         for i in range(len(images)):
             j = (i + 1) % len(images)
             z = model.encoder(images[i:i + 1], conditions[i:i + 1])[0]
-            designs.append(torch.sigmoid(model.decoder(torch.cat([z, conditions[j:j + 1]], dim=1)))[0, 0].numpy())
-    return np.stack(designs)
+            designs.append(torch.sigmoid(model.decoder(torch.cat([z, conditions[j:j + 1]], dim=1)))[0, 0])
+    return torch.stack(designs)
+
+
+def _swap_inference_mode(model, images, conditions):
+    with torch.inference_mode():
+        mu = model.encoder(images, conditions)[0]
+        return torch.sigmoid(model.decode(mu, torch.cat([conditions[1:], conditions[:1]])))[:, 0]
 
 
 SWAP_CONDITIONS = Exercise("8.2", lesson08.check_swap_conditions, wrong=(
@@ -128,11 +151,19 @@ SWAP_CONDITIONS = Exercise("8.2", lesson08.check_swap_conditions, wrong=(
     Answer("channel axis kept", lambda m, x, c: _swap(m, x, c, keep_channel=True), "channel axis"),
     Answer("a sample from q instead of its mean", lambda m, x, c: torch.sigmoid(m.decode(
         m.encoder(x, c)[0] + torch.exp(0.5 * m.encoder(x, c)[1]) * torch.randn(len(x), m.latent_dim),
-        c.roll(-1, dims=0)))[:, 0].detach(), ""),
+        c.roll(-1, dims=0)))[:, 0].detach(), "", hands_over=("roll(-1", "sigmoid(", "[:, 0]", "encoder(images")),
+    # Accepted before, then broken by the next cell's .cpu().numpy().
+    Answer("densities that still require grad", lambda m, x, c: torch.sigmoid(
+        m.decode(m.encoder(x, c)[0], c.roll(-1, dims=0)))[:, 0], "requires_grad=True"),
+    Answer("a NumPy array", lambda m, x, c: _swap(m, x, c).numpy(), "not a torch tensor"),
+    # The number of designs varied: an answer written for six.
+    Answer("next condition by a fixed index list for six designs", lambda m, x, c: torch.sigmoid(m.decode(
+        m.encoder(x, c)[0], c[[1, 2, 3, 4, 5, 0][:len(c)]])).detach()[:, 0], ""),
 ), correct=(
     Answer("design by design, through the decoder's input", _swap_loop),
     Answer("an index array", lambda m, x, c: torch.sigmoid(m.decode(
-        m.encoder(x, c)[0], c[(torch.arange(len(c)) + 1) % len(c)])).squeeze(1).detach().numpy()),
+        m.encoder(x, c)[0], c[(torch.arange(len(c)) + 1) % len(c)])).squeeze(1).detach()),
+    Answer("torch.cat of the shifted conditions, inference mode", _swap_inference_mode),
 ))
 
 EXERCISES = (GAUSSIAN_KL_BETWEEN, SWAP_CONDITIONS, CHOOSE_BEST_OF_K)

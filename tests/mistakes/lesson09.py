@@ -25,7 +25,7 @@ class _GivenForward(torch.autograd.Function):
 
 
 def _backward_class(*, sign=-1.0, power_shift=1, e0_only=False, use_grad=True, total_energy=False, factor=True,
-                    order="F"):
+                    order="F", penal=None, gradients="two", in_place=False):
     class Compliance(_GivenForward):
         @staticmethod
         def backward(ctx, grad_output):
@@ -38,11 +38,16 @@ def _backward_class(*, sign=-1.0, power_shift=1, e0_only=False, use_grad=True, t
                 image = energies.reshape(nelx, nely).T if order == "F" else energies.reshape(nely, nelx)
                 if total_energy:
                     image = image.sum() * torch.ones_like(image)
-                p = problem.penal
+                p = problem.penal if penal is None else penal
                 stiffness = E0 if e0_only else E0 - problem.e_min
-                slope = (p if factor else 1.0) * density[b] ** (p - power_shift) * stiffness
+                if in_place:  # the slip: the power taken on the saved densities themselves
+                    power = density[b]
+                    power **= p - power_shift
+                else:
+                    power = density[b] ** (p - power_shift)
+                slope = (p if factor else 1.0) * power * stiffness
                 grads.append(sign * slope * image * (grad_output[b] if use_grad else 1.0))
-            return torch.stack(grads), None
+            return (torch.stack(grads), None) if gradients == "two" else torch.stack(grads)
     return Compliance
 
 
@@ -91,18 +96,29 @@ COMPLIANCE_BACKWARD = Exercise("9.1", lesson09.check_compliance_backward, wrong=
     Answer("element energies summed over the design", _backward_class(total_energy=True), "total energy"),
     Answer("no factor p", _backward_class(factor=False), "without the factor p"),
     Answer("C order", _backward_class(order="C"), "row-major"),
+    # The penalty argument varied: a backward with p = 3 written in.
+    Answer("penalty 3 written in", _backward_class(penal=3.0), "p ρ_e^(p−1)"),
+    # Misleading before: reported from inside PyTorch or the given forward, not as the student's slip.
+    Answer("one gradient returned, no None for problems", _backward_class(gradients="one"), "one value per input"),
+    Answer("the power taken in place on the saved densities", _backward_class(in_place=True),
+           "changed the densities"),
 ), correct=(
     Answer("element by element in NumPy", _ElementLoop),
     Answer("E'(ρ) by autograd, energies by the solver", _YoungDerivative),
 ))
 
 
-def _projection_class(*, bisection_steps=100, grad="implicit", shift="add"):
+def _projection_class(*, bisection_steps=100, grad="implicit", shift="add", bracket=None, dtype=None,
+                      gradients="two"):
     class Projection(torch.autograd.Function):
         @staticmethod
         def forward(ctx, logits, volume_fractions):
+            if dtype is not None:  # the slip: computing (and returning) in another precision
+                logits, volume_fractions = logits.to(dtype), volume_fractions.to(dtype)
             low = torch.full((len(logits),), -50.0, dtype=logits.dtype) - logits.max()
             high = torch.full((len(logits),), 50.0, dtype=logits.dtype) - logits.min()
+            if bracket is not None:  # the slip: one bracket for every design, whatever its logits
+                low, high = (torch.full((len(logits),), end, dtype=logits.dtype) for end in bracket)
             for _ in range(bisection_steps):
                 middle = (low + high) / 2
                 if shift == "add":
@@ -129,7 +145,7 @@ def _projection_class(*, bisection_steps=100, grad="implicit", shift="add"):
                 "passthrough": g,
                 "wrong sign": s * (g + (s * g).sum(1, keepdim=True) / s.sum(1, keepdim=True)),
             }
-            return results[grad], None
+            return (results[grad], None) if gradients == "two" else results[grad]
     return Projection
 
 
@@ -154,6 +170,23 @@ class _NewtonProjection(torch.autograd.Function):
         s = density * (1 - density)
         weights = s / s.sum(1, keepdim=True)
         return s * grad_output - s * (weights * grad_output).sum(1, keepdim=True), None
+
+
+class _UnguardedNewton(torch.autograd.Function):
+    """Wrong: Newton's method on η from η = 0 with no bracket: where the logits saturate the slope vanishes and the
+    steps run away to NaN."""
+
+    @staticmethod
+    def forward(ctx, logits, volume_fractions):
+        eta = torch.zeros(len(logits), dtype=logits.dtype)
+        for _ in range(60):
+            density = torch.sigmoid(logits + eta[:, None])
+            eta = eta - (density.mean(1) - volume_fractions) / (density * (1 - density)).mean(1)
+        density = torch.sigmoid(logits + eta[:, None])
+        ctx.save_for_backward(density)
+        return density
+
+    backward = _NewtonProjection.backward
 
 
 class _BrentProjection(torch.autograd.Function):
@@ -186,9 +219,16 @@ VOLUME_PROJECTION = Exercise("9.2", lesson09.check_volume_projection, wrong=(
     Answer("η held fixed in the gradient", _projection_class(grad="eta fixed"), "η held fixed"),
     Answer("plain mean subtracted", _projection_class(grad="plain mean"), "plain mean"),
     Answer("gradient passed through", _projection_class(grad="passthrough"), "passed through unchanged"),
-    Answer("wrong sign of the correction", _projection_class(grad="wrong sign"), "wrong sign of the correction"),
+    Answer("wrong sign of the correction", _projection_class(grad="wrong sign"), "added where it must be subtracted",
+           hands_over=("g + Σ", "g − Σ")),
     Answer("too few bisection steps", _projection_class(bisection_steps=8), "within 1e-6"),
     Answer("shifts the densities, not the logits", _projection_class(shift="scale"), "one η per design"),
+    # The logits varied over the range the course feeds (a decoder's at sharpness 8): a bracket fixed at ±10.
+    Answer("η bisected on a fixed bracket [−10, 10]", _projection_class(bracket=(-10.0, 10.0)), "within 1e-6"),
+    # Misleading before: a diverging Newton was told its output had the wrong form; float32 to check every pixel.
+    Answer("Newton without a bracket (diverges)", _UnguardedNewton, "diverged"),
+    Answer("computed in float32", _projection_class(dtype=torch.float32), "float32"),
+    Answer("backward returns the gradient alone", _projection_class(gradients="one"), "one value per input"),
 ), correct=(
     Answer("Newton on η", _NewtonProjection),
     Answer("brentq and an explicit Jacobian", _BrentProjection),
@@ -196,22 +236,24 @@ VOLUME_PROJECTION = Exercise("9.2", lesson09.check_volume_projection, wrong=(
 
 
 def _search(decoder, z0, objective, budget, lr, *, extra_call=False, train_decoder=False, history_sum=False,
-            sgd=False, zero_grad=True, ascent=False, in_place=False):
+            sgd=False, zero_grad=True, ascent=False, in_place=False, history_as="tensor", latent_as="tensor",
+            reduce="sum", lr_used=None):
     z = z0 if in_place else z0.detach().clone()
     z.requires_grad_(True)
     parameters = list(decoder.parameters()) if train_decoder else [z]
-    optimizer = (torch.optim.SGD if sgd else torch.optim.Adam)(parameters, lr=lr)
+    optimizer = (torch.optim.SGD if sgd else torch.optim.Adam)(parameters, lr=lr if lr_used is None else lr_used)
     history = []
     for _ in range(budget):
         values = objective(decoder(z))
         if zero_grad:
             optimizer.zero_grad()
-        ((-1 if ascent else 1) * values.sum()).backward()
+        ((-1 if ascent else 1) * getattr(values, reduce)()).backward()
         optimizer.step()
-        history.append(values.sum().item() if history_sum else values.detach())
+        history.append(values.sum().item() if history_sum
+                       else values.tolist() if history_as == "list" else values.detach())
     if extra_call:
         objective(decoder(z))
-    return z.detach(), history
+    return (z.detach() if latent_as == "tensor" else z.detach().numpy()), history
 
 
 def _search_with_closure(decoder, z0, objective, budget, lr):
@@ -253,9 +295,17 @@ OPTIMIZE_LATENT = Exercise("9.3", lesson09.check_optimize_latent, wrong=(
     Answer("no zero_grad: gradients accumulate", lambda *a: _search(*a, zero_grad=False), "zero the gradient"),
     Answer("gradient ascent", lambda *a: _search(*a, ascent=True), "minimise"),
     Answer("z0 optimised in place", lambda *a: _search(*a, in_place=True), "in place"),
+    # Accepted before, then broken by the cells that read the history with .item() and decode the latent.
+    Answer("a history of lists", lambda *a: _search(*a, history_as="list"), "the history holds a list"),
+    Answer("the latent returned as NumPy", lambda *a: _search(*a, latent_as="numpy"), "not a torch tensor"),
+    # Misleading before: two numbers at 1e-6 and no word of the sum.
+    Answer("the gradient of the mean, not the sum", lambda *a: _search(*a, reduce="mean"), "mean value"),
+    # The lr argument varied.
+    Answer("lr fixed at 0.05", lambda *a: _search(*a, lr_used=0.05), "Adam's update rule"),
 ), correct=(
     Answer("Adam with a closure", _search_with_closure),
     Answer("autograd.grad into z.grad, a while loop", _search_with_autograd_grad),
+    Answer("a list of NumPy rows", lambda *a: (lambda z, h: (z, [row.numpy() for row in h]))(*_search(*a))),
 ))
 
 EXERCISES = (COMPLIANCE_BACKWARD, VOLUME_PROJECTION, OPTIMIZE_LATENT)

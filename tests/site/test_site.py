@@ -253,3 +253,44 @@ def test_screenshots_of_the_landing_page_and_lesson_7(browser: Browser, site_url
                 assert target.stat().st_size > 10_000, f"{target}: an empty screenshot"
             finally:
                 page.context.close()
+
+
+# axe-core (Deque's accessibility engine) from npm, pinned in tests/site/package.json (`make browser` installs it
+# with npm ci): injected from disk, so nothing is fetched when a page is audited. The rules: WCAG 2.0 and 2.1 at
+# levels A and AA, and label-content-name-mismatch (WCAG 2.5.3: a control's visible text is part of its accessible
+# name), which axe marks experimental and leaves off unless asked.
+AXE = REPO_ROOT / "tests" / "site" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+               "rules": {"label-content-name-mismatch": {"enabled": True}}, "resultTypes": ["violations"]}
+
+
+def accessibility_violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page: one line per rule, with how many elements break it and the
+    first of them."""
+    assert AXE.exists(), f"{AXE} is missing: `make browser` installs the browser tests' npm packages"
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate("options => axe.run(document, options).then(r => r.violations.map(v => "
+                               "({id: v.id, help: v.help, nodes: v.nodes.map(n => n.html)})))", AXE_OPTIONS)
+    return [f"{v['id']} ({v['help']}): {len(v['nodes'])} elements, e.g. {v['nodes'][0][:160]}" for v in violations]
+
+
+@pytest.mark.parametrize("path", PAGES or ["index.html"])
+def test_page_meets_wcag_2_a_and_aa(browser: Browser, site_url: str, path: str) -> None:
+    page, _ = _open(browser, site_url, path)
+    try:
+        violations = accessibility_violations(page)
+        assert not violations, f"{path}: axe-core finds WCAG 2 A/AA violations:\n" + "\n".join(violations)
+    finally:
+        page.context.close()
+
+
+def test_the_audit_finds_a_violation(browser: Browser) -> None:
+    """The audit can fail: a page with an unlabelled button and a button whose name leaves out its visible text."""
+    page = browser.new_context().new_page()
+    try:
+        page.set_content('<html lang="en"><head><title>t</title></head><body><main><button></button>'
+                         '<button aria-label="Find">Search Ctrl+K</button></main></body></html>')
+        found = " ".join(accessibility_violations(page))
+        assert "button-name" in found and "label-content-name-mismatch" in found
+    finally:
+        page.context.close()

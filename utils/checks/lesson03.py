@@ -73,10 +73,14 @@ def _recording(log_joint: Callable, carries_gradient: list[bool]) -> Callable:
     return recording_log_joint
 
 
-def _standardized_noise(log_joint: Callable, noises: list[torch.Tensor]) -> Callable:
+def _standardized_noise(log_joint: Callable, noises: list[torch.Tensor],
+                        sample_counts: list[int] | None = None) -> Callable:
     """log_joint that keeps, for its first three calls, each z standardised per latent dimension over the samples:
-    z = μ + σ·ε gives back ε up to its own mean and spread, whatever μ and σ the step has reached."""
+    z = μ + σ·ε gives back ε up to its own mean and spread, whatever μ and σ the step has reached; and the number of
+    samples (rows of z) of every call in ``sample_counts``."""
     def recording_log_joint(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if sample_counts is not None and isinstance(z, torch.Tensor):
+            sample_counts.append(z.shape[0] if z.ndim == 2 else 1)
         if len(noises) < 3 and isinstance(z, torch.Tensor) and z.ndim == 2 and z.shape[0] > 1:
             values = z.detach().double()
             noises.append((values - values.mean(0)) / values.std(0).clamp_min(1e-300))
@@ -145,8 +149,17 @@ def check_maximize_elbo(maximize_elbo: Callable) -> None:
     log_joint, x, log_evidence, posterior = _linear_gaussian(302, orthogonal=True)
     steps = 800
     noises: list[torch.Tensor] = []
-    mu, log_std, history = returned("maximize_elbo", maximize_elbo(_standardized_noise(log_joint, noises), x, 2,
-                                                                   steps=steps, lr=0.02, n_samples=256, seed=1))
+    sample_counts: list[int] = []
+    n_samples = 256  # the KL_PASS_MARK above was measured with 256
+    mu, log_std, history = returned("maximize_elbo", maximize_elbo(
+        _standardized_noise(log_joint, noises, sample_counts), x, 2, steps=steps, lr=0.02, n_samples=n_samples,
+        seed=1))
+    other_counts = sorted(set(sample_counts) - {n_samples})
+    if other_counts:
+        raise ExerciseCheckFailed(
+            f"maximize_elbo: called with n_samples={n_samples}, your loop evaluated log_joint on batches of "
+            f"{', '.join(map(str, other_counts))} samples: each step's ELBO estimate must use the n_samples "
+            "draws the caller asks for (pass the argument on to elbo_estimate).")
     if len(noises) >= 2 and all(noise.shape == noises[0].shape and torch.allclose(noise, noises[0], atol=1e-4)
                                 for noise in noises[1:]):
         raise ExerciseCheckFailed(

@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
+from utils.checks._core import (
+    ExerciseCheckFailed,
+    _where_in_student_code,
+    assert_close,
+    exercise_check,
+    passed,
+    returned,
+)
 from utils.topopt import E0, E_MIN, FiniteElementModel, LoadCase, cantilever, compliance, mbb_beam, young_modulus
 
 # Central differences with step 1e-6 on densities in [0.2, 0.9] agree with the exact derivative to about 1e-8
@@ -136,7 +143,14 @@ def check_oc_update(oc_update: Callable) -> None:
     volume fraction met, and x_new = clip(x·sqrt(−dc / (λ·dv))) with one multiplier λ for every element."""
     rng = np.random.default_rng(602)
     for name, x, dc, dv, volfrac, move in _oc_cases(rng):
-        x_new = np.asarray(returned("oc_update", oc_update(x.copy(), dc.copy(), dv.copy(), volfrac, move)),
-                           dtype=float)
+        try:
+            x_new = np.asarray(returned("oc_update", oc_update(x.copy(), dc.copy(), dv.copy(), volfrac, move)),
+                               dtype=float)
+        except ZeroDivisionError as error:
+            raise ExerciseCheckFailed(
+                f"oc_update ({name}): your bisection divided by zero{_where_in_student_code(error.__traceback__)}: "
+                "its bracket for λ shrank to 0, which happens when the volume test never finds too much material. "
+                "Compare like with like: the total material of x_new with volfrac times the number of elements, or "
+                "the mean with volfrac.") from None
         _check_oc_contract(name, x, dc, dv, volfrac, move, x_new)
     passed("oc_update")

@@ -2,6 +2,7 @@
 and a per-problem loop over the selection rule for best-of-k."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -92,9 +93,24 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     """On random problems (16, 5 and 1 samples) and three hand-made ones (no admissible sample, a too heavy
     stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample; indices
     outside 0..k−1 (or all one too high) are reported as such."""
+    try:
+        inspect.signature(choose_best_of_k).bind(None, None, None, tolerance=0.03)
+    except TypeError:
+        raise ExerciseCheckFailed("choose_best_of_k: keep the exercise's signature (compliances, volume_fractions, "
+                                  "targets, tolerance=0.03): the lesson's cells pass `tolerance` by name.") from None
     for name, compliances, volumes, targets, tolerance in _selection_cases():
-        answer = np.asarray(returned("choose_best_of_k", choose_best_of_k(compliances.copy(), volumes.copy(),
-                                                                       targets.copy(), tolerance)))
+        given = (compliances.copy(), volumes.copy(), targets.copy())
+        # The tolerance by name, as the lesson's cells pass it.
+        result = returned("choose_best_of_k", choose_best_of_k(*given, tolerance=tolerance))
+        if any(not np.array_equal(after, before) for after, before in zip(given, (compliances, volumes, targets),
+                                                                           strict=True)):
+            raise ExerciseCheckFailed(f"choose_best_of_k ({name}): your function changed the arrays it was given (an "
+                                      "assignment into compliances or volume_fractions): the caller still needs them; "
+                                      "build new arrays instead.")
+        if isinstance(result, torch.Tensor):
+            raise ExerciseCheckFailed(f"choose_best_of_k ({name}): returned a torch tensor; the cells that use your "
+                                      "indices work with NumPy (np.mean, fancy indexing): return a NumPy array.")
+        answer = np.asarray(result)
         expected = np.array(_selection_by_rule(compliances, volumes, targets, tolerance))
         if answer.shape != expected.shape:
             raise ExerciseCheckFailed(
@@ -106,6 +122,10 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
         if np.issubdtype(answer.dtype, np.floating) and not np.allclose(answer, np.round(answer)):
             raise ExerciseCheckFailed(f"choose_best_of_k ({name}): returned {answer[:4]}…, not sample indices: "
                                       "return the index k of the chosen sample for each problem, not its compliance.")
+        if np.issubdtype(answer.dtype, np.floating):
+            raise ExerciseCheckFailed(f"choose_best_of_k ({name}): the indices are floating-point numbers "
+                                      f"({answer.dtype}); the cells that pick the chosen designs index with them, and "
+                                      "NumPy indexes with integers only: return an integer array.")
         n_samples = compliances.shape[0]
         outside = np.flatnonzero((answer < 0) | (answer >= n_samples))
         if outside.size:
@@ -114,7 +134,6 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
                 f"choose_best_of_k ({name}): for problem {j} you returned index {answer[j]:g}, but there are "
                 f"{n_samples} samples (indices 0 to {n_samples - 1}). Return the position of the chosen sample along "
                 "axis 0 (the samples), for each problem.")
-        answer = np.round(answer).astype(int)
         wrong = np.flatnonzero(answer != expected)
         if wrong.size and np.array_equal(answer - 1, expected):
             raise ExerciseCheckFailed(f"choose_best_of_k ({name}): every index is one too high: Python counts the "
@@ -143,47 +162,60 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     passed("choose_best_of_k")
 
 
-def _swap_test_model() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    """A small conditional VAE with seeded random weights (learned prior), six binary designs and their problems."""
+def _swap_test_cases() -> list[tuple[str, torch.nn.Module, torch.Tensor, torch.Tensor]]:
+    """(name, model, images, conditions): small conditional VAEs with seeded random weights (a learned prior and
+    lesson 8's naive standard prior, two latent sizes) and their binary designs (six, then three)."""
     from utils.cvae import ConditionalVAE  # the check needs the model only here
 
     generator = torch.Generator().manual_seed(803)
-    with torch.random.fork_rng():
-        torch.manual_seed(803)
-        model = ConditionalVAE(latent_dim=4, width=8, prior="learned").eval()
-    images = (torch.rand(6, 1, 32, 64, generator=generator) > 0.6).float()
-    conditions = 2 * torch.rand(6, 4, generator=generator) - 1
-    return model, images, conditions
+    cases = []
+    for name, n_designs, latent_dim, prior in (("6 designs, learned prior", 6, 4, "learned"),
+                                               ("3 designs, standard prior", 3, 2, "standard")):
+        with torch.random.fork_rng():
+            torch.manual_seed(803 + n_designs)
+            model = ConditionalVAE(latent_dim=latent_dim, width=8, prior=prior).eval()
+        images = (torch.rand(n_designs, 1, 32, 64, generator=generator) > 0.6).float()
+        conditions = 2 * torch.rand(n_designs, 4, generator=generator) - 1
+        cases.append((name, model, images, conditions))
+    return cases
 
 
 @exercise_check
 def check_swap_conditions(swap_conditions: Callable) -> None:
-    """On a small conditional VAE with random weights: the densities decoded from μ_q(x_i, c_i) with c_{i+1}
-    (cyclically) must match a reference computed with the model's own encoder and decoder."""
-    model, images, conditions = _swap_test_model()
-    with torch.no_grad():
-        mu, _ = model.encoder(images, conditions)
-        after = conditions.roll(-1, dims=0)
-        reference = torch.sigmoid(model.decode(mu, after))[:, 0]
-        mu_new, _ = model.encoder(images, after)
-        mistakes = {
-            "without swapping (each design decoded with its own problem)":
-                torch.sigmoid(model.decode(mu, conditions))[:, 0],
-            "with the previous design's problem c_{i−1} (roll the other way: design i gets c_{i+1})":
-                torch.sigmoid(model.decode(mu, conditions.roll(1, dims=0)))[:, 0],
-            "encoding with the new problem too: z must be μ_q(x_i, c_i), encoded with the design's own problem":
-                torch.sigmoid(model.decode(mu_new, after))[:, 0],
-            "decoding the prior's mean μ_p(c_j): the test decodes the design's encoding μ_q(x_i, c_i)":
-                torch.sigmoid(model.decode(model.prior_moments(after)[0], after))[:, 0],
-            "as logits: apply the sigmoid to get densities in [0, 1]": model.decode(mu, after)[:, 0],
-            "by swapping the latents instead of the conditions (z_{i+1} with c_i)":
-                torch.sigmoid(model.decode(mu.roll(-1, dims=0), conditions))[:, 0],
-            "with the channel axis kept: return (N, 32, 64)": torch.sigmoid(model.decode(mu, after)),
-        }
-        answer = swap_conditions(model, images.clone(), conditions.clone())
-    if isinstance(answer, torch.Tensor):
-        answer = answer.detach()
-    assert_close("swap_conditions", answer, reference, rtol=1e-5, atol=1e-6, mistakes=mistakes,
-                 hint="z_i = μ_q(x_i, c_i) from model.encoder(images, conditions)[0]; decode it with the next design's "
-                      "condition, conditions.roll(-1, dims=0), and take torch.sigmoid(...)[:, 0].")
+    """On two small conditional VAEs with random weights (6 and 3 designs, learned and standard prior): the densities
+    decoded from μ_q(x_i, c_i) with c_{i+1} (cyclically) must match a reference computed with the model's own encoder
+    and decoder, as a tensor the next cell can turn into NumPy (no autograd graph)."""
+    for name, model, images, conditions in _swap_test_cases():
+        subject = f"swap_conditions ({name})"
+        with torch.no_grad():
+            mu, _ = model.encoder(images, conditions)
+            after = conditions.roll(-1, dims=0)
+            reference = torch.sigmoid(model.decode(mu, after))[:, 0]
+            mu_new, _ = model.encoder(images, after)
+            mistakes = {
+                "without swapping (each design decoded with its own problem)":
+                    torch.sigmoid(model.decode(mu, conditions))[:, 0],
+                "with the previous design's problem c_{i−1} (design i must get the next one, c_{i+1})":
+                    torch.sigmoid(model.decode(mu, conditions.roll(1, dims=0)))[:, 0],
+                "encoding with the new problem too: z must be μ_q(x_i, c_i), encoded with the design's own problem":
+                    torch.sigmoid(model.decode(mu_new, after))[:, 0],
+                "decoding the prior's mean μ_p(c_j): the test decodes the design's encoding μ_q(x_i, c_i)":
+                    torch.sigmoid(model.decode(model.prior_moments(after)[0], after))[:, 0],
+                "as logits: the densities must lie in [0, 1]": model.decode(mu, after)[:, 0],
+                "by swapping the latents instead of the conditions (z_{i+1} with c_i)":
+                    torch.sigmoid(model.decode(mu.roll(-1, dims=0), conditions))[:, 0],
+                "with the channel axis kept: return (N, 32, 64)": torch.sigmoid(model.decode(mu, after)),
+            }
+        answer = returned(subject, swap_conditions(model, images.clone(), conditions.clone()))
+        if not isinstance(answer, torch.Tensor):
+            raise ExerciseCheckFailed(f"{subject}: returned a {type(answer).__name__}, not a torch tensor: the cell "
+                                      "after this one moves your densities with .cpu() before .numpy().")
+        if answer.requires_grad:
+            raise ExerciseCheckFailed(f"{subject}: your densities still carry autograd's graph (requires_grad=True), "
+                                      "so the next cell cannot turn them into NumPy: this test needs no gradient, "
+                                      "compute it without one.")
+        assert_close(subject, answer, reference, rtol=1e-5, atol=1e-6, mistakes=mistakes,
+                     hint="Encode each design with its own condition and keep the mean of q (no sample), decode it "
+                          "with the next design's condition (the last design takes the first one's), turn the "
+                          "decoder's logits into densities and leave out the channel axis.")
     passed("swap_conditions")

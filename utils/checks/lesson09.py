@@ -25,14 +25,15 @@ GRADIENT_ATOL = 1e-6
 
 
 def _compliance_cases(rng: np.random.Generator) -> list[tuple[str, list[FEProblem], np.ndarray]]:
-    """(name, problems, densities (B, nely, nelx)): two meshes, E_min from 1e-9 to 1e-2, densities at the bounds."""
+    """(name, problems, densities (B, nely, nelx)): two meshes, E_min from 1e-9 to 1e-2, penalties 3, 2 and 4,
+    densities at the bounds."""
     cases = []
-    for name, load_cases, e_min in (
-            ("8×4 cantilevers, E_min = 1e-9", [cantilever(8, 4, 0.5, 1.0, -70.0), cantilever(8, 4, 0.4, 3.0, -120.0)],
-             1e-9),
-            ("6×3 MBB beams, E_min = 1e-3", [mbb_beam(6, 3, 0.4)] * 2, 1e-3),
-            ("5×4 cantilever, E_min = 1e-2", [cantilever(5, 4, 0.5, 4.0, -90.0)], 1e-2)):
-        problems = fe_problems(load_cases, e_min=e_min)
+    for name, load_cases, e_min, penal in (
+            ("8×4 cantilevers, E_min = 1e-9, p = 3",
+             [cantilever(8, 4, 0.5, 1.0, -70.0), cantilever(8, 4, 0.4, 3.0, -120.0)], 1e-9, 3.0),
+            ("6×3 MBB beams, E_min = 1e-3, p = 2", [mbb_beam(6, 3, 0.4)] * 2, 1e-3, 2.0),
+            ("5×4 cantilever, E_min = 1e-2, p = 4", [cantilever(5, 4, 0.5, 4.0, -90.0)], 1e-2, 4.0)):
+        problems = fe_problems(load_cases, penal=penal, e_min=e_min)
         density = rng.uniform(0.05, 1.0, (len(problems), load_cases[0].nely, load_cases[0].nelx))
         density[:, 0, 0], density[:, -1, 1] = 1.0, 0.0  # the bounds: solid and void
         cases.append((name, problems, density))
@@ -46,17 +47,41 @@ def _applied(function: type | Callable) -> Callable:
 
 def _finite_differences(density: np.ndarray, problem: FEProblem, elements: list[tuple[int, int]]) -> np.ndarray:
     """(c(ρ + h e_k) − c(ρ − h e_k)) / 2h with utils.topopt.compliance (no clipping needed: ρ ± h stays in [0, 1]
-    except at the bounds, where a one-sided difference is used)."""
+    except at the bounds, where the one-sided difference of the same order, (∓3c(ρ) ± 4c(ρ ± h) ∓ c(ρ ± 2h)) / 2h,
+    is used: a first-order one would be off by h·c'' there, which p = 2 makes as large as the slope's tolerance)."""
+    def shifted(row: int, col: int, step: float) -> float:
+        moved = density.copy()
+        moved[row, col] += step
+        return compliance(moved, problem.case, problem.penal, problem.model, problem.e_min)
+
+    h = FINITE_DIFFERENCE_STEP
     values = []
     for row, col in elements:
-        up, down = density.copy(), density.copy()
-        step_up = FINITE_DIFFERENCE_STEP if density[row, col] < 1 else 0.0
-        step_down = FINITE_DIFFERENCE_STEP if density[row, col] > 0 else 0.0
-        up[row, col] += step_up
-        down[row, col] -= step_down
-        plus, minus = (compliance(d, problem.case, problem.penal, problem.model, problem.e_min) for d in (up, down))
-        values.append((plus - minus) / (step_up + step_down))
+        if 0 < density[row, col] < 1:
+            values.append((shifted(row, col, h) - shifted(row, col, -h)) / (2 * h))
+        else:
+            side = 1.0 if density[row, col] == 0 else -1.0
+            values.append(side * (-3 * shifted(row, col, 0.0) + 4 * shifted(row, col, side * h)
+                                  - shifted(row, col, 2 * side * h)) / (2 * h))
     return np.array(values)
+
+
+def _backward_of(subject: str, x: torch.Tensor, output: torch.Tensor, expected: str) -> torch.Tensor:
+    """∂ output / ∂ x through the student's backward; what PyTorch refuses in what it returned, or a change it made
+    to the caller's x, is reported in the student's terms."""
+    before = x.detach().clone()
+    try:
+        (got,) = torch.autograd.grad(output, x)
+    except NotImplementedError:  # a RuntimeError too: the stub, not done yet
+        raise
+    except RuntimeError as error:
+        raise ExerciseCheckFailed(f"{subject}: PyTorch refused what your backward returned ({error}). backward returns "
+                                  f"one value per input of forward: {expected}.") from None
+    if not torch.equal(x.detach(), before):
+        raise ExerciseCheckFailed(f"{subject}: your backward changed the densities it was given (an in-place operation "
+                                  "such as **=, *= or .pow_() on a saved tensor): the caller's designs are now wrong. "
+                                  "Compute new tensors instead.")
+    return got
 
 
 def _energies(problem: FEProblem, density: np.ndarray) -> np.ndarray:
@@ -81,7 +106,8 @@ def check_compliance_backward(compliance_function: type) -> None:
         assert_close(f"the forward pass ({name})", values, expected, rtol=1e-9, atol=0,
                      hint="The forward pass is given: run its cell again unchanged.")
         weights = torch.tensor(rng.uniform(0.5, 2.0, len(problems)), dtype=torch.float64)
-        (got,) = torch.autograd.grad((weights * values).sum(), x)
+        got = _backward_of(f"compliance backward ({name})", x, (weights * values).sum(),
+                           "one gradient shaped like density, then None for problems")
         elements = [(0, 0), (density.shape[1] - 1, 1), (1, density.shape[2] - 1), (density.shape[1] // 2, 2)]
         rows, cols = np.array(elements).T
         w = weights.numpy()[:, None]
@@ -133,7 +159,10 @@ def _projection_cases(rng: np.random.Generator) -> list[tuple[str, np.ndarray, n
             ("2 designs, saturated logits (up to ±12)", rng.normal(0, 4, (2, 50)), np.array([0.25, 0.6])),
             ("1 design with tied logits", ties[None], np.array([0.45])),
             ("4 designs of 12 pixels, logits shifted by +5", rng.normal(5, 1, (4, 12)),
-             np.array([0.2, 0.35, 0.5, 0.7]))]
+             np.array([0.2, 0.35, 0.5, 0.7])),
+            # What section 4 feeds: a decoder's logits (shifted by a few units) times a sharpness of 8.
+            ("2 designs of 60 pixels, decoder logits × sharpness 8 (−60 to +20)", 8 * rng.normal(-2.5, 1.5, (2, 60)),
+             np.array([0.3, 0.5]))]
 
 
 PROJECTION_VOLUME_TOLERANCE = 1e-6
@@ -149,10 +178,24 @@ def check_volume_projection(projection: type) -> None:
     for name, logits, volumes in _projection_cases(rng):
         ell = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
         rho = returned(f"volume projection ({name})", apply(ell, torch.tensor(volumes, dtype=torch.float64)))
+        if not isinstance(rho, torch.Tensor):
+            raise ExerciseCheckFailed(f"volume projection ({name}): forward returned a {type(rho).__name__}, not a "
+                                      "torch tensor.")
+        if rho.dtype != torch.float64:
+            raise ExerciseCheckFailed(f"volume projection ({name}): float64 logits gave {rho.dtype} densities: compute "
+                                      "in the logits' dtype (float32 rounds at 1e-7, too coarse for a volume within "
+                                      "1e-6 and for gradcheck).")
         if tuple(rho.shape) != logits.shape:
             raise ExerciseCheckFailed(f"volume projection ({name}): output shape {tuple(rho.shape)}, expected "
                                       f"{logits.shape}: one density per logit")
         density = rho.detach().numpy()
+        if not np.all(np.isfinite(density)):
+            worst = int(np.flatnonzero(~np.isfinite(density).all(axis=1))[0])
+            raise ExerciseCheckFailed(
+                f"volume projection ({name}): design {worst} has NaN or infinite densities: the search for η diverged. "
+                "A Newton step divides by the slope of the mean, which vanishes where every pixel is saturated: keep "
+                "η inside a bracket (one end all void, the other all solid) and bisect, or fall back to bisection "
+                "when a step leaves it.")
         means = density.mean(axis=1)
         if np.any(np.abs(means - volumes) > PROJECTION_VOLUME_TOLERANCE):
             worst = int(np.argmax(np.abs(means - volumes)))
@@ -166,10 +209,14 @@ def check_volume_projection(projection: type) -> None:
         spread = [np.ptp(row[keep]) / (1 + np.abs(row[keep]).max()) if keep.any() else np.inf
                   for row, keep in zip(shift, inside, strict=True)]
         if max(spread) > 1e-6:
+            precision = (f" It nearly is (to {max(spread):.0e}): is part of your computation in float32?"
+                         if max(spread) < 1e-3 else "")
             raise ExerciseCheckFailed(f"volume projection ({name}): the output is not sigmoid(ℓ + η) with one η per "
-                                      "design: add the same scalar to every logit of a design, then apply sigmoid.")
+                                      "design: add the same scalar to every logit of a design, then apply sigmoid."
+                                      f"{precision}")
         weights = rng.normal(0, 1, logits.shape)
-        (got,) = torch.autograd.grad((rho * torch.tensor(weights)).sum(), ell)
+        got = _backward_of(f"volume projection ({name})", ell, (rho * torch.tensor(weights)).sum(),
+                           "the gradient for the logits, then None for the volume fractions")
         reference = np.zeros_like(logits)
         for b in range(len(logits)):
             for j in range(logits.shape[1]):
@@ -188,7 +235,7 @@ def check_volume_projection(projection: type) -> None:
             "with the incoming gradient passed through unchanged": weights,
             "with s ⊙ g minus its mean (the volume's correction applied after the slope, unweighted)":
                 slope * weights - (slope * weights).mean(axis=1, keepdims=True),
-            "with the wrong sign of the correction (g + Σ s g / Σ s)": slope * (weights + weighted_mean),
+            "with the volume's correction added where it must be subtracted": slope * (weights + weighted_mean),
         }
         assert_close(f"the projection's gradient ({name}) against finite differences", got, reference, rtol=1e-5,
                      atol=1e-7, mistakes=mistakes,
@@ -198,7 +245,9 @@ def check_volume_projection(projection: type) -> None:
         if not torch.autograd.gradcheck(lambda v, vf=volumes: apply(v, torch.tensor(vf)), (small,),
                                         eps=1e-6, atol=1e-6, rtol=1e-4, raise_exception=False):
             raise ExerciseCheckFailed(f"volume projection ({name}): torch.autograd.gradcheck fails on the first 8 "
-                                      "pixels, although a weighted sum matched: check the gradient of every pixel.")
+                                      "pixels, although a weighted sum matched: check the gradient of every pixel, "
+                                      "and that forward and backward compute in float64 throughout (gradcheck's "
+                                      "differences need its precision).")
     passed("volume projection")
 
 
@@ -236,16 +285,16 @@ class _ToyDecoder(nn.Module):
 
 
 def _adam_reference(decoder: _ToyDecoder, objective: _CountingObjective, z0: np.ndarray, budget: int, lr: float,
-                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, scale: float = 1.0
                     ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Adam (Kingma & Ba 2015) written out in NumPy on the toy's closed-form gradient: the latent after ``budget``
-    steps and the objective at each step."""
+    """Adam (Kingma & Ba 2015) written out in NumPy on the toy's closed-form gradient, times ``scale`` (1: the
+    gradient of the sum of the designs' values): the latent after ``budget`` steps and the objective at each step."""
     weight, bias = decoder.linear.weight.detach().numpy(), decoder.linear.bias.detach().numpy()
     z, m, v, history = z0.copy(), np.zeros_like(z0), np.zeros_like(z0), []
     for step in range(1, budget + 1):
         density = 1 / (1 + np.exp(-(z @ weight.T + bias)))
         history.append((objective.weights.numpy() * (density - objective.targets.numpy()) ** 2).sum(axis=1) + 1.0)
-        grad = (objective.gradient(density) * density * (1 - density)) @ weight
+        grad = scale * (objective.gradient(density) * density * (1 - density)) @ weight
         m = betas[0] * m + (1 - betas[0]) * grad
         v = betas[1] * v + (1 - betas[1]) * grad**2
         z = z - lr * (m / (1 - betas[0] ** step)) / (np.sqrt(v / (1 - betas[1] ** step)) + eps)
@@ -285,11 +334,20 @@ def check_optimize_latent(optimize_latent: Callable) -> None:
             raise ExerciseCheckFailed(f"optimize_latent ({name}): the objective ran {objective.calls} times for a "
                                       f"budget of {budget} solves: one evaluation per step, and none after the last "
                                       "step (its design is judged later, not solved here).")
+        if not isinstance(z, torch.Tensor):
+            raise ExerciseCheckFailed(f"optimize_latent ({name}): the latent is a {type(z).__name__}, not a torch "
+                                      "tensor: the cells after this one decode it.")
+        steps = list(history)
         history = np.array([np.asarray(h.detach() if isinstance(h, torch.Tensor) else h, dtype=float)
-                            for h in history])
+                            for h in steps])
         if history.shape != (budget, designs):
             raise ExerciseCheckFailed(f"optimize_latent ({name}): the history has shape {history.shape}, expected "
                                       f"({budget}, {designs}): one value per step and design (not their sum).")
+        if not all(isinstance(h, torch.Tensor | np.ndarray) for h in steps):
+            kind = type(next(h for h in steps if not isinstance(h, torch.Tensor | np.ndarray))).__name__
+            raise ExerciseCheckFailed(f"optimize_latent ({name}): the history holds a {kind}; keep each step's values "
+                                      "as the tensor the objective returned (without its graph): the cells after "
+                                      "this one read them with .item().")
         assert_close(f"optimize_latent ({name}): the history", history, np.array(objective.returned), rtol=1e-12,
                      atol=1e-12, hint="Record the objective's values at each step, in order, before the update.")
         z_reference, history_reference = _adam_reference(decoder, objective, z0.numpy(), budget, lr)
@@ -300,7 +358,11 @@ def check_optimize_latent(optimize_latent: Callable) -> None:
         if history[-1].sum() > history[0].sum() * (1 + 1e-9) and budget > 3:
             raise ExerciseCheckFailed(f"optimize_latent ({name}): the objective grew from {history[0].sum():.4f} to "
                                       f"{history[-1].sum():.4f}: minimise it (step against the gradient).")
+        z_of_mean, _ = _adam_reference(decoder, objective, z0.numpy(), budget, lr, scale=1 / designs)
+        mistakes = {} if designs == 1 else {
+            "with the gradient of the designs' mean value, not of their sum: Adam divides out most of that scale, "
+            "not all of it (its ε), so the steps differ a little": z_of_mean}
         assert_close(f"optimize_latent ({name}): the latent after {budget} steps against Adam's update rule", z_np,
-                     z_reference, rtol=1e-6, atol=1e-9,
+                     z_reference, rtol=1e-6, atol=1e-9, mistakes=mistakes,
                      hint="torch.optim.Adam([z], lr=lr); each step: zero the gradient, evaluate, backward, step.")
     passed("optimize_latent")
