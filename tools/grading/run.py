@@ -58,6 +58,8 @@ DEFAULT_TIME_LIMIT_S = 300
 KEPT_OUTPUT = 8 * 1024
 # What the grader quotes of a message from the notebook's process (the runner caps its own at the same).
 RUNNER_MESSAGE_LIMIT = 4000
+# How long a notebook's process that closed the grader's channel may take to exit before it is killed.
+EXIT_GRACE_S = 5.0
 MISSING_NAME = re.compile(r"name '(\w+)' is not defined")
 TAMPERED_MESSAGE = ("the checker, or a library function it relies on, was changed while your notebook ran ({}); "
                     "a verdict given after that cannot be trusted, so this exercise is not counted. Exercise cells "
@@ -366,6 +368,10 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
             drain.join(timeout=5)
     if problem and where and results[where].status == "not graded":
         results[where].status, results[where].message = "error", problem
+    unchecked = [number for number in plan.remote_checks if results[number].status == "not graded"]
+    if not problem and unchecked:
+        problem = (f"not graded: the notebook's process reported its end before exercise {unchecked[0]}'s check "
+                   "ran")
     return problem
 
 
@@ -386,9 +392,9 @@ def _died(process: subprocess.Popen, where: str | None, ready: bool, kept: bytea
     """The problem of a runner that closed its channel before its last record (waiting for its exit no longer
     than the run's deadline: a process that closed the channel and sleeps is killed)."""
     try:
-        status: int | str = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        status = process.wait(timeout=max(0.0, min(EXIT_GRACE_S, deadline - time.monotonic())))
     except subprocess.TimeoutExpired:
-        return "the notebook's process closed the grader's channel and did not exit before the time limit"
+        return "the notebook's process closed the grader's channel and did not exit: it was stopped"
     if not ready:
         tail = kept.decode("utf-8", "replace").strip()[-1500:]
         return f"the sandbox did not start (exit status {status}): {tail}"

@@ -4,7 +4,8 @@ Inside, the notebook sees the system (``/usr``), the Python installation and the
 read-only; a staged copy of the course's ``utils`` and ``data`` at ``/course`` (read-only; ``utils.REPO_ROOT`` is
 ``/course``, which holds no lessons, solutions, tools, ``.git``, submissions or grades); the runner at
 ``/grader``; and two writable folders, ``/scratch`` (its HOME, working folder and ``TMPDIR``) and ``/tmp``,
-size-capped tmpfs that vanish with the sandbox (the checkout and its environment may lie below /tmp). It has its own network namespace (no interface but a down loopback),
+size-capped tmpfs that vanish with the sandbox (the checkout and its environment may lie below /tmp). It
+has its own network namespace (no interface but a down loopback),
 PID namespace (it sees and signals only its own processes, and all of them are killed when its first process
 ends or the grader goes away), IPC and UTS namespaces, and an environment holding only what the lesson needs.
 
