@@ -427,7 +427,8 @@ def grade_notebook(student: str, path: Path, display_path: str, expected_lesson:
         outcome.problem = run_plan(plan, options, threads, stage)
         for result in outcome.exercises:
             if result.status == "not graded" and not result.message:
-                result.message = f"not graded: {outcome.problem}" if outcome.problem else "not graded"
+                result.message = outcome.problem if outcome.problem.startswith("not graded") else \
+                    f"not graded: {outcome.problem}" if outcome.problem else "not graded"
     except NotGradable as error:
         outcome.problem = f"not graded: {error}"
     except Exception as error:  # noqa: BLE001  (one notebook never stops the class: its failure is its result)
