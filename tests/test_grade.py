@@ -7,12 +7,15 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from tools.build_notebooks import CELL_METADATA_KEY, EXERCISES_DIR, SOLUTIONS_DIR
+from tools.build_notebooks import CELL_METADATA_KEY, EXERCISES_DIR, REPO_ROOT, SOLUTIONS_DIR
 from tools.grade import main
 from tools.grading.plan import find_submissions, identify_lesson
 from tools.grading.report import summary_text, write_feedback, write_gradebook
@@ -250,3 +253,29 @@ def test_the_training_lessons_grade_every_exercise_with_one_training_epoch(tmp_p
                                               options=GradingOptions(time_limit_s=120), progress=False)}
     assert _statuses(results["solution"]) == ["pass"] * exercises
     assert _statuses(results["exercise"]) == ["not done"] * exercises
+
+
+def test_a_checkout_and_its_environment_under_tmp_grade(tmp_path: Path) -> None:
+    """Issue #32: with the environment below /tmp the sandbox made /tmp a folder and failed to link it ("Can't
+    make symlink at /tmp"). A copy of the checkout (its tracked files, its environment hard-linked) in a
+    temporary folder grades a solution in the sandbox."""
+    if not str(tmp_path).startswith("/tmp/"):
+        pytest.skip("the temporary folder is not below /tmp here")
+    checkout = tmp_path / "checkout"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (REPO_ROOT / name).is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, checkout / name)
+    environment = Path(sys.prefix)
+    copy = subprocess.run(["cp", "-al", str(environment), str(checkout / ".venv")], capture_output=True)
+    if copy.returncode != 0:  # another file system: hard links are impossible, and a copy too big for a test
+        pytest.skip(f"cannot hard-link the environment: {copy.stderr.decode()[:200]}")
+    submissions = tmp_path / "subs"
+    submissions.mkdir()
+    shutil.copy(SOLUTIONS_DIR / "01_latent_variable_models.ipynb", submissions / "zoe.ipynb")
+    run = subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-m", "tools.grade", str(submissions), "--out",
+                          str(tmp_path / "grades")], cwd=checkout, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "grades" / "gradebook.csv").open(encoding="utf-8")))
+    assert [(row["student"], row["passed"], row["note"]) for row in rows] == [("zoe", "3", "")]

@@ -183,10 +183,12 @@ def _attacks(places: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
         "forged_via_frame": _edited(stub, _1_1=_FORGE.format(find="sys._getframe(0).f_back.f_locals['emit']")),
         "forged_via_gc": _edited(stub, _1_1=_FORGE.format(find=(
             "next(o for o in getattr(__builtins__ if isinstance(__builtins__, dict) else vars(__builtins__), "
-            "'get')('__im' + 'port__')('g' + 'c').get_objects() if (type(o).__name__ == 'function' and o.__qualname__) == 'main.<locals>.emit')"))),
+            "'get')('__im' + 'port__')('g' + 'c').get_objects()\n"
+            "            if (type(o).__name__ == 'function' and o.__qualname__) == 'main.<locals>.emit')"))),
         "forged_via_pickle": _edited(stub, _1_1=_FORGE.format(find=(
             "__import__('pickle').loads(b\"cbuiltins\\neval\\n(S'next(o for o in __import__(\\\\'gc\\\\')"
-            ".get_objects() if (type(o).__name__ == \\\\'function\\\\' and o.__qualname__) == \\\\'main.<locals>.emit\\\\')'\\ntR.\")"))),
+            ".get_objects() if (type(o).__name__ == \\\\'function\\\\' and o.__qualname__) "
+            "== \\\\'main.<locals>.emit\\\\')'\\ntR.\")"))),
         "unknown_exercise_record": _edited(stub, _1_1=(
             "import sys\nsys._getframe(0).f_back.f_locals['emit']({'event': 'exercise', 'exercise': '9.9', "
             "'raised': None})")),
