@@ -1,17 +1,17 @@
-"""Run one graded notebook's cells in order, inside the sandbox, and report each exercise's outcome.
+"""Run one graded notebook's cells in order, inside the sandbox; serve the grader's calls at each self-check.
 
-This file is copied into the sandbox and run there as a script (``python -B -s runner.py``); it imports
-nothing from ``tools``. The grader sends the job (cells, roles, the lesson's checker modules, a per-run secret)
-as JSON on stdin; the runner reads it, closes stdin, and writes its records, one JSON line each signed with
-HMAC-SHA256 under that secret, to the file descriptor the job names. Student code is told neither.
+This file is copied into the sandbox with ``wire.py`` and run there as a script (``python -B -s runner.py``); it
+imports nothing from ``tools``. The grader sends the job (cells, roles, the lesson's checker modules, a per-run
+secret) as the first frame on stdin, which stays open as the grader's side of the wire; the runner writes its
+events (signed with HMAC-SHA256 under that secret, numbered) and its answers to the file descriptor the job names.
 
-Cells run with ``exec`` in one namespace, the notebook's ``__main__``: no Jupyter kernel and no IPython, so no
-input transformers, no ``showtraceback`` and no ``get_ipython``. Self-check cells run in a copy of that
-namespace whose ``check_…`` names are the checkers this runner imported before any student code ran. A check
-passes when the checker returns; what anything prints is never read. After every check the runner compares the
-checker modules, the course's ``utils`` and the library functions they call with what it imported (identity of
-every function, class and module in their namespaces, of the checkers' code and closures): a difference makes
-the check ``tampered``.
+Cells run with ``exec`` in one namespace, the notebook's ``__main__``: no Jupyter kernel and no IPython. At a
+self-check cell of an exercise in ``remote_checks`` the runner sends "serve" and answers the grader's calls of the
+notebook's functions (arguments and results as plain data, :mod:`wire`) until the grader says "release": the
+check itself runs in the grader's process, which alone decides the verdict. While it calls, the course's own
+implementations of the lesson's exercises are guards that raise :class:`ReferenceUsed`. The checks of the other
+exercises (objects handed to the student: models, classes) still run here, with the snapshot comparison after
+each that makes a changed checker or library ``tampered``.
 """
 from __future__ import annotations
 
