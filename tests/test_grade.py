@@ -157,10 +157,9 @@ def test_wrong_answer_gets_the_checks_message(graded) -> None:
 
 def test_tampered_check_cells_gain_nothing(graded) -> None:
     """Edited and deleted check cells change nothing (the lesson's run); the checker module patched from the
-    exercise cell makes every later check 'tampered', and the feedback says why."""
+    exercise cell is the sandbox's copy, while the checks run in the grader's process: the stubs stay 'not done'."""
     result = graded[1]["tampered"]
-    assert _statuses(result) == ["tampered"] * 3
-    assert "utils.checks.lesson01.check_log_marginal_quadrature was replaced" in _message(result, "1.1")
+    assert _statuses(result) == ["not done"] * 3
 
 
 def test_students_exception_names_their_line(graded) -> None:
