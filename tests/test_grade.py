@@ -196,8 +196,8 @@ def test_crashed_kernel_is_reported_where_it_died(graded) -> None:
 
 
 def test_unreadable_and_other_lesson_notebooks_get_a_note(graded) -> None:
-    assert graded[1]["invalid_json"].problem.startswith("not a readable notebook")
-    assert graded[1]["other_lesson"].problem == "not a notebook of lesson 1 (it is lesson 5's)"
+    assert graded[1]["invalid_json"].problem.startswith("not graded: not a readable notebook")
+    assert graded[1]["other_lesson"].problem == "not graded: not a notebook of lesson 1 (it is lesson 5's)"
     assert graded[1]["other_lesson"].exercises == []
 
 
@@ -209,7 +209,7 @@ def test_gradebook_feedback_and_summary(graded, tmp_path: Path) -> None:
     by_student = {row["student"]: row for row in rows}
     mixed = by_student["mixed"]
     assert (mixed["1.1"], mixed["passed"], mixed["out_of"]) == ("pass", "1", "3")
-    assert by_student["invalid_json"]["note"].startswith("not a readable notebook")
+    assert by_student["invalid_json"]["note"].startswith("not graded: not a readable notebook")
 
     written = write_feedback(list(results.values()), tmp_path / "feedback")
     assert len(written) == 30
