@@ -46,6 +46,13 @@ def _edited(base: nbformat.NotebookNode, **cells: str) -> nbformat.NotebookNode:
     return notebook
 
 
+# Finds the runner's signing function (``find``), signs "pass" for every exercise, then "done".
+_FORGE = ("import sys\nemit = {find}\n"
+          "for number in ('1.1', '1.2', '1.3'):\n"
+          "    emit({{'event': 'check', 'exercise': number, 'raised': None, 'tampered': [], 'reference_called': []}})\n"
+          "emit({{'event': 'done'}})")
+
+
 def _wrong_log_joint(extra: str) -> str:
     return f"def log_joint(x, z, w, b, sigma):\n    return np.zeros(np.atleast_1d(z).shape)\n{extra}"
 
@@ -171,6 +178,48 @@ def _attacks(places: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
             "import os\nfor _ in range(30_000):\n    print('x' * 10_000, flush=True)\n"
             "for _ in range(200):\n    os.write(1, b'y' * 2**18)")),
         "huge_message": _edited(stub, _1_1="raise ValueError('A' * 5_000_000)"),
+        # issue #32: verdicts forged with the runner's own signing function, reached three ways
+        "forged_via_frame": _edited(stub, _1_1=_FORGE.format(find="sys._getframe(0).f_back.f_locals['emit']")),
+        "forged_via_gc": _edited(stub, _1_1=_FORGE.format(find=(
+            "next(o for o in getattr(__builtins__ if isinstance(__builtins__, dict) else vars(__builtins__), "
+            "'get')('__im' + 'port__')('g' + 'c').get_objects()\n"
+            "            if (type(o).__name__ == 'function' and o.__qualname__) == 'main.<locals>.emit')"))),
+        "forged_via_pickle": _edited(stub, _1_1=_FORGE.format(find=(
+            "__import__('pickle').loads(b\"cbuiltins\\neval\\n(S'next(o for o in __import__(\\\\'gc\\\\')"
+            ".get_objects() if (type(o).__name__ == \\\\'function\\\\' and o.__qualname__) "
+            "== \\\\'main.<locals>.emit\\\\')'\\ntR.\")"))),
+        "unknown_exercise_record": _edited(stub, _1_1=(
+            "import sys\nsys._getframe(0).f_back.f_locals['emit']({'event': 'exercise', 'exercise': '9.9', "
+            "'raised': None})")),
+        # patched while checked (restored at the last call), and below what used to be watched (for good)
+        "patched_while_checked": _edited(stub, _1_1=_wrong_log_joint(
+            "calls = [0]\nsaved = (np.all, np.abs)\n_wrong = log_joint\n"
+            "def log_joint(*args):\n"
+            "    calls[0] += 1\n"
+            "    np.all, np.abs = (saved if calls[0] >= 4 else (lambda *a, **k: True, lambda x: 0 * np.asarray(x)))\n"
+            "    return _wrong(*args)")),
+        "patched_below": _edited(stub, _1_1=_wrong_log_joint(
+            "import numpy._core._methods as methods, scipy.stats._stats_py as stats_py\n"
+            "methods._all = lambda *a, **k: True\nmethods._any = lambda *a, **k: False\n"
+            "stats_py.ks_1samp = lambda *a, **k: (0.0, 1.0)")),
+        "lying_tensor": _edited(stub, _1_1=(
+            "import torch\n"
+            "class Agreeable(np.ndarray):\n"
+            "    def __eq__(self, other): return np.ones(np.shape(other), bool)\n"
+            "    def __sub__(self, other): return np.zeros(np.shape(other))\n"
+            "    def __array_ufunc__(self, *args, **kwargs): return np.zeros(1)\n"
+            "class Liar(torch.Tensor):\n"
+            "    def detach(self): return self\n"
+            "    def cpu(self): return self\n"
+            "    def double(self): return self\n"
+            "    def numpy(self): return np.zeros(3).view(Agreeable)\n"
+            "def log_joint(x, z, w, b, sigma):\n"
+            "    return torch.zeros(len(np.atleast_1d(z))).as_subclass(Liar)")),
+        # one notebook must not stop the class
+        "closes_channel_and_sleeps": _edited(solution, _1_2=(
+            "import os, time\nfor fd in range(256):\n    try:\n        os.close(fd)\n    except OSError:\n"
+            "        pass\ntime.sleep(600)")),
+        "escapes_terminal": _edited(stub, _1_1="raise ValueError('\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202e')"),
     }
 
 
@@ -185,6 +234,10 @@ def _reference_variants() -> dict[str, nbformat.NotebookNode]:
         "kl_hides_reference": "import sys\n"
                               "hidden = getattr(sys.modules['utils.' + 'elbo_terms'], 'gaussian_kl' + '_terms')\n"
                               "def gaussian_kl(mu, logvar):\n    return hidden(mu, logvar).sum(-1)",
+        "kl_partial_reference": "import functools, importlib\n"
+                                "module = importlib.import_module('utils.' + 'elbo_terms')\n"
+                                "terms = functools.partial(getattr(module, 'gaussian_kl' + '_terms'))\n"
+                                "def gaussian_kl(mu, logvar):\n    return terms(mu, logvar).sum(-1)",
         "kl_own_code": None,
     }
     variants = {}
@@ -246,6 +299,16 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
     _write(submissions / '=HYPERLINK("evil.example","click")' / "x.ipynb", _notebook(EXERCISES_DIR))
     for student, notebook in _reference_variants().items():
         _write(submissions / f"{student}.ipynb", notebook)
+    (submissions / "link_to_key.ipynb").symlink_to(home / ".ssh" / "id_rsa")
+    (submissions / "link_to_environ.ipynb").symlink_to("/proc/self/environ")
+    (submissions / "link_to_solutions.ipynb").symlink_to(SOLUTIONS_DIR / LESSON_1)
+    (submissions / "linked_folder").symlink_to(SOLUTIONS_DIR, target_is_directory=True)
+    odd_metadata = _notebook(SOLUTIONS_DIR)
+    odd_metadata.metadata["vae_course"] = "not a dict"
+    _write(submissions / "metadata_not_a_dict.ipynb", odd_metadata)
+    no_cell_type = _notebook(SOLUTIONS_DIR)
+    del no_cell_type.cells[0]["cell_type"]
+    (submissions / "cell_without_type.ipynb").write_text(__import__("json").dumps(no_cell_type), encoding="utf-8")
     protected = {name: _digest(Path(places[name])) for name in ("checker", "makefile")}
     before = _fingerprint(submissions)
     environment = {"VAE_HOSTILE_SECRET": SECRET, "HOME": str(home)}
@@ -315,15 +378,61 @@ def test_ipython_hooks_do_not_exist_in_the_sandbox(hostile, student: str) -> Non
     assert "1.1 line" in _review(result) and "get_ipython" in _review(result)
 
 
-@pytest.mark.parametrize(("student", "changed"), [
-    ("reload_noop", "importlib.reload was replaced"), ("numpy_all", "numpy.all was replaced"),
-    ("patch_core", "utils.checks._core.assert_close was replaced"),
-    ("patch_distribution", "norm_gen object's logpdf was replaced")])
-def test_patched_checkers_and_libraries_are_tampered(hostile, student: str, changed: str) -> None:
+@pytest.mark.parametrize(("student", "statuses"), [
+    ("reload_noop", ["not done"] * 3), ("numpy_all", ["fail", "not done", "not done"]),
+    ("patch_core", ["not done"] * 3), ("patch_distribution", ["fail", "not done", "not done"]),
+    ("patched_while_checked", ["fail", "not done", "not done"]), ("patched_below", ["fail", "not done", "not done"])])
+def test_patching_the_notebooks_libraries_does_not_reach_the_checks(hostile, student: str,
+                                                                   statuses: list[str]) -> None:
+    """The checks run in the grader's process: what a notebook patches (the checkers, NumPy, SciPy, their
+    internals, for good or only while its function is called) is in its own process, which judges nothing."""
+    assert _statuses(hostile["results"][student]) == statuses, hostile["results"][student]
+
+
+@pytest.mark.parametrize("student", ["forged_via_frame", "forged_via_gc", "forged_via_pickle"])
+def test_verdicts_signed_with_the_runners_own_function_are_not_passes(hostile, student: str) -> None:
+    """The runner's signing function, reached through a frame, the garbage collector or a pickle payload, signs
+    "pass" for every exercise and "done": the checks' verdicts are the grader's, so nothing passes."""
     result = hostile["results"][student]
-    assert _statuses(result) == ["tampered"] * 3
-    assert changed in _message(result, "1.1")
-    assert "🚫 tampered" in _feedback(hostile, student)
+    assert "pass" not in _statuses(result), result
+    assert set(_statuses(result)) <= {"not graded", "tampered", "not done"}, result
+
+
+def test_a_record_naming_an_unknown_exercise_is_that_notebooks_result(hostile) -> None:
+    result = hostile["results"]["unknown_exercise_record"]
+    assert _statuses(result) == ["tampered"] * 3 and "naming no exercise" in result.problem
+
+
+def test_a_lying_array_is_judged_by_its_bytes(hostile) -> None:
+    assert _statuses(hostile["results"]["lying_tensor"])[0] in ("fail", "error"), hostile["results"]["lying_tensor"]
+
+
+def test_a_notebook_closing_its_channel_and_sleeping_does_not_hold_the_class(hostile) -> None:
+    result = hostile["results"]["closes_channel_and_sleeps"]
+    assert _statuses(result)[0] == "pass" and _statuses(result)[1:] != ["pass", "pass"]
+    assert result.seconds < 30
+
+
+@pytest.mark.parametrize("student", ["link_to_key", "link_to_environ", "link_to_solutions", "linked_folder"])
+def test_symbolic_links_are_reported_and_not_read(hostile, student: str) -> None:
+    result = hostile["results"][student]
+    assert result.exercises == [] and result.problem.startswith("not graded: a symbolic link"), result
+    rows = (hostile["out"] / "gradebook.csv").read_text(encoding="utf-8")
+    assert KEY_TEXT not in rows and SECRET not in rows
+
+
+@pytest.mark.parametrize("student", ["metadata_not_a_dict", "cell_without_type"])
+def test_malformed_notebooks_are_graded_or_not_graded_never_a_crash(hostile, student: str) -> None:
+    result = hostile["results"][student]
+    assert result.problem.startswith("not graded") or _statuses(result) == ["pass"] * 3, result
+
+
+def test_control_characters_are_escaped_in_every_report(hostile) -> None:
+    feedback = _feedback(hostile, "escapes_terminal")
+    assert "\\x1b]0;owned" in feedback
+    for path in [hostile["out"] / "gradebook.csv", *(hostile["out"] / "feedback").glob("*.md")]:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search("[\x1b\x07\x9b\u202e]", text), path
 
 
 def test_the_sandbox_holds_no_solutions_and_no_tools(hostile) -> None:
@@ -333,11 +442,11 @@ def test_the_sandbox_holds_no_solutions_and_no_tools(hostile) -> None:
     assert "REPO_ROOT" in _review(result)
 
 
-def test_reading_the_checkers_frame_is_not_prevented_but_flagged(hostile) -> None:
-    """Inside one Python process a student's object can read the checker's expected value from its frame
-    (docs/grading.md says so): the grader cannot tell, but flags the lines for review."""
+def test_the_checkers_frame_is_out_of_reach_and_the_lines_flagged(hostile) -> None:
+    """An object that would read the checker's expected value from its frame is not plain data: it cannot even
+    leave the notebook's process, where no checker runs. The lines are flagged for review as before."""
     result = hostile["results"]["frame_reader"]
-    assert _statuses(result)[0] == "pass"
+    assert _statuses(result)[0] == "error" and "not plain data" in _message(result, "1.1")
     cell = next(c for c in hostile["attacks"]["frame_reader"].cells if c.source.startswith("# Exercise 1.1:"))
     line = cell.source.splitlines().index("        frame = sys._getframe(1)") + 1
     assert f"1.1 line {line}: ._getframe" in _review(result).split("; ")
@@ -350,7 +459,7 @@ def test_a_printed_verdict_is_not_a_pass(hostile) -> None:
 
 def test_a_forged_record_on_the_result_channel_is_tampered(hostile) -> None:
     result = hostile["results"]["forged_record"]
-    assert _statuses(result) == ["tampered"] * 3
+    assert set(_statuses(result)) <= {"tampered", "not graded"}, result
     assert result.problem.startswith("tampered: the grader received a verdict it did not write")
 
 
@@ -487,7 +596,7 @@ def test_the_courses_own_implementation_is_not_a_pass(hostile) -> None:
     """Exercise 4.1 through utils.vae.gaussian_kl_terms: imported by name (the scan sees it), reached without
     naming it (the runner sees the student's code call it), or the student's own code (a pass)."""
     results = hostile["results"]
-    for student in ("kl_imports_reference", "kl_hides_reference"):
+    for student in ("kl_imports_reference", "kl_hides_reference", "kl_partial_reference"):
         assert _statuses(results[student]) == ["fail", "pass"], results[student]
         assert "the course's own implementation" in _message(results[student], "4.1")
     assert "utils.elbo_terms.gaussian_kl_terms" in _message(results["kl_imports_reference"], "4.1")

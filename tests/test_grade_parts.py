@@ -1,4 +1,5 @@
-"""The grader's parts that run no notebook: safe output, the static scan, cell matching, the signed result channel."""
+"""The grader's parts that run no notebook: safe output, the static scan, cell matching, the signed events,
+the wire between the checking process and the notebook's (values, gradients, deadlines, malformed frames)."""
 from __future__ import annotations
 
 import contextlib
@@ -6,18 +7,22 @@ import hashlib
 import hmac
 import json
 import os
+import struct
 import subprocess
 import threading
 import time
 from unittest import mock
 
 import nbformat
+import numpy as np
 import pytest
+import torch
 
 from tools.build_notebooks import CELL_METADATA_KEY, SOLUTIONS_DIR
-from tools.grading.plan import find_student_cell
+from tools.grading import wire
+from tools.grading.plan import find_student_cell, find_submissions
 from tools.grading.report import capped, feedback_file_names, fenced, spreadsheet_safe
-from tools.grading.run import ForgedRecord, ResultChannel, grade_notebook
+from tools.grading.run import EventVerifier, ForgedRecord, grade_notebook
 from tools.grading.sandbox import SandboxUnavailable, probe_sandbox
 from tools.grading.scan import flag_lines, reference_uses
 
@@ -35,7 +40,8 @@ def test_quotes_are_capped_and_say_so() -> None:
 
 @pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])
 def test_formula_starts_are_neutralised(value: str) -> None:
-    assert spreadsheet_safe(value) == f"'{value}"
+    assert spreadsheet_safe(value) in (f"'{value}", "\\r=1")  # a carriage return is written as its escape
+    assert not spreadsheet_safe(value).startswith(("=", "+", "-", "@", "\t", "\r"))
 
 
 def test_ordinary_cells_are_left_alone() -> None:
@@ -88,53 +94,116 @@ def test_a_students_cell_is_found_by_metadata_first_then_header_then_definition(
     assert find_student_cell(nbformat.v4.new_notebook(cells=[]), "1.1", "def f(): ...") is None
 
 
-def _signed(key: bytes, record: dict) -> bytes:
+def _signed(key: bytes, record: dict) -> dict:
     line = json.dumps(record)
-    return f"{line}\t{hmac.new(key, line.encode(), hashlib.sha256).hexdigest()}\n".encode()
+    return {"op": "event", "record": line, "mac": hmac.new(key, line.encode(), hashlib.sha256).hexdigest()}
 
 
-@pytest.mark.parametrize(("lines", "error"), [
-    ([b'{"seq": 0, "event": "done"}\tf00d\n'], "wrong signature"),
-    (["signed seq 1"], "out of sequence"),
-    ([b"x" * 300_000], "overlong"),
-    ([b'{"seq": 0}'], "unterminated")])
-def test_the_result_channel_refuses_what_the_runner_did_not_sign(lines: list, error: str) -> None:
+@pytest.mark.parametrize(("header", "error"), [
+    ({"op": "event", "record": '{"seq": 0, "event": "done"}', "mac": "f00d"}, "wrong signature"),
+    ("signed seq 1", "out of sequence"), ({"op": "event", "record": 3}, "without a signature")])
+def test_the_event_verifier_refuses_what_the_runner_did_not_sign(header: dict | str, error: str) -> None:
     key = os.urandom(32)
-    read_fd, write_fd = os.pipe()
-    data = b"".join(_signed(key, {"seq": 1, "event": "done"}) if line == "signed seq 1" else line for line in lines)
-
-    def write() -> None:
-        with contextlib.suppress(BrokenPipeError), os.fdopen(write_fd, "wb") as handle:
-            handle.write(data)
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    channel = ResultChannel(read_fd, key, time.monotonic() + 5)
+    verifier = EventVerifier(key)
     with pytest.raises(ForgedRecord, match=error):
-        while channel.next_record() is not None:
-            pass
-    os.close(read_fd)
-    writer.join()
+        verifier.verified(_signed(key, {"seq": 1, "event": "done"}) if header == "signed seq 1" else header)
+    assert verifier.verified(_signed(key, {"seq": 0, "event": "ready"})) == {"seq": 0, "event": "ready"}
 
 
-def test_the_result_channel_yields_signed_records_in_order_then_none() -> None:
-    key = os.urandom(32)
+def _peers(deadline_s: float = 20) -> tuple[wire.Peer, wire.Peer, threading.Thread, dict]:
+    """A caller and a server joined by two pipes; the server (a thread) serves ``functions`` until told to
+    stop, as the sandbox's runner does during a check."""
+    to_server, to_caller = os.pipe(), os.pipe()
+    functions: dict = {}
+
+    def raised(header: dict) -> BaseException:
+        return RuntimeError(header.get("evalue"))
+
+    server = wire.Peer(wire.Channel(to_server[0], to_caller[1]), lambda header: functions[header["name"]],
+                       lambda error: {"ename": type(error).__name__, "evalue": str(error)}, raised)
+    caller = wire.Peer(wire.Channel(to_caller[0], to_server[1], time.monotonic() + deadline_s),
+                       lambda header: None, lambda error: {"evalue": str(error)}, raised)
+
+    def serve() -> None:
+        with contextlib.suppress(wire.PeerGone):
+            while True:
+                header, blobs = server.channel.receive()
+                if header.get("op") == "release":
+                    return
+                server.serve(header, blobs)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return caller, server, thread, functions
+
+
+def test_values_cross_the_wire_as_plain_data() -> None:
+    caller, _, thread, functions = _peers()
+    functions["echo"] = lambda *args, **kwargs: (args, kwargs)
+    values = (None, True, 3, 2.5, float("nan"), "é", [1, (2, 3)], {"a": np.arange(6).reshape(2, 3)},
+              np.float32(1.5), torch.arange(4.0, dtype=torch.float64).reshape(2, 2)[:, 0], torch.tensor(7))
+    (args, kwargs) = caller.call({"op": "call", "name": "echo"}, values, {"key": np.eye(2)})
+    assert args[:4] == values[:4] and np.isnan(args[4]) and args[5:7] == values[5:7]
+    assert np.array_equal(args[7]["a"], values[7]["a"]) and args[8] == np.float32(1.5)
+    assert torch.equal(args[9], torch.tensor([0.0, 2.0], dtype=torch.float64)) and args[10].shape == ()
+    assert np.array_equal(kwargs["key"], np.eye(2))
+    generators = caller.call({"op": "call", "name": "echo"}, (np.random.default_rng(3),
+                                                              torch.Generator().manual_seed(4)), {})[0]
+    assert generators[0].normal() == np.random.default_rng(3).normal()
+    again = torch.Generator().manual_seed(4)
+    assert torch.equal(torch.randn(3, generator=generators[1]), torch.randn(3, generator=again))
+    with pytest.raises(wire.Uncarriable):
+        caller.call({"op": "call", "name": "echo"}, (object(),), {})
+    caller.channel.send({"op": "release"})
+    thread.join(5)
+
+
+def test_gradients_cross_the_wire_both_ways() -> None:
+    """The check's tensors get the gradients of the student's result, and the student's code gets the gradients
+    of a check's function it calls, as finite differences say they are."""
+    caller, _, thread, functions = _peers()
+    functions["quadratic"] = lambda w, f: (f(w) * w).sum()  # calls back into the caller's function f
+    w = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    value = caller.call({"op": "call", "name": "quadratic"}, (w, torch.sin), {})
+    (gradient,) = torch.autograd.grad(value, w)
+    assert torch.allclose(gradient, torch.sin(w) + w * torch.cos(w))
+    callback = caller.call({"op": "call", "name": "quadratic"}, (w, lambda v: v.exp()), {})
+    (gradient,) = torch.autograd.grad(callback, w)
+    step = 1e-6
+    numeric = [(((w + step * e).exp() * (w + step * e)).sum() - ((w - step * e).exp() * (w - step * e)).sum())
+               / (2 * step) for e in torch.eye(3, dtype=torch.float64)]
+    assert torch.allclose(gradient, torch.stack(numeric).detach(), rtol=1e-6)
+    functions["detached"] = lambda w: w.detach() * 2
+    assert not caller.call({"op": "call", "name": "detached"}, (w,), {}).requires_grad
+    caller.channel.send({"op": "release"})
+    thread.join(5)
+
+
+def test_a_silent_peer_hits_the_deadline_and_a_malformed_frame_is_refused() -> None:
     read_fd, write_fd = os.pipe()
-    os.write(write_fd, _signed(key, {"seq": 0, "event": "ready"}) + _signed(key, {"seq": 1, "event": "done"}))
-    os.close(write_fd)
-    channel = ResultChannel(read_fd, key, time.monotonic() + 5)
-    assert [channel.next_record(), channel.next_record(), channel.next_record()] == [
-        {"seq": 0, "event": "ready"}, {"seq": 1, "event": "done"}, None]
-    os.close(read_fd)
-
-
-def test_the_result_channel_times_out() -> None:
-    read_fd, write_fd = os.pipe()
-    channel = ResultChannel(read_fd, b"key", time.monotonic() + 0.2)
-    with pytest.raises(TimeoutError):
-        channel.next_record()
+    with pytest.raises(wire.DeadlineReached):
+        wire.Channel(read_fd, write_fd, time.monotonic() + 0.2).receive()
+    os.write(write_fd, struct.pack("!I", 2**31))
+    with pytest.raises(wire.ProtocolError, match="larger"):
+        wire.Channel(read_fd, write_fd, time.monotonic() + 2).receive()
+    header = json.dumps({"op": "return", "value": {"t": "ndarray", "dtype": "object", "shape": [1], "blob": 0},
+                         "blobs": 0}).encode()
+    os.write(write_fd, struct.pack("!I", len(header)) + header)
+    received, blobs = wire.Channel(read_fd, write_fd, time.monotonic() + 2).receive()
+    with pytest.raises(wire.ProtocolError, match="malformed array"):
+        wire.Decoder(blobs).decode(received["value"])
     os.close(read_fd)
     os.close(write_fd)
+
+
+def test_only_regular_files_inside_the_folder_are_submissions(tmp_path) -> None:
+    (tmp_path / "real.ipynb").write_text("{}")
+    (tmp_path / "link.ipynb").symlink_to(tmp_path / "real.ipynb")
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    found = find_submissions(tmp_path)
+    assert [student for student, _ in found.notebooks] == ["real"]
+    assert {student: reason.split(" (")[0] for student, _, reason in found.refused} == {
+        "link": "a symbolic link", "fifo": "not a regular file"}
 
 
 def test_a_machine_without_namespaces_is_refused_with_bubblewraps_reason(monkeypatch) -> None:

@@ -22,8 +22,19 @@ STATUS_MARK = {"pass": "✅ correct", "fail": "❌ the check failed", "not done"
                "tampered": "🚫 tampered: not counted", "not graded": "⏹ not graded"}
 
 
+# Characters a terminal or an editor acts on (escape sequences, carriage returns, bidirectional overrides): shown
+# as escapes in every report, never written raw. Newlines and tabs are kept.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escaped(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\x1b``, ``\\u202e``)."""
+    return CONTROL_CHARACTERS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def capped(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    """``text`` cut to ``limit`` characters, saying how much was cut, its control characters escaped."""
+    text = escaped(text)
     return text if len(text) <= limit else f"{text[:limit]} … ({len(text) - limit} more characters not shown)"
 
 
@@ -43,7 +54,7 @@ def inline(text: str) -> str:
 
 def spreadsheet_safe(value: object) -> str:
     """A CSV cell that no spreadsheet runs as a formula."""
-    text = str(value)
+    text = escaped(str(value))
     return f"'{text}" if text.startswith(FORMULA_START) else text
 
 
@@ -151,11 +162,13 @@ def summary_text(results: list[NotebookResult], skipped: list[Path] | None = Non
     problems = [r for r in results if r.problem]
     if problems:
         lines.append(f"{len(problems)} {_plural(len(problems), 'notebook')} with a grading note:")
-        lines += [f"  {r.student!r} ({r.notebook!r}): {capped(r.problem, 300)}" for r in problems]
+        lines += [f"  {escaped(repr(r.student))} ({escaped(repr(r.notebook))}): {capped(r.problem, 300)}"
+                  for r in problems]
     reviews = [r for r in results if review_note(r)]
     if reviews:
         lines.append(f"{len(reviews)} {_plural(len(reviews), 'notebook')} to review (the gradebook's review column):")
-        lines += [f"  {r.student!r} ({r.notebook!r}): {capped(review_note(r), 300)}" for r in reviews]
+        lines += [f"  {escaped(repr(r.student))} ({escaped(repr(r.notebook))}): {capped(review_note(r), 300)}"
+                  for r in reviews]
     if skipped:
         lines.append(f"Jupyter checkpoint copies not graded: {len(skipped)} "
                      "(.ipynb_checkpoints: the notebook beside each is)")

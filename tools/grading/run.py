@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import importlib
+import io
 import json
 import multiprocessing
 import os
 import re
 import secrets
-import select
 import signal
 import subprocess
 import sys
@@ -24,10 +25,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import torch
 from tqdm.auto import tqdm
 
+from tools.grading import wire
 from tools.grading.plan import (
     GradingPlan,
     NotGradable,
@@ -53,8 +56,10 @@ DEFAULT_TIME_LIMIT_S = 300
 # What the grader keeps of what the sandbox writes to its stdout and stderr (a crashed start's message); the
 # rest is read and dropped, so a flood cannot grow the grader.
 KEPT_OUTPUT = 8 * 1024
-# The longest record a runner writes is a few messages of RUNNER_MESSAGE_LIMIT characters; longer is not ours.
-RECORD_LIMIT = 256 * 1024
+# What the grader quotes of a message from the notebook's process (the runner caps its own at the same).
+RUNNER_MESSAGE_LIMIT = 4000
+# How long a notebook's process that closed the grader's channel may take to exit before it is killed.
+EXIT_GRACE_S = 5.0
 MISSING_NAME = re.compile(r"name '(\w+)' is not defined")
 TAMPERED_MESSAGE = ("the checker, or a library function it relies on, was changed while your notebook ran ({}); "
                     "a verdict given after that cannot be trusted, so this exercise is not counted. Exercise cells "
@@ -76,51 +81,31 @@ class GradingOptions:
 
 
 class ForgedRecord(RuntimeError):
-    """A line on the result channel that the runner did not sign, or signed out of order."""
+    """An event on the result channel that the runner did not sign, signed out of order, or that names nothing
+    of this notebook."""
 
 
-class ResultChannel:
-    """The read end of a run's result pipe: yields the runner's records, verified, until a deadline."""
+class EventVerifier:
+    """Checks the runner's events: each signed with the run's key, numbered in order."""
 
-    def __init__(self, fd: int, key: bytes, deadline: float) -> None:
-        self.fd, self.key, self.deadline = fd, key, deadline
-        self.buffer = b""
-        self.expected = 0
-        self.closed = False
+    def __init__(self, key: bytes) -> None:
+        self.key, self.expected = key, 0
 
-    def _verified(self, line: bytes) -> dict:
-        payload, _, mac = line.rpartition(b"\t")
-        expected_mac = hmac.new(self.key, payload, sha256).hexdigest().encode()
-        if not hmac.compare_digest(mac, expected_mac):
-            raise ForgedRecord("a record with a wrong signature")
-        record = json.loads(payload)
-        if record.get("seq") != self.expected:
-            raise ForgedRecord("a record out of sequence (replayed)")
+    def verified(self, header: dict) -> dict:
+        line, mac = header.get("record"), header.get("mac")
+        if not isinstance(line, str) or not isinstance(mac, str):
+            raise ForgedRecord("an event without a signature")
+        expected_mac = hmac.new(self.key, line.encode(), sha256).hexdigest()
+        if not hmac.compare_digest(mac.encode(), expected_mac.encode()):
+            raise ForgedRecord("an event with a wrong signature")
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ForgedRecord("an event that is not JSON") from None
+        if not isinstance(record, dict) or record.get("seq") != self.expected:
+            raise ForgedRecord("an event out of sequence (replayed)")
         self.expected += 1
         return record
-
-    def next_record(self) -> dict | None:
-        """The next record; None when the runner closed the channel; TimeoutError past the deadline."""
-        while b"\n" not in self.buffer:
-            if self.closed:
-                return None
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            readable, _, _ = select.select([self.fd], [], [], remaining)
-            if not readable:
-                raise TimeoutError
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                self.closed = True
-                if self.buffer:
-                    raise ForgedRecord("an unterminated record")
-                return None
-            self.buffer += chunk
-            if len(self.buffer) > RECORD_LIMIT and b"\n" not in self.buffer:
-                raise ForgedRecord("an overlong record")
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return self._verified(line)
 
 
 def _drain(stream: IO[bytes], kept: bytearray) -> None:
@@ -177,45 +162,152 @@ def _judge_check(result: ExerciseResult, record: dict, names: list[str], referen
         result.status, result.message = "error", f"{ename}: {evalue}{_where(raised)}{hint}"
 
 
-def _job(plan: GradingPlan, nonce: str, result_fd: int) -> bytes:
+def _job(plan: GradingPlan, nonce: str, result_fd: int) -> dict:
     cells = [{"source": c.source, "role": c.role, "exercise": c.exercise, "names": c.names} for c in plan.cells]
-    return json.dumps({"nonce": nonce, "result_fd": result_fd, "checker_modules": plan.checker_modules,
-                       "references": plan.references, "cells": cells}).encode()
+    return {"nonce": nonce, "result_fd": result_fd, "checker_modules": plan.checker_modules,
+            "references": plan.references, "remote_checks": plan.remote_checks, "cells": cells}
 
 
-def _start(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path, scratch: Path, result_fd: int,
-           nonce: str) -> subprocess.Popen:
-    """Start the runner (in a sandbox unless told otherwise) and send it its job."""
+def _start(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path, scratch: Path, result_fd: int
+           ) -> subprocess.Popen:
+    """Start the runner (in a sandbox unless told otherwise); its stdin is the grader's side of the wire."""
     if options.sandboxed:
         command = sandbox_command(stage, [], threads, options.limits, os.getpid() % 100_000)
         environment, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
     else:
         command = unconfined_command(stage, [], options.limits)
         environment, cwd = unconfined_environment(stage, threads), str(scratch)
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               pass_fds=(result_fd,), env=environment, cwd=cwd, start_new_session=True)
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            pass_fds=(result_fd,), env=environment, cwd=cwd, start_new_session=True)
+
+
+class StudentRaised(Exception):  # noqa: N818  (named by the student's exception, which it stands for)
+    """An exception the notebook's function raised when the check called it, rebuilt from its name and message;
+    ``student_where`` names the student's line for :func:`utils.checks._core.exercise_check`."""
+
+    student_where = ""
+
+
+class ReferenceCalled(BaseException):  # noqa: N818
+    """The notebook's function ran the course's own implementation of its exercise during the check."""
+
+
+class MissingFunction(BaseException):  # noqa: N818
+    """The check called a function the notebook does not define."""
+
+
+def _safe_name(text: object) -> str:
+    return "".join(c for c in str(text) if c.isalnum() or c == "_")[:100] or "Exception"
+
+
+def _student_exception(header: dict) -> BaseException:
+    """The exception to raise in the check for a "raise" answer from the notebook's process."""
+    if "reference" in header:
+        return ReferenceCalled(str(header["reference"])[:200])
+    if "missing" in header:
+        return MissingFunction(str(header["missing"])[:200])
+    message = str(header.get("evalue", ""))[:RUNNER_MESSAGE_LIMIT]
+    if header.get("not_done") is True:
+        return NotImplementedError(message)
+    error = type(_safe_name(header.get("ename")), (StudentRaised,), {})(message)
+    where = header.get("where")
+    if isinstance(where, dict) and {"line", "code"} <= where.keys():
+        error.student_where = f" (line {where['line']} of your code: `{str(where['code'])[:300]}`)"
+    return error
+
+
+def _describe_for_student(error: BaseException) -> dict:
+    """What the notebook's code is told when a function of the check it called raises."""
+    return {"ename": type(error).__name__, "evalue": str(error)[:RUNNER_MESSAGE_LIMIT], "not_done": False,
+            "where": None}
+
+
+class StudentFunction:
+    """The check's stand-in for a function the notebook defines: calling it calls that function in the
+    notebook's process, with the arguments and the result carried as plain data (:mod:`tools.grading.wire`)."""
+
+    def __init__(self, peer: wire.Peer, name: str) -> None:
+        self.peer, self.name, self.__name__ = peer, name, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.peer.call({"op": "call", "name": self.name}, args, kwargs)
+
+
+def _checkers(modules: list[str]) -> dict[str, Any]:
+    """The lesson's ``check_…`` functions, imported in this (the checking) process."""
+    return {name: value for module in modules for name, value in vars(importlib.import_module(module)).items()
+            if name.startswith("check_")}
+
+
+def run_check(source: str, result: ExerciseResult, peer: wire.Peer, student_names: list[str],
+              checkers: dict[str, Any], reference_uses: list[str]) -> None:
+    """Run one self-check cell here, in the checking process, on the notebook's functions (called across the
+    wire); set the exercise's result from how the checker ended. The verdict is this process's alone."""
+    from utils.checks._core import ExerciseCheckFailed, ExerciseCodeRaised, ExerciseNotDone
+    namespace = {**checkers, **{name: StudentFunction(peer, name) for name in student_names}}
+    printed = io.StringIO()
     try:
-        process.stdin.write(_job(plan, nonce, result_fd))
-        process.stdin.close()
-    except BrokenPipeError:
-        pass  # the sandbox did not start: its output says why
-    return process
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            exec(compile(source, f"<self-check {result.number}>", "exec"), namespace)  # noqa: S102  (ours)
+    except ReferenceCalled as used:
+        result.status, result.message = "fail", REFERENCE_MESSAGE.format(used)
+        return
+    except MissingFunction as missing:
+        result.status = "missing"
+        result.message = (f"the self-check calls `{missing}`, which your notebook does not define (renamed or "
+                          "deleted?)")
+        return
+    except ExerciseNotDone as error:
+        result.status, result.message = "not done", str(error)
+        return
+    except ExerciseCodeRaised as error:
+        result.status, result.message = "error", str(error)
+        return
+    except (ExerciseCheckFailed, AssertionError) as error:
+        result.status, result.message = "fail", str(error)
+        return
+    except Exception as error:  # noqa: BLE001  (a check cell that raised outside the checker)
+        result.status, result.message = "error", f"{type(error).__name__}: {error}"
+        return
+    finally:
+        peer.reset()
+    if reference_uses:
+        result.status, result.message = "fail", REFERENCE_MESSAGE.format(", ".join(reference_uses))
+    else:
+        result.status, result.message = "pass", "correct"
+
+
+def _judge_event(record: dict, plan: GradingPlan, results: dict[str, ExerciseResult], uses: dict[str, list[str]],
+                 names: dict[str, list[str]]) -> None:
+    """Note an in-sandbox event: an exercise cell's error, or the verdict of a check run in the sandbox (only
+    for the exercises whose checks cannot run in the checking process; see ``plan.remote_checks``)."""
+    event, number = record.get("event"), record.get("exercise")
+    if event in ("exercise", "check") and number not in results:
+        raise ForgedRecord("an event naming no exercise of this notebook")
+    if event == "exercise":
+        if record.get("uses_reference") and number not in plan.remote_checks:
+            uses.setdefault(number, []).append("a reference implementation")
+        _judge_exercise(results[number], record)
+    elif event == "check" and number not in plan.remote_checks:
+        used = uses.get(number, []) + list(record.get("reference_called") or [])
+        _judge_check(results[number], record, names.get(number, []), sorted(set(map(str, used))))
 
 
 def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path) -> str:
-    """Run a plan, filling its results from the runner's records; return the notebook-level problem ("" when
-    the run went to its end)."""
+    """Run a plan, filling its results: the notebook's cells in the sandbox, its self-checks here; return the
+    notebook-level problem ("" when the run went to its end)."""
     results = {result.number: result for result in plan.results}
     names = {cell.exercise: cell.names for cell in plan.cells if cell.role == "exercise"}
     uses = {number: list(used) for number, used in plan.reference_uses.items()}
     deadline = time.monotonic() + options.time_limit_s
     nonce = secrets.token_hex(32)
+    checkers = _checkers(plan.checker_modules)
     read_fd, write_fd = os.pipe()
     kept = bytearray()
     problem, where, ready = "", None, False
     with tempfile.TemporaryDirectory(prefix="vae-course-grade-") as scratch:
         try:
-            process = _start(plan, options, threads, stage, Path(scratch), write_fd, nonce)
+            process = _start(plan, options, threads, stage, Path(scratch), write_fd)
         except OSError as error:  # prlimit, bwrap or Python missing or not executable
             os.close(read_fd)
             return f"the sandbox could not start: {error}"
@@ -223,41 +315,68 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
             os.close(write_fd)
         drain = threading.Thread(target=_drain, args=(process.stdout, kept), daemon=True)
         drain.start()
-        channel = ResultChannel(read_fd, bytes.fromhex(nonce), deadline)
+        os.set_blocking(read_fd, False)
+        os.set_blocking(process.stdin.fileno(), False)
+        channel = wire.Channel(read_fd, process.stdin.fileno(), deadline)
+        peer = wire.Peer(channel, _no_named_functions, _describe_for_student, _student_exception)
+        verifier = EventVerifier(bytes.fromhex(nonce))
+        student_names = [name for cell in plan.cells if cell.role == "exercise" for name in cell.names]
         try:
-            while (record := channel.next_record()) is not None:
+            channel.send({"op": "job", "job": _job(plan, nonce, write_fd)})
+            while True:
+                header, _ = channel.receive()
+                if header.get("op") != "event":
+                    raise ForgedRecord("a message outside a call")
+                record = verifier.verified(header)
                 event = record.get("event")
                 if event == "ready":
                     ready = True
                 elif event == "cell":
-                    where = plan.cells[record["index"]].exercise
-                elif event == "exercise":
-                    if record.get("uses_reference"):
-                        uses.setdefault(record["exercise"], []).append("a reference implementation")
-                    _judge_exercise(results[record["exercise"]], record)
-                elif event == "check":
-                    used = uses.get(record["exercise"], []) + record.get("reference_called", [])
-                    _judge_check(results[record["exercise"]], record, names.get(record["exercise"], []),
-                                 sorted(set(used)))
+                    index = record.get("index")
+                    if type(index) is not int or not 0 <= index < len(plan.cells):
+                        raise ForgedRecord("an event naming no cell of this notebook")
+                    where = plan.cells[index].exercise
+                elif event == "serve":
+                    number = record.get("exercise")
+                    if number not in results or number not in plan.remote_checks:
+                        raise ForgedRecord("a check this notebook does not have")
+                    cell = plan.cells[record["index"]] if type(record.get("index")) is int \
+                        and 0 <= record["index"] < len(plan.cells) else None
+                    if cell is None or cell.role != "check" or cell.exercise != number:
+                        raise ForgedRecord("a check this notebook does not have")
+                    if results[number].status == "not graded":
+                        run_check(cell.source, results[number], peer, student_names, checkers,
+                                  sorted(set(uses.get(number, []))))
+                    channel.send({"op": "release"})
                 elif event == "done":
                     break
-            else:
-                problem = _died(process, where, ready, kept)
-        except TimeoutError:
+                else:
+                    _judge_event(record, plan, results, uses, names)
+        except wire.PeerGone:
+            problem = _died(process, where, ready, kept, deadline)
+        except wire.DeadlineReached:
             place = f"at exercise {where}" if where else "before the first exercise"
             problem = f"time limit of {options.time_limit_s:g} s reached {place} (an endless loop?)"
-        except ForgedRecord:
-            problem = f"tampered: {FORGED_MESSAGE}"
+        except (ForgedRecord, wire.ProtocolError) as error:
+            problem = f"tampered: {FORGED_MESSAGE} ({error})"
             for result in results.values():
                 if result.status == "not graded":
-                    result.status, result.message = "tampered", FORGED_MESSAGE
+                    result.status, result.message = "tampered", f"{FORGED_MESSAGE} ({error})"
         finally:
             _kill(process)
             os.close(read_fd)
             drain.join(timeout=5)
     if problem and where and results[where].status == "not graded":
         results[where].status, results[where].message = "error", problem
+    unchecked = [number for number in plan.remote_checks if results[number].status == "not graded"]
+    if not problem and unchecked:
+        problem = (f"not graded: the notebook's process reported its end before exercise {unchecked[0]}'s check "
+                   "ran")
     return problem
+
+
+def _no_named_functions(header: dict) -> Any:
+    raise wire.ProtocolError("the notebook's process called the grader by name")
 
 
 def _kill(process: subprocess.Popen) -> None:
@@ -269,9 +388,13 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _died(process: subprocess.Popen, where: str | None, ready: bool, kept: bytearray) -> str:
-    """The problem of a runner that closed its channel before its last record."""
-    status = process.wait()
+def _died(process: subprocess.Popen, where: str | None, ready: bool, kept: bytearray, deadline: float) -> str:
+    """The problem of a runner that closed its channel before its last record (waiting for its exit no longer
+    than the run's deadline: a process that closed the channel and sleeps is killed)."""
+    try:
+        status = process.wait(timeout=max(0.0, min(EXIT_GRACE_S, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        return "the notebook's process closed the grader's channel and did not exit: it was stopped"
     if not ready:
         tail = kept.decode("utf-8", "replace").strip()[-1500:]
         return f"the sandbox did not start (exit status {status}): {tail}"
@@ -300,12 +423,19 @@ def grade_notebook(student: str, path: Path, display_path: str, expected_lesson:
         outcome.lesson = lesson
         plan = plan_grading(lessons[lesson], submission)
         outcome.exercises, outcome.flags = plan.results, plan.flags
+        torch.set_num_threads(threads)  # the checks run here
         outcome.problem = run_plan(plan, options, threads, stage)
         for result in outcome.exercises:
             if result.status == "not graded" and not result.message:
-                result.message = f"not graded: {outcome.problem}" if outcome.problem else "not graded"
+                result.message = outcome.problem if outcome.problem.startswith("not graded") else \
+                    f"not graded: {outcome.problem}" if outcome.problem else "not graded"
     except NotGradable as error:
-        outcome.problem = str(error)
+        outcome.problem = f"not graded: {error}"
+    except Exception as error:  # noqa: BLE001  (one notebook never stops the class: its failure is its result)
+        outcome.problem = f"not graded: the grader could not grade this notebook ({type(error).__name__})"
+        for result in outcome.exercises:
+            if result.status == "not graded":
+                result.message = outcome.problem
     finally:
         if own_stage:
             remove_stage(stage)
@@ -321,12 +451,15 @@ def grade_all(submissions: Path, expected_lesson: int | None = None, workers: in
     options = options or GradingOptions()
     if options.sandboxed:
         probe_sandbox()
-    found = find_submissions(submissions).notebooks
+    submitted = find_submissions(submissions)
+    found = submitted.notebooks
+    base = submissions if submissions.is_dir() else submissions.parent
+    refused = [NotebookResult(student=student, notebook=_shown(path, base), problem=f"not graded: {reason}")
+               for student, path, reason in submitted.refused]
     if not found:
-        return []
+        return refused
     workers = max(1, min(workers or usable_cpus(), len(found)))
     threads = max(1, usable_cpus() // workers)
-    base = submissions if submissions.is_dir() else submissions.parent
     stage = make_stage(options.sandboxed)
     jobs = [(student, path, path.relative_to(base).as_posix(), expected_lesson, options, threads, stage)
             for student, path in found]
@@ -336,7 +469,18 @@ def grade_all(submissions: Path, expected_lesson: int | None = None, workers: in
             futures = {pool.submit(grade_notebook, *job): position for position, job in enumerate(jobs)}
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook",
                                disable=not progress, file=sys.stderr):
-                results[futures[future]] = future.result()
+                position = futures[future]
+                try:
+                    results[position] = future.result()
+                except Exception as error:  # noqa: BLE001  (a worker that died: that notebook's result, not ours)
+                    student, _, shown = jobs[position][:3]
+                    results[position] = NotebookResult(student=student, notebook=shown, problem=(
+                        f"not graded: the grading worker failed ({type(error).__name__})"))
     finally:
         remove_stage(stage)
-    return [result for result in results if result is not None]
+    return [result for result in results if result is not None] + refused
+
+
+def _shown(path: Path, base: Path) -> str:
+    """A submission's path as the gradebook shows it: relative to the submissions folder where it is inside."""
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else path.name

@@ -1,17 +1,17 @@
-"""Run one graded notebook's cells in order, inside the sandbox, and report each exercise's outcome.
+"""Run one graded notebook's cells in order, inside the sandbox; serve the grader's calls at each self-check.
 
-This file is copied into the sandbox and run there as a script (``python -B -s runner.py``); it imports
-nothing from ``tools``. The grader sends the job (cells, roles, the lesson's checker modules, a per-run secret)
-as JSON on stdin; the runner reads it, closes stdin, and writes its records, one JSON line each signed with
-HMAC-SHA256 under that secret, to the file descriptor the job names. Student code is told neither.
+This file is copied into the sandbox with ``wire.py`` and run there as a script (``python -B -s runner.py``); it
+imports nothing from ``tools``. The grader sends the job (cells, roles, the lesson's checker modules, a per-run
+secret) as the first frame on stdin, which stays open as the grader's side of the wire; the runner writes its
+events (signed with HMAC-SHA256 under that secret, numbered) and its answers to the file descriptor the job names.
 
-Cells run with ``exec`` in one namespace, the notebook's ``__main__``: no Jupyter kernel and no IPython, so no
-input transformers, no ``showtraceback`` and no ``get_ipython``. Self-check cells run in a copy of that
-namespace whose ``check_…`` names are the checkers this runner imported before any student code ran. A check
-passes when the checker returns; what anything prints is never read. After every check the runner compares the
-checker modules, the course's ``utils`` and the library functions they call with what it imported (identity of
-every function, class and module in their namespaces, of the checkers' code and closures): a difference makes
-the check ``tampered``.
+Cells run with ``exec`` in one namespace, the notebook's ``__main__``: no Jupyter kernel and no IPython. At a
+self-check cell of an exercise in ``remote_checks`` the runner sends "serve" and answers the grader's calls of the
+notebook's functions (arguments and results as plain data, :mod:`wire`) until the grader says "release": the
+check itself runs in the grader's process, which alone decides the verdict. While it calls, the course's own
+implementations of the lesson's exercises are guards that raise :class:`ReferenceUsed`. The checks of the other
+exercises (objects handed to the student: models, classes) still run here, with the snapshot comparison after
+each that makes a changed checker or library ``tampered``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import hmac
 import io
 import json
 import linecache
-import os
 import sys
 import sysconfig
 import traceback
@@ -249,19 +248,69 @@ def _caller_watch(codes: set[types.CodeType], student_files: dict[str, str], see
     return watch
 
 
+class MissingName(NameError):
+    """The grader called a function the notebook does not define."""
+
+
+class ReferenceUsed(RuntimeError):
+    """A graded function ran the course's own implementation of its exercise while the grader called it."""
+
+
+def _guard_references(references: dict[str, list[str]], calling: list[bool]) -> None:
+    """Replace each reference implementation, wherever a loaded ``utils`` module holds it, by a guard that raises
+    :class:`ReferenceUsed` while the grader is calling the notebook's functions (``calling[0]``) and runs it
+    otherwise (the lesson's own cells use it). However the student reaches it (an import, ``getattr`` on a
+    string, ``functools.partial``), what runs during a check is the guard."""
+    originals = {id(_resolve(dotted)): dotted for names in references.values() for dotted in names}
+    guards: dict[int, Any] = {}
+    for module in [m for name, m in list(sys.modules.items()) if name == "utils" or name.startswith("utils.")]:
+        for key, value in list(vars(module).items()):
+            if id(value) in originals and isinstance(value, types.FunctionType):
+                if id(value) not in guards:
+                    guards[id(value)] = _guard(value, originals[id(value)], calling)
+                setattr(module, key, guards[id(value)])
+
+
+def _guard(function: Callable, dotted: str, calling: list[bool]) -> Callable:
+    def guard(*args: Any, **kwargs: Any) -> Any:
+        if calling[0]:
+            raise ReferenceUsed(dotted)
+        return function(*args, **kwargs)
+    guard.__name__, guard.__qualname__, guard.__doc__ = function.__name__, function.__qualname__, function.__doc__
+    return guard
+
+
+def _raise_fields(error: BaseException, student_files: dict[str, str]) -> dict:
+    """What the grader is told of an exception raised by the notebook's function it called."""
+    if isinstance(error, ReferenceUsed):
+        return {"reference": _capped(str(error))}
+    if isinstance(error, MissingName):
+        return {"missing": _capped(str(error))}
+    message = error.msg if isinstance(error, SyntaxError) and error.msg else str(error)
+    return {"ename": type(error).__name__[:100], "evalue": _capped(message),
+            "not_done": isinstance(error, NotImplementedError), "where": _student_line(error, student_files)}
+
+
+def _rebuilt(header: dict) -> Exception:
+    """The exception a grader's function raised, rebuilt by name for the student's code that called it."""
+    name = "".join(c for c in str(header.get("ename", "Exception")) if c.isalnum() or c == "_")[:100] or "Exception"
+    return type(name, (Exception,), {})(str(header.get("evalue", ""))[:MESSAGE_LIMIT])
+
+
 def main() -> None:
-    job = json.loads(sys.stdin.read())
-    sys.stdin.close()
-    sys.stdin = io.StringIO("")
+    import wire  # beside this file in the sandbox
+    channel = wire.Channel(0, -1)
+    job = channel.receive()[0]["job"]
     signer = hmac.new(bytes.fromhex(job.pop("nonce")), digestmod=hashlib.sha256)
-    result_fd, write, dumps = job["result_fd"], os.write, json.dumps
+    channel.write_fd = job["result_fd"]
     sequence = [0]
+    dumps = json.dumps
 
     def emit(record: dict) -> None:
         line = dumps({"seq": sequence[0], **record}, ensure_ascii=True)
         mac = signer.copy()
         mac.update(line.encode())
-        write(result_fd, f"{line}\t{mac.hexdigest()}\n".encode())
+        channel.send({"op": "event", "record": line, "mac": mac.hexdigest()})
         sequence[0] += 1
 
     for name in job["checker_modules"]:
@@ -272,6 +321,9 @@ def main() -> None:
     checkers = {name: value for module_name in job["checker_modules"]
                 for name, value in vars(sys.modules[module_name]).items() if name.startswith("check_")}
     references = {number: [_resolve(dotted) for dotted in names] for number, names in job["references"].items()}
+    remote = set(job["remote_checks"])
+    calling = [False]
+    _guard_references({number: names for number, names in job["references"].items() if number in remote}, calling)
     watched = [sys.modules[name] for name in sorted(sys.modules) if name == "utils" or name.startswith("utils.")]
     watched += [sys.modules[name] for name in WATCHED_LIBRARIES if name in sys.modules]
     snapshot = Snapshot(watched, [_resolve(name) for name in WATCHED_CLASSES])
@@ -282,6 +334,22 @@ def main() -> None:
     sys.modules["__main__"] = main_module
     namespace = vars(main_module)
     student_files: dict[str, str] = {}
+
+    def resolve(header: dict) -> Callable:
+        name = header.get("name")
+        if not isinstance(name, str) or name not in namespace:
+            raise MissingName(str(name))
+        function = namespace[name]
+
+        def called_by_the_grader(*args: Any, **kwargs: Any) -> Any:
+            calling[0] = True
+            try:
+                return function(*args, **kwargs)
+            finally:
+                calling[0] = False
+        return called_by_the_grader
+
+    peer = wire.Peer(channel, resolve, lambda error: _raise_fields(error, student_files), _rebuilt)
     emit({"event": "ready"})
 
     for index, cell in enumerate(job["cells"]):
@@ -291,6 +359,20 @@ def main() -> None:
         if role == "exercise":
             student_files[filename] = number
         emit({"event": "cell", "index": index})
+        if role == "check" and number in remote:
+            emit({"event": "serve", "index": index, "exercise": number})
+            output = CappedOutput()
+            sys.stdout = sys.stderr = output
+            try:
+                while True:
+                    header, blobs = channel.receive()
+                    if header.get("op") == "release":
+                        break
+                    peer.serve(header, blobs)
+            finally:
+                sys.stdout, sys.stderr = real_stdout, real_stderr
+                peer.reset()
+            continue
         output = CappedOutput()
         sys.stdout = sys.stderr = output
         record: dict[str, Any] = {"event": role, "index": index, "exercise": number}

@@ -3,8 +3,9 @@
 Inside, the notebook sees the system (``/usr``), the Python installation and the virtual environment, all
 read-only; a staged copy of the course's ``utils`` and ``data`` at ``/course`` (read-only; ``utils.REPO_ROOT`` is
 ``/course``, which holds no lessons, solutions, tools, ``.git``, submissions or grades); the runner at
-``/grader``; and one writable folder, ``/scratch`` (its HOME, working folder and ``/tmp``), a size-capped
-tmpfs that vanishes with the sandbox. It has its own network namespace (no interface but a down loopback),
+``/grader``; and two writable folders, ``/scratch`` (its HOME, working folder and ``TMPDIR``) and ``/tmp``,
+size-capped tmpfs that vanish with the sandbox (the checkout and its environment may lie below /tmp). It
+has its own network namespace (no interface but a down loopback),
 PID namespace (it sees and signals only its own processes, and all of them are killed when its first process
 ends or the grader goes away), IPC and UTS namespaces, and an environment holding only what the lesson needs.
 
@@ -32,7 +33,11 @@ MIB = 1024**2
 COURSE_MOUNT = "/course"
 GRADER_MOUNT = "/grader"
 SCRATCH_MOUNT = "/scratch"
+# /tmp inside is a tmpfs of its own (Python's tempfile uses TMPDIR, in /scratch): code that writes to /tmp by name
+# gets this much.
+TMP_BYTES = 16 * 1024**2
 RUNNER = Path(__file__).with_name("runner.py")
+WIRE = Path(__file__).with_name("wire.py")
 INSTALL_HINT = ("the grader runs each notebook in a bubblewrap sandbox and needs `bwrap` (Linux only): "
                 "`sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora). "
                 "On macOS or Windows grade in a Linux VM or container, or pass --no-sandbox to run students' "
@@ -97,6 +102,7 @@ def stage_course(destination: Path, sandboxed: bool = True) -> Path:
         (course / "data").symlink_to(DATA_DIR, target_is_directory=True)
     (destination / "grader").mkdir()
     shutil.copy(RUNNER, destination / "grader" / "runner.py")
+    shutil.copy(WIRE, destination / "grader" / "wire.py")
     for folder, _, files in os.walk(destination):
         os.chmod(folder, 0o555)
         for name in files:
@@ -142,7 +148,7 @@ def _python_mounts() -> list[str]:
     made: set[str] = set()
     for root in roots:
         for parent in _ancestors(root):
-            if parent not in made and not parent.startswith("/usr"):
+            if parent not in made and not parent.startswith("/usr") and parent != "/tmp":
                 arguments += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
         arguments += ["--ro-bind", str(root), str(root)]
@@ -172,14 +178,17 @@ def sandbox_command(stage: Path, runner_arguments: list[str], threads: int, limi
     command = [*limit_arguments(limits, os.geteuid() == 0), bwrap,
                "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session", "--clearenv",
-               *_system_mounts(), *_python_mounts(),
+               *_system_mounts(),
+               # /tmp before the Python mounts, which may lie below it (a checkout or environment under /tmp)
+               "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+               *_python_mounts(),
                "--ro-bind", str(stage / "course"), COURSE_MOUNT,
                "--ro-bind", str(DATA_DIR), f"{COURSE_MOUNT}/data",
                "--ro-bind", str(stage / "grader"), GRADER_MOUNT,
                "--proc", "/proc", "--dev", "/dev",
                "--perms", "1777", "--size", str(16 * MIB), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
                "--perms", "0777", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH_MOUNT,
-               "--perms", "1777", "--dir", f"{SCRATCH_MOUNT}/tmp", "--symlink", f"{SCRATCH_MOUNT}/tmp", "/tmp",
+               "--perms", "1777", "--dir", f"{SCRATCH_MOUNT}/tmp",
                "--chdir", SCRATCH_MOUNT]
     for name, value in sandbox_environment(threads).items():
         command += ["--setenv", name, value]

@@ -83,7 +83,9 @@ def exercise_check(check: CheckFunction) -> CheckFunction:
                 problem = ExerciseNotDone(f"{stub or subject}: not done yet. Replace the `raise NotImplementedError` "
                                           "line with your code, run that cell, then this one.")
             except Exception as error:  # noqa: BLE001  (whatever the student's code raises is reported, not hidden)
-                where = _where_in_student_code(error.__traceback__)
+                # An error the student's code raised in its own process (the grader's two-process mode) names
+                # the student's line itself.
+                where = getattr(error, "student_where", "") or _where_in_student_code(error.__traceback__)
                 cause = "your code raised" if where else "checking your result raised"
                 problem = ExerciseCodeRaised(f"{subject}: {cause} {type(error).__name__}: {error}{where}")
         raise problem from None
