@@ -74,7 +74,8 @@ def _coarse_trapezoid(x, w, b, sigma, points):
 
 LOG_MARGINAL = Exercise("1.2", lesson01.check_log_marginal_quadrature, wrong=(
     Answer("forgets the log", lambda x, w, b, s: _quadrature(x, w, b, s, take_log=False), "p(x) itself"),
-    Answer("integrates log p(x, z)", lambda x, w, b, s: _quadrature(x, w, b, s, take_log=False, integrand_log=True)),
+    Answer("integrates log p(x, z)", lambda x, w, b, s: _quadrature(x, w, b, s, take_log=False, integrand_log=True),
+           "not log p(x, z)"),
     Answer("integrates over [−2, 2] only", lambda x, w, b, s: _quadrature(x, w, b, s, low=-2.0, high=2.0)),
     Answer("forgets the prior in the integrand", lambda x, w, b, s: float(np.log(integrate.quad(
         lambda z: np.exp(_log_joint(x, z, w, b, s, prior=0.0)[0]), -10, 10, limit=200)[0]))),

@@ -57,6 +57,11 @@ def check_log_joint(log_joint: Callable) -> None:
     passed("log_joint")
 
 
+# An integral short of log p(x) by more than this many nats did not integrate p(x, z) over its bump at all: a range
+# that misses part of the bump costs a few nats; the integral of log p(x, z) is off by tens or hundreds.
+FAR_BELOW_NATS = 10.0
+
+
 def _quadrature_hint(got: object, log_evidence: float, x: np.ndarray, w: np.ndarray, b: np.ndarray,
                      sigma: float) -> str:
     """What an integral off by more than rounding usually got wrong, with where the integrand's mass lies: its
@@ -75,6 +80,10 @@ def _quadrature_hint(got: object, log_evidence: float, x: np.ndarray, w: np.ndar
         return (f"Your value is too high. A range too narrow can only lower it; a grid too coarse for the integrand's "
                 f"peak (its spacing, not its range) can raise it, and so can an integrand other than p(x, z) = "
                 f"p(x | z)·p(z). {where}: {advice}")
+    if log_evidence - float(np.asarray(got, dtype=float)) > FAR_BELOW_NATS:
+        return (f"Your value is far too low ({log_evidence - float(np.asarray(got, dtype=float)):.0f} nats below log "
+                f"p(x)): the integrand must be p(x, z) = exp(log_joint(x, z)), not log p(x, z), and its range must "
+                f"cover the bump. {where}: {advice}")
     return (f"Your value is too low: part of the integral is missing. {where}: the range must cover it by several "
             "widths on each side, and a grid's spacing must be well below that width (or let scipy.integrate.quad "
             "choose the points); then take the log of the integral.")
