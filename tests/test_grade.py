@@ -275,5 +275,6 @@ def test_a_checkout_and_its_environment_under_tmp_grade(tmp_path: Path) -> None:
     run = subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-m", "tools.grade", str(submissions), "--out",
                           str(tmp_path / "grades")], cwd=checkout, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    rows = list(csv.DictReader((tmp_path / "grades" / "gradebook.csv").open(encoding="utf-8")))
-    assert [(row["student"], row["passed"], row["note"]) for row in rows] == [("zoe", "3", "")]
+    rows = list(csv.DictReader((tmp_path / "grades" / "lesson-01" / "gradebook.csv").open(encoding="utf-8")))
+    assert [(row["student"], row["1.1"], row["1.2"], row["1.3"], row["note"]) for row in rows] == [
+        ("zoe", "pass", "pass", "pass", "")]

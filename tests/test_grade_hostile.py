@@ -352,7 +352,9 @@ def _review(result: NotebookResult) -> str:
 
 
 def _feedback(hostile: dict, student: str) -> str:
-    return (hostile["out"] / "feedback" / f"{student}.md").read_text(encoding="utf-8")
+    """The student's feedback file, in the folder of whichever lesson (or none) the notebook was graded as."""
+    (path,) = hostile["out"].glob(f"*/feedback/{student}.md")
+    return path.read_text(encoding="utf-8")
 
 
 def test_there_are_at_least_twenty_attacks_and_honest_notebooks_are_unharmed(hostile) -> None:
@@ -413,12 +415,20 @@ def test_a_notebook_closing_its_channel_and_sleeping_does_not_hold_the_class(hos
     assert result.seconds < 30
 
 
+def _report_files(out: Path) -> list[Path]:
+    """Every file the grader wrote: each lesson's gradebook, exports, answers, summary and feedback."""
+    files = sorted(path for path in out.rglob("*") if path.is_file())
+    assert any(path.name == "gradebook.csv" for path in files), f"no gradebook under {out}"
+    return files
+
+
 @pytest.mark.parametrize("student", ["link_to_key", "link_to_environ", "link_to_solutions", "linked_folder"])
 def test_symbolic_links_are_reported_and_not_read(hostile, student: str) -> None:
     result = hostile["results"][student]
     assert result.exercises == [] and result.problem.startswith("not graded: a symbolic link"), result
-    rows = (hostile["out"] / "gradebook.csv").read_text(encoding="utf-8")
-    assert KEY_TEXT not in rows and SECRET not in rows
+    for path in _report_files(hostile["out"]):
+        text = path.read_text(encoding="utf-8")
+        assert KEY_TEXT not in text and SECRET not in text, path
 
 
 @pytest.mark.parametrize("student", ["metadata_not_a_dict", "cell_without_type"])
@@ -430,7 +440,7 @@ def test_malformed_notebooks_are_graded_or_not_graded_never_a_crash(hostile, stu
 def test_control_characters_are_escaped_in_every_report(hostile) -> None:
     feedback = _feedback(hostile, "escapes_terminal")
     assert "\\x1b]0;owned" in feedback
-    for path in [hostile["out"] / "gradebook.csv", *(hostile["out"] / "feedback").glob("*.md")]:
+    for path in _report_files(hostile["out"]):
         text = path.read_text(encoding="utf-8")
         assert not re.search("[\x1b\x07\x9b\u202e]", text), path
 
@@ -438,7 +448,7 @@ def test_control_characters_are_escaped_in_every_report(hostile) -> None:
 def test_the_sandbox_holds_no_solutions_and_no_tools(hostile) -> None:
     result = hostile["results"]["solutions_via_repo_root"]
     assert _statuses(result)[0] == "error"
-    assert "only saw ['data', 'utils']" in _message(result, "1.1")
+    assert "only saw ['data', 'studies', 'utils']" in _message(result, "1.1")
     assert "REPO_ROOT" in _review(result)
 
 
@@ -566,10 +576,10 @@ def test_a_huge_message_is_capped(hostile) -> None:
 
 
 def test_names_that_collide_get_their_own_feedback(hostile) -> None:
-    spaced = sorted((hostile["out"] / "feedback").glob("student_with_spaces*.md"))
+    spaced = sorted(hostile["out"].glob("*/feedback/student_with_spaces*.md"))
     assert len(spaced) == 2
     owners = {path.read_text(encoding="utf-8").splitlines()[0] for path in spaced}
-    assert owners == {"# Feedback for student with spaces", "# Feedback for student_with_spaces"}
+    assert owners == {"# Feedback for student with spaces", r"# Feedback for student\_with\_spaces"}
 
 
 def test_hidden_folders_are_graded_and_reported(hostile) -> None:

@@ -35,7 +35,7 @@ from tools.build_notebooks import (
     planned_outputs,
 )
 from utils.integrity import matches_record
-from utils.paths import DATA_DIR, REPO_ROOT
+from utils.paths import DATA_DIR, REPO_ROOT, STUDENT_PACKAGES
 
 RELEASE_NAME = "vae-course-student"
 INSTRUCTOR_ONLY_REQUIREMENTS = ("pytest", "nbval", "jupytext", "ruff")
@@ -112,7 +112,7 @@ def release_files(repo: Path = REPO_ROOT, lessons: list[int] | None = None) -> d
                  if lessons is None or lesson_number(p) in lessons]
     files = {f"notebooks/{p.name}": p.read_bytes() for p in notebooks}
     files |= {p.relative_to(repo).as_posix(): p.read_bytes()
-              for package in ("utils", "studies") for p in sorted((repo / package).rglob("*.py"))}
+              for package in STUDENT_PACKAGES for p in sorted((repo / package).rglob("*.py"))}
     files |= {f"data/{p.name}": p.read_bytes() for p in sorted((repo / DATA_DIR.name).iterdir()) if p.is_file()}
     files["pyproject.toml"] = (repo / "pyproject.toml").read_bytes()
     files["requirements.txt"] = student_requirements((repo / "requirements.txt").read_text()).encode()

@@ -170,8 +170,10 @@ def write_rows(path: Path, columns: list[str], rows: list[dict[str, str]]) -> No
 
 def student_answers(notebook: nbformat.NotebookNode, built: BuiltLesson) -> dict[str, str]:
     """A student's written answer to each question: the text of the question's cell (found by its generated id,
-    else by the question's first line) after the question; "" where the prompt was left as it was."""
-    markdown = [cell for cell in notebook.cells if cell.cell_type == "markdown"]
+    else by the question's first line) after the question; "" where the prompt was left as it was. A malformed cell
+    (no type, a source that is not text) is no answer."""
+    markdown = [cell for cell in notebook.get("cells", []) if isinstance(cell, dict)
+                and cell.get("cell_type") == "markdown" and isinstance(cell.get("source"), str)]
     answers = {}
     for question in built.questions:
         first_line = question.prompt.splitlines()[0] if question.prompt else ""

@@ -84,7 +84,8 @@ STUDENT_NOTES = {
 
 def student_note(problem: str) -> list[str]:
     """Feedback lines for a grading note: what to do, where the grader knows it, then its words quoted."""
-    advice = next((text for start, text in STUDENT_NOTES.items() if problem.startswith(start)), None)
+    reason = problem.removeprefix("not graded: ")
+    advice = next((text for start, text in STUDENT_NOTES.items() if reason.startswith(start)), None)
     quoted = fenced(capped(problem))
     return [advice, "", "The grader's message:", "", *quoted] if advice else quoted
 

@@ -1,9 +1,9 @@
 """The sandbox one notebook is graded in: bubblewrap (``bwrap``) namespaces, resource limits, a staged course.
 
 Inside, the notebook sees the system (``/usr``), the Python installation and the virtual environment, all
-read-only; a staged copy of the course's ``utils`` and ``data`` at ``/course`` (read-only; ``utils.REPO_ROOT`` is
-``/course``, which holds no lessons, solutions, tools, ``.git``, submissions or grades); the runner at
-``/grader``; and two writable folders, ``/scratch`` (its HOME, working folder and ``TMPDIR``) and ``/tmp``,
+read-only; a staged copy of the course's ``utils``, ``studies`` and ``data`` at ``/course`` (read-only;
+``utils.REPO_ROOT`` is ``/course``, which holds no lessons, solutions, tools, ``.git``, submissions or grades); the
+runner at ``/grader``; and two writable folders, ``/scratch`` (its HOME, working folder and ``TMPDIR``) and ``/tmp``,
 size-capped tmpfs that vanish with the sandbox (the checkout and its environment may lie below /tmp). It
 has its own network namespace (no interface but a down loopback),
 PID namespace (it sees and signals only its own processes, and all of them are killed when its first process
@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.paths import DATA_DIR, REPO_ROOT
+from utils.paths import DATA_DIR, REPO_ROOT, STUDENT_PACKAGES
 from utils.settings import COURSE_ENVIRONMENT_PREFIX
 from utils.threads import THREADS_ENV_VAR
 
@@ -90,12 +90,13 @@ def probe_sandbox() -> None:
 
 
 def stage_course(destination: Path, sandboxed: bool = True) -> Path:
-    """Copy what a sandbox may see (the course's ``utils``, compiled, and the runner) into ``destination``,
+    """Copy what a sandbox may see (the course's student packages, compiled, and the runner) into ``destination``,
     readable by everyone and writable by no one; return it. The data folder is bound into a sandbox (here an
     empty mount point), linked for an unconfined run."""
     course = destination / "course"
-    shutil.copytree(REPO_ROOT / "utils", course / "utils", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    compileall.compile_dir(course / "utils", quiet=1)
+    for package in STUDENT_PACKAGES:
+        shutil.copytree(REPO_ROOT / package, course / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        compileall.compile_dir(course / package, quiet=1)
     if sandboxed:
         (course / "data").mkdir()
     else:
