@@ -417,8 +417,8 @@ assert all(abs(r["target share"] - r["simp share"]) <= 1 / SUBSET + 1e-12 for r 
 # %% [markdown]
 # **Reading the tables.** Three groups of methods behave differently.
 #
-# - **SIMP from a uniform start** is hopeless at small budgets (its first iterations are grey and spread out; at
-#   equal volume they are far from any structure) and good from about 20–50 solves.
+# - **SIMP from a uniform start** is hopeless at small budgets (its first iterations are grey and spread out;
+#   thresholded at the volume target they are far from any structure) and good from about 20–50 solves.
 # - **Warm starts** — SIMP from the CVAE's or the baseline's design — are good from the first solves: lesson 8's
 #   designs are already within a few per cent, and SIMP's pixel updates remove what is left, tail included.
 # - **Latent searches alone** improve the median quickly but keep a **tail**: a few designs whose thresholded version

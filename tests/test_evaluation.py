@@ -87,7 +87,7 @@ def test_judging_under_given_nearest_designs_keeps_them(data) -> None:
     np.testing.assert_allclose(metrics.compliance_error, expected, rtol=1e-9)
 
 
-def test_simp_cleanup_removes_floating_islands(data) -> None:
+def test_ten_simp_iterations_remove_floating_islands(data) -> None:
     train = data.subset("train")
     index = next(i for i in range(len(train)) if not floating_material(train.density[i]))
     design = train.density[index].copy()

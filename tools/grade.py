@@ -21,9 +21,11 @@ fail        the check rejected the answer (its message is in the feedback), or t
 not done    the exercise still raises NotImplementedError
 error       the student's code raised (the feedback names the exception and the student's line)
 missing     the exercise cell was deleted, or the function it must define is not there
-tampered    the checker, or a library function it relies on, was changed by the notebook's code, or a
-            verdict was forged: not counted
-not graded  grading stopped before this exercise (time limit, Python died)
+tampered    the notebook's process broke the grader's protocol (a malformed, misplaced or forged record), or,
+            for the exercises still checked inside it, changed the checker or a library it relies on: not
+            counted (docs/grading.md)
+not graded  grading stopped before this exercise (time limit, Python died, an early end), or the file was
+            not a readable notebook
 =========== ======================================================================================
 
 Outputs in ``--out``: one folder per lesson, ``lesson-NN/``, with its ``gradebook.csv`` (statuses, points, score,
