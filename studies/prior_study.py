@@ -118,13 +118,13 @@ class PriorStudy:
         return rows
 
     def differences(self) -> dict[str, dict[str, list[Interval]]]:
-        """The diffusion prior against the learned prior (A − B, paired over the problems), per seed: {row:
-        {statistic: [each seed's interval]}}."""
+        """The diffusion prior against the learned prior (A − B, paired over the problems), per seed, at those budgets
+        of :data:`PAIR_BUDGETS` the study ran: {row: {statistic: [each seed's interval]}}."""
         pairs: dict[str, list[tuple[DesignMetrics, DesignMetrics]]] = {}
         for first, second in DECODED_PAIRS:
             pairs[f"{first} − {second}"] = [(self.decoded[s][first], self.decoded[s][second]) for s in self.seeds]
         for first, second in PAIRS:
-            for b in PAIR_BUDGETS:
+            for b in (b for b in PAIR_BUDGETS if b in self.judgements[self.seeds[0]][first]):
                 pairs[f"{LABELS[first]} − {LABELS[second]}, b = {b}"] = [
                     (self.judgements[s][first][b], self.judgements[s][second][b]) for s in self.seeds]
         return {label: {name: [paired_bootstrap(getattr(a, field).astype(float), getattr(c, field).astype(float),

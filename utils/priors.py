@@ -311,7 +311,8 @@ class DiffusionPrior(nn.Module):
         c = None if conditions is None else conditions.float().to(device)
         for t in range(len(alpha_bar) - 1, -1, -1):
             steps = torch.full((len(z),), t, dtype=torch.long, device=device)
-            predicted = self.denoiser(z.float().to(device), steps, c).double().cpu()
+            inputs = (z.float().to(device), steps) if c is None else (z.float().to(device), steps, c)
+            predicted = self.denoiser(*inputs).double().cpu()
             z = (z - (1 - alphas[t]) / (1 - alpha_bar[t]).sqrt() * predicted) / alphas[t].sqrt()
             if t > 0:
                 z = z + (1 - alphas[t]).sqrt() * fresh_noise()
