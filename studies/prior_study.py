@@ -178,10 +178,15 @@ def text_table(cells: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_row(cells: Sequence[str]) -> str:
+    """One row of a markdown table, a "|" inside a cell (as in "p(z | c)") escaped so that it does not end it."""
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
 def markdown_table(cells: dict[str, dict[str, str]]) -> list[str]:
     """The cells of :func:`table_cells` as a markdown table (its lines)."""
-    return ["| | " + " | ".join(COLUMNS.values()) + " |", "| --- |" + " ---: |" * len(COLUMNS),
-            *(f"| {name} | " + " | ".join(row[key] for key in COLUMNS) + " |" for name, row in cells.items())]
+    return [markdown_row(["", *COLUMNS.values()]), "| --- |" + " ---: |" * len(COLUMNS),
+            *(markdown_row([name, *(row[key] for key in COLUMNS)]) for name, row in cells.items())]
 
 
 def interval_lines(differences: dict[str, dict[str, list[Interval]]], markdown: bool = False) -> list[str]:
@@ -191,5 +196,5 @@ def interval_lines(differences: dict[str, dict[str, list[Interval]]], markdown: 
     for label, statistics in differences.items():
         for name, intervals in statistics.items():
             seeds = "; ".join(f"{interval:+.1%}{' *' if interval.excludes_zero() else ''}" for interval in intervals)
-            lines.append(f"| {label} | {name} | {seeds} |" if markdown else f"{label}, {name}: {seeds}")
+            lines.append(markdown_row([label, name, seeds]) if markdown else f"{label}, {name}: {seeds}")
     return lines

@@ -1,8 +1,10 @@
 """Lesson 10's section-4 study (studies.prior_study) and its tool: the diffusion prior's draws per problem are fixed
 by (seed, problem), whatever else is drawn; its warm start spends no solve; the study keeps the harness's budget
-convention and reports each seed; `make evaluate-priors` writes its page."""
+convention and reports each seed; `make evaluate-priors` writes its page; lesson 10's quoted figures and conclusions
+are the page's."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -26,6 +28,7 @@ from tools import evaluate_priors
 from utils.cvae import CONDITION_DIM, ConditionalVAE
 from utils.data import load_topology_dataset
 from utils.judging import Judge
+from utils.paths import REPO_ROOT
 from utils.priors import DiffusionPrior
 
 
@@ -99,3 +102,64 @@ def test_make_evaluate_priors_writes_its_page(tmp_path: Path, capsys: pytest.Cap
     assert page.count("| best of b (CVAE, diffusion prior) − best of b (CVAE), b = ") == 2 * len(STATISTICS)
     with pytest.raises(SystemExit, match="between 1 and"):
         evaluate_priors.main(["--count", "0", "--out", str(out)])
+
+
+PAGE = REPO_ROOT / "docs" / "results" / "priors.md"
+LESSON10 = REPO_ROOT / "lessons" / "10_the_prior.py"
+# What lesson 10's section 4 concludes from the page's intervals: (difference row, statistic) → "every" (all three
+# seeds' intervals exclude 0, the same sign) or "none" (no seed's does).
+CONCLUSIONS = {
+    ("z ~ diffusion prior decoded (one draw) − μ_p(c) decoded (the CVAE's design)", "median CE"): "every",
+    ("z ~ diffusion prior decoded (one draw) − μ_p(c) decoded (the CVAE's design)", "share > 10 % worse"): "every",
+    ("z ~ diffusion prior decoded (one draw) − μ_p(c) decoded (the CVAE's design)", "floating material share"): "none",
+    ("z ~ diffusion prior decoded (one draw) − μ_p(c) decoded (the CVAE's design)", "p90 CE"): "none",
+    ("z ~ diffusion prior decoded (one draw) − z ~ p(z | c) decoded (one draw)", "share > 10 % worse"): "every",
+    **{("best of b (CVAE, diffusion prior) − best of b (CVAE), b = 10", name): "every"
+       for name in ("median CE", "p90 CE", "share > 10 % worse")},
+    **{("SIMP from the CVAE's diffusion-prior design − SIMP from the CVAE's design, b = 10", name): "none"
+       for name in STATISTICS},
+}
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """Every row of every markdown table in ``text`` (a lesson's comment lines included), as unescaped cells; the
+    separator rows left out."""
+    rows = []
+    for line in text.splitlines():
+        line = line.removeprefix("# ").strip()
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+            rows.append([cell.strip().replace("\\|", "|") for cell in cells])
+    return rows
+
+
+def test_the_page_tables_have_whole_rows_and_every_figure_the_lesson_quotes() -> None:
+    """The page's rows (each as many cells as its table's header) hold, cell for cell, the lesson's table of figures
+    on all 150 validation problems; the page covers 150 problems."""
+    page = PAGE.read_text()
+    assert "The first 150 of the 150 validation problems" in page
+    rows = markdown_rows(page)
+    widths = {len(row) for row in rows}
+    assert widths == {8, 3}, widths  # the figures' table (a name and 7 figures) and the intervals' (3 cells)
+    figures = {row[0]: dict(zip(["", *prior_study.COLUMNS.values()], row, strict=True)) for row in rows
+               if len(row) == 8}
+    lesson = LESSON10.read_text()
+    start = lesson.index("# | all 150 validation problems |")
+    quoted = markdown_rows(lesson[start:lesson.index("\n#\n", start)])
+    header, body = quoted[0], quoted[1:]
+    assert len(body) >= 8
+    for row in body:
+        assert row[0] in figures, row[0]
+        for title, cell in zip(header[1:], row[1:], strict=True):
+            assert figures[row[0]][title] == cell, f"lesson 10 quotes {cell} for {row[0]}, {title}; the page has " \
+                                                   f"{figures[row[0]][title]}"
+
+
+def test_the_lessons_conclusions_are_the_pages_intervals() -> None:
+    intervals = {(row[0], row[1]): row[2].split("; ") for row in markdown_rows(PAGE.read_text()) if len(row) == 3}
+    for key, expected in CONCLUSIONS.items():
+        seeds = intervals[key]
+        assert len(seeds) >= 3, key
+        starred = [cell.endswith("*") for cell in seeds]
+        signs = {cell.startswith("-") for cell in seeds}
+        assert (all(starred) and len(signs) == 1) if expected == "every" else not any(starred), (key, seeds)
