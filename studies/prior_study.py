@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from studies.cvae_study import RULE
+from studies import cvae_study
 from studies.harness import LABELS, Method, Stopwatch, StudyProblems, judge_results, run_methods
 from studies.methods import BestOf, Decoder, Latents, SimpFrom, Start, conditional_decoder, decoded_start, prior_latents
 from studies.uncertainty import Interval, paired_bootstrap
@@ -21,8 +21,8 @@ from utils.metrics import DesignMetrics
 from utils.priors import DiffusionPrior
 from utils.tables import format_value, range_cell
 
-__all__ = ["COLUMNS", "RULE", "STUDY_BUDGETS", "PriorStudy", "diffusion_latents", "run_prior_study"]
-
+# Lesson 8's threshold rule: every design judged at the reference's volume.
+RULE = cvae_study.RULE
 # The budgets of finite-element solves per problem the study spends (best of b, SIMP iterations).
 STUDY_BUDGETS = (1, 2, 5, 10)
 # The rows "as decoded" (no solve): what each prior gives without verification.
