@@ -2,7 +2,7 @@
 # # Lesson 10 — The prior: holes in the latent space, measured, and priors that fill them
 #
 # **Time estimate:** about 1 hour: 30 minutes for the three exercises, 30 for reading; the notebook itself runs in
-# about a minute on 2 CPU cores (the priors it judges were fitted once, by `make priors`).
+# under a minute on 2 CPU cores (the priors it judges were fitted once, by `make priors`).
 # **You will:** measure how far lesson 7's encoder puts its codes from the prior $\mathcal N(0, I)$ that samples are
 # drawn from (ELBO surgery, your first exercise); see what that gap costs in physics; then fit two priors to the
 # codes after the VAE has been trained — a VampPrior (your second exercise) and a small latent diffusion model (your
