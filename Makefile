@@ -116,7 +116,7 @@ cvae-checkpoint: $(STAMP)
 ## Instructor: refit lesson 10's priors (a VampPrior and a latent diffusion prior per seed) to the shipped VAE's
 ## codes: data/priors_topology.pt and its record (2–3 minutes on 2 CPU cores; a rerun gives the same bytes); and
 ## section 4's conditional diffusion priors on lesson 8's CVAE: data/priors_conditional.pt and its record (about
-## 75 s more; ONLY=conditional or ONLY=unconditional fits one of the two).
+## 75 s more, the same bytes again too; ONLY=conditional or ONLY=unconditional fits one of the two).
 priors: $(STAMP)
 	$(PY) -m tools.train_priors $(if $(ONLY),--only $(ONLY),)
 
