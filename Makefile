@@ -11,7 +11,7 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test ui-test hub-test class-table notebooks notebooks-force check-sync data references checkpoint cvae-checkpoint benchmark evaluate \
-	evaluate-cvae evaluate-latent priors grade release site site-test browser clean-venv
+	evaluate-cvae evaluate-latent evaluate-priors priors grade release site site-test browser clean-venv
 
 setup: $(STAMP)
 
@@ -114,9 +114,11 @@ cvae-checkpoint: $(STAMP)
 	$(PY) -m tools.train_cvae
 
 ## Instructor: refit lesson 10's priors (a VampPrior and a latent diffusion prior per seed) to the shipped VAE's
-## codes: data/priors_topology.pt and its record (2–3 minutes on 2 CPU cores; a rerun gives the same bytes).
+## codes: data/priors_topology.pt and its record (2–3 minutes on 2 CPU cores; a rerun gives the same bytes); and
+## section 4's conditional diffusion priors on lesson 8's CVAE: data/priors_conditional.pt and its record (about
+## 75 s more, the same bytes again too; ONLY=conditional or ONLY=unconditional fits one of the two).
 priors: $(STAMP)
-	$(PY) -m tools.train_priors
+	$(PY) -m tools.train_priors $(if $(ONLY),--only $(ONLY),)
 
 ## Instructor: pack what students need (exercise notebooks, utils, data, requirements, licences, a student README;
 ## LESSONS=1-3 or LESSONS=1,2,5 for a release by week)
@@ -141,6 +143,11 @@ evaluate-cvae: $(STAMP)
 ## seed (docs/results/latent_seeds.md).
 evaluate-latent: $(STAMP)
 	$(PY) -m tools.evaluate_latent $(if $(LARGEST),--largest $(LARGEST),)
+
+## Lesson 10's section 4 on all 150 validation problems: the conditional diffusion priors against the CVAE's learned
+## prior at equal solves, with bootstrap intervals; writes docs/results/priors.md (the test split is not read).
+evaluate-priors: $(STAMP)
+	$(PY) -m tools.evaluate_priors
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
 ## course's own checks, each in a bubblewrap sandbox (docs/grading.md); writes one folder per lesson,

@@ -1,4 +1,4 @@
-"""The studies behind lessons 8 and 9's tables: study code, not student code (nothing in ``utils`` imports it).
+"""The studies behind lessons 8, 9 and 10's tables: study code, not student code (nothing in ``utils`` imports it).
 
 * ``harness`` — the one harness: a method spends a budget of finite-element solves on a set of problems and returns
   one result type (:class:`studies.harness.MethodResult`); one budget convention, one timing rule, the methods'
@@ -6,8 +6,9 @@
 * ``methods`` — the methods themselves (SIMP from a start, best of b, latent searches, two-stage methods, the neural
   reparametrisation), each a :class:`studies.harness.Method`;
 * ``cvae_study`` — lesson 8's study (the equal-compute comparison, the own-volume rule, cost and break-even);
-* ``latent_study`` — lesson 9's study (its methods, the learning-rate sweep).
+* ``latent_study`` — lesson 9's study (its methods, the learning-rate sweep);
+* ``prior_study`` — lesson 10's section 4 (a conditional diffusion prior against the CVAE's learned prior).
 
-Lessons call these functions on a subset of the problems; ``make evaluate-cvae`` and ``make evaluate-latent`` call
-the same functions on every problem, so each published figure has one code path.
+Lessons call these functions on a subset of the problems; ``make evaluate-cvae``, ``make evaluate-latent`` and
+``make evaluate-priors`` call the same functions on every problem, so each published figure has one code path.
 """

@@ -191,3 +191,9 @@ def budget_table(judgements: dict[str, dict[int, DesignMetrics]], figure: str, b
     """{label: {budget: the summary figure}} for the budgets each method has."""
     return {LABELS[key]: {b: per_budget[b].summary()[figure] for b in budgets if b in per_budget}
             for key, per_budget in judgements.items()}
+
+# Lesson 10's methods (studies/prior_study.py): the CVAE's decoder with latents from a conditional diffusion prior.
+LABELS.update({
+    "best_of_cvae_diffusion": "best of b (CVAE, diffusion prior)",
+    "simp_from_cvae_diffusion": "SIMP from the CVAE's diffusion-prior design",
+})

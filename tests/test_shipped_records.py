@@ -10,6 +10,7 @@ from utils.data import SPLIT_NAMES, read_manifest
 from utils.paths import DATA_DIR
 from utils.settings import (
     CHECKPOINT_RECORD_FILE,
+    CONDITIONAL_PRIORS_RECORD_FILE,
     CVAE_CHECKPOINT_RECORD_FILE,
     DATASET_SOLVER,
     LATENT_DIM,
@@ -57,3 +58,12 @@ def test_make_priors_defaults_rebuild_the_shipped_priors_for_the_shipped_vae() -
     assert train_priors.parse_arguments([]).out.name == record["file"]
     assert record["settings"] == train_priors.SETTINGS
     assert record["vae_sha256"] == _record(CHECKPOINT_RECORD_FILE)["sha256"]
+
+
+def test_make_priors_defaults_rebuild_the_shipped_conditional_priors_for_the_shipped_cvae() -> None:
+    record = _record(CONDITIONAL_PRIORS_RECORD_FILE)
+    assert train_priors.parse_arguments([]).conditional_out.name == record["file"]
+    assert record["settings"] == train_priors.CONDITIONAL_SETTINGS
+    assert record["cvae_sha256"] == _record(CVAE_CHECKPOINT_RECORD_FILE)["sha256"]
+    assert sorted(map(int, record["fitting_seconds"])) == record["settings"]["seeds"]
+    assert len(record["settings"]["seeds"]) >= 3, "the lesson states ranges over at least three seeds"

@@ -21,6 +21,7 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +144,15 @@ def linear_gaussian_example(designs: int, seed: int) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def posterior_parameters(encoder: nn.Module, density: np.ndarray, device: torch.device, batch_size: int = 256
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The encoder's (μ, log σ²) of designs ``(N, 32, 64)``, each (N, d) in float64 on the CPU."""
-    parts = [encoder(torch.as_tensor(density[i:i + batch_size], dtype=torch.float32)[:, None].to(device))
-             for i in range(0, len(density), batch_size)]
+def posterior_parameters(encoder: nn.Module, density: np.ndarray, device: torch.device, batch_size: int = 256,
+                         conditions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's (μ, log σ²) of designs ``(N, 32, 64)``, each (N, d) in float64 on the CPU; a conditional
+    encoder (lesson 8's q(z | x, c)) is given each design's condition from ``conditions: (N, 4)``."""
+    def moments(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(density[i:i + batch_size], dtype=torch.float32)[:, None].to(device)
+        return encoder(x) if conditions is None else encoder(x, conditions[i:i + batch_size].to(device))
+
+    parts = [moments(i) for i in range(0, len(density), batch_size)]
     return (torch.cat([p[0] for p in parts]).double().cpu(), torch.cat([p[1] for p in parts]).double().cpu())
 
 
@@ -224,28 +229,35 @@ def cosine_alpha_bar(steps: int, offset: float = 0.008) -> torch.Tensor:
 
 
 class Denoiser(nn.Module):
-    """ε_θ(z_t, t): an MLP on the noisy latent and a sinusoidal embedding of the step t (0-based, of T)."""
+    """ε_θ(z_t, t) — or ε_θ(z_t, t, c) with ``condition_dim`` > 0 — an MLP on the noisy latent, a sinusoidal
+    embedding of the step t (0-based, of T) and, for a conditional prior, the problem's condition c."""
 
-    def __init__(self, latent_dim: int, steps: int, hidden: int = 256, embedding: int = 32) -> None:
+    def __init__(self, latent_dim: int, steps: int, hidden: int = 256, embedding: int = 32,
+                 condition_dim: int = 0) -> None:
         super().__init__()
-        self.steps = steps
+        self.steps, self.condition_dim = steps, condition_dim
         self.register_buffer("frequencies", torch.exp(-math.log(1000.0) * torch.arange(embedding // 2) /
                                                       (embedding // 2)))
-        self.network = nn.Sequential(nn.Linear(latent_dim + embedding, hidden), nn.SiLU(),
+        self.network = nn.Sequential(nn.Linear(latent_dim + embedding + condition_dim, hidden), nn.SiLU(),
                                      nn.Linear(hidden, hidden), nn.SiLU(),
                                      nn.Linear(hidden, hidden), nn.SiLU(),
                                      nn.Linear(hidden, latent_dim))
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """z: (B, d), t: (B,) integers in [0, T) → predicted noise (B, d)."""
+    def forward(self, z: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """z: (B, d), t: (B,) integers in [0, T), c: (B, condition_dim) or None → predicted noise (B, d)."""
+        if (c is None) != (self.condition_dim == 0) or (c is not None and c.shape[-1] != self.condition_dim):
+            raise ValueError(f"this denoiser takes {self.condition_dim or 'no'} condition values, got "
+                             f"{'none' if c is None else c.shape[-1]}")
         angles = (t.to(z.dtype)[:, None] * 1000.0 / self.steps) * self.frequencies.to(z.dtype)[None]
-        return self.network(torch.cat([z, torch.sin(angles), torch.cos(angles)], dim=-1))
+        inputs = [z, torch.sin(angles), torch.cos(angles)] + ([] if c is None else [c.to(z.dtype)])
+        return self.network(torch.cat(inputs, dim=-1))
 
 
 def ddpm_loss(denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z0: torch.Tensor,
               alpha_bar: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """The ε-prediction loss of Ho et al. (2020): z_t = sqrt(ᾱ_t) z0 + sqrt(1 − ᾱ_t) ε, mean over every element of
-    (ε − ε_θ(z_t, t))². ``t: (B,)`` 0-based indices into ``alpha_bar: (T,)``. Built in lesson 10, exercise 10.3."""
+    (ε − ε_θ(z_t, t))². ``t: (B,)`` 0-based indices into ``alpha_bar: (T,)``. Built in lesson 10, exercise 10.3.
+    A conditional denoiser enters as ``partial(denoiser, c=c)``: the loss itself does not change."""
     signal = alpha_bar[t].to(z0.dtype)[:, None]
     noisy = signal.sqrt() * z0 + (1 - signal).sqrt() * noise
     return ((noise - denoiser(noisy, t)) ** 2).mean()
@@ -253,50 +265,92 @@ def ddpm_loss(denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z0
 
 class DiffusionPrior(nn.Module):
     """A DDPM on latents: the denoiser and its schedule; ``sample`` runs the ancestral loop (Ho et al. 2020,
-    algorithm 2, with σ_t² = β_t)."""
+    algorithm 2, with σ_t² = β_t). With ``condition_dim`` > 0 it is a conditional prior p(z | c): every step's
+    denoiser sees the problem's condition (lesson 10, section 4). The diffusion runs on standardised latents
+    (z − ``code_mean``) / ``code_scale`` (per dimension; 0 and 1 unless set, as for lesson 7's VAE, whose codes are
+    near N(0, I)); samples are returned in the latent space itself."""
 
-    def __init__(self, latent_dim: int, steps: int = 100, hidden: int = 256) -> None:
+    def __init__(self, latent_dim: int, steps: int = 100, hidden: int = 256, condition_dim: int = 0) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
-        self.denoiser = Denoiser(latent_dim, steps, hidden)
+        self.latent_dim, self.condition_dim = latent_dim, condition_dim
+        self.denoiser = Denoiser(latent_dim, steps, hidden, condition_dim=condition_dim)
         self.register_buffer("alpha_bar", cosine_alpha_bar(steps).float())
+        self.register_buffer("code_mean", torch.zeros(latent_dim))
+        self.register_buffer("code_scale", torch.ones(latent_dim))
+
+    @property
+    def steps(self) -> int:
+        return len(self.alpha_bar)
 
     @torch.no_grad()
-    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        """``count`` latents (count, d) from z_T ~ N(0, I) down to z_0, on the CPU in float64."""
+    def sample(self, count: int, generator: torch.Generator, conditions: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """``count`` latents (count, d) from z_T ~ N(0, I) down to z_0, on the CPU in float64; a conditional prior
+        needs ``conditions: (count, condition_dim)``, one per latent."""
+        start = torch.randn(count, self.latent_dim, generator=generator, dtype=torch.float64)
+        return self._reverse(start, lambda: torch.randn(start.shape, generator=generator, dtype=torch.float64),
+                             conditions)
+
+    @torch.no_grad()
+    def sample_from_noise(self, noise: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
+        """The ancestral loop with its noise given, ``noise: (T, M, d)``: ``noise[0]`` is z_T and ``noise[k]`` the
+        fresh noise of the k-th step down (k = 1 … T − 1; the last step adds none). The same noise gives the same
+        latents (M, d), float64 on the CPU: a study can fix each problem's draws."""
+        if noise.shape[0] != self.steps or noise.shape[-1] != self.latent_dim:
+            raise ValueError(f"noise of shape {tuple(noise.shape)}: expected ({self.steps}, M, {self.latent_dim})")
+        fresh = iter(noise[1:].double().cpu())
+        return self._reverse(noise[0].double().cpu(), lambda: next(fresh), conditions)
+
+    def _reverse(self, z: torch.Tensor, fresh_noise: Callable[[], torch.Tensor], conditions: torch.Tensor | None
+                 ) -> torch.Tensor:
+        """From z_T (M, d), float64 on the CPU, down to z_0, ``fresh_noise()`` called once per step but the last."""
         self.eval()
         alpha_bar = self.alpha_bar.double().cpu()
         alphas = alpha_bar / torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
         device = self.alpha_bar.device
-        z = torch.randn(count, self.latent_dim, generator=generator, dtype=torch.float64)
+        c = None if conditions is None else conditions.float().to(device)
         for t in range(len(alpha_bar) - 1, -1, -1):
-            steps = torch.full((count,), t, dtype=torch.long, device=device)
-            predicted = self.denoiser(z.float().to(device), steps).double().cpu()
+            steps = torch.full((len(z),), t, dtype=torch.long, device=device)
+            inputs = (z.float().to(device), steps) if c is None else (z.float().to(device), steps, c)
+            predicted = self.denoiser(*inputs).double().cpu()
             z = (z - (1 - alphas[t]) / (1 - alpha_bar[t]).sqrt() * predicted) / alphas[t].sqrt()
             if t > 0:
-                z = z + (1 - alphas[t]).sqrt() * torch.randn(z.shape, generator=generator, dtype=torch.float64)
-        return z
+                z = z + (1 - alphas[t]).sqrt() * fresh_noise()
+        return self.code_mean.double().cpu() + self.code_scale.double().cpu() * z
 
 
-def fit_diffusion_prior(codes: Callable[[torch.Generator, int], torch.Tensor], latent_dim: int, iterations: int,
-                        seed: int, device: torch.device, batch_size: int = 256, lr: float = 2e-3,
-                        steps: int = 100, hidden: int = 256, loss_fn: Callable = ddpm_loss
+# Training codes for a diffusion prior: (generator, batch size) → latents (B, d), or (latents, conditions (B, c)).
+Codes = Callable[[torch.Generator, int], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
+
+
+def fit_diffusion_prior(codes: Codes, latent_dim: int, iterations: int, seed: int, device: torch.device,
+                        batch_size: int = 256, lr: float = 2e-3, steps: int = 100, hidden: int = 256,
+                        loss_fn: Callable = ddpm_loss, condition_dim: int = 0,
+                        standardise: tuple[torch.Tensor, torch.Tensor] | None = None
                         ) -> tuple[DiffusionPrior, list[float]]:
     """A :class:`DiffusionPrior` trained for ``iterations`` Adam steps (cosine learning-rate decay) on batches
-    ``codes(generator, batch_size)`` (latents z ~ q(z | x) of training designs) with ``loss_fn`` (``ddpm_loss``'s
-    signature); the model and its loss per iteration."""
+    ``codes(generator, batch_size)`` (latents z ~ q(z | x) of training designs; with ``condition_dim`` > 0, pairs of
+    latents and their designs' conditions) with ``loss_fn`` (``ddpm_loss``'s signature). ``standardise`` = (mean,
+    scale) of the latents, (d,) each, makes the diffusion run on (z − mean) / scale. The model and its loss per
+    iteration."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    prior = DiffusionPrior(latent_dim, steps, hidden).to(device)
+    prior = DiffusionPrior(latent_dim, steps, hidden, condition_dim).to(device)
+    if standardise is not None:
+        prior.code_mean.copy_(standardise[0].float())
+        prior.code_scale.copy_(standardise[1].float())
     optimizer = torch.optim.Adam(prior.denoiser.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations)
     losses = []
     prior.train()
     for _ in tqdm(range(iterations), desc="training the diffusion prior", leave=False):
-        z0 = codes(generator, batch_size).float().to(device)
+        batch = codes(generator, batch_size)
+        z0, c = batch if condition_dim else (batch, None)
+        z0 = (z0.float().to(device) - prior.code_mean) / prior.code_scale
         t = torch.randint(steps, (batch_size,), generator=generator).to(device)
         noise = torch.randn(z0.shape, generator=generator).to(device)
-        loss = loss_fn(prior.denoiser, z0, prior.alpha_bar, t, noise)
+        denoiser = prior.denoiser if c is None else partial(prior.denoiser, c=c.float().to(device))
+        loss = loss_fn(denoiser, z0, prior.alpha_bar, t, noise)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -375,4 +429,27 @@ def load_priors(path: Path, encoder: nn.Module, device: torch.device | str = "cp
                                    settings["diffusion_hidden"]).to(device)
         diffusion.denoiser.load_state_dict(state["denoiser"])
         priors[int(seed)] = FittedPriors(vamp.eval(), diffusion.eval())
+    return priors, record
+
+
+def save_conditional_priors(priors: dict[int, DiffusionPrior], path: Path, metadata: dict) -> str:
+    """Save every seed's conditional diffusion prior (its denoiser's weights and the latents' standardisation) to
+    ``path`` with its SHA-256 record; return it. ``metadata["settings"]`` must name "latent_dim", "condition_dim",
+    "diffusion_steps" and "diffusion_hidden" (what :func:`load_conditional_priors` rebuilds them from)."""
+    payload = {int(seed): {k: v.cpu() for k, v in prior.state_dict().items()} for seed, prior in priors.items()}
+    return write_recorded({"seeds": payload}, path, metadata)
+
+
+def load_conditional_priors(path: Path, device: torch.device | str = "cpu") -> tuple[dict[int, DiffusionPrior], dict]:
+    """The shipped conditional diffusion priors p(z | c) of lesson 8's CVAE, by seed, after checking the file's
+    SHA-256 against its record; and the record."""
+    data, record = read_verified(path, "make priors")
+    payload = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    settings = record["settings"]
+    priors = {}
+    for seed, state in payload["seeds"].items():
+        prior = DiffusionPrior(settings["latent_dim"], settings["diffusion_steps"], settings["diffusion_hidden"],
+                               settings["condition_dim"]).to(device)
+        prior.load_state_dict(state)
+        priors[int(seed)] = prior.eval()
     return priors, record

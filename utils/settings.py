@@ -120,6 +120,12 @@ DIFFUSION_HIDDEN = 256
 PRIORS_FILE = "priors_topology.pt"
 PRIORS_PATH = DATA_DIR / PRIORS_FILE
 PRIORS_RECORD_FILE = f"{PRIORS_FILE}.sha256.json"
+# Section 4's conditional diffusion priors p(z | c) on lesson 8's CVAE (its codes z ~ q(z | x, c) of the training
+# designs, with their conditions), one per seed of PRIOR_SEEDS, the same denoiser and schedule as above with c as an
+# input, in a sibling file with its own record.
+CONDITIONAL_PRIORS_FILE = "priors_conditional.pt"
+CONDITIONAL_PRIORS_PATH = DATA_DIR / CONDITIONAL_PRIORS_FILE
+CONDITIONAL_PRIORS_RECORD_FILE = f"{CONDITIONAL_PRIORS_FILE}.sha256.json"
 LESSON10_SAMPLES = 200
 
 

@@ -54,6 +54,12 @@ def _format(value: float, number_format: str) -> str:
     return f"{value:{number_format}}"
 
 
+def format_value(value: float, number_format: str) -> str:
+    """One table cell: ``value`` in ``number_format``, "–" where it is not defined, a broken design's percentage as
+    "> 10,000%" (:func:`_format`)."""
+    return _format(value, number_format)
+
+
 def range_cell(values: Sequence[float], number_format: str) -> str:
     """The smallest and the largest of ``values`` (a figure over seeds, say), as "low – high"."""
     return f"{_format(min(values), number_format)} – {_format(max(values), number_format)}"
