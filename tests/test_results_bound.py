@@ -25,8 +25,13 @@ def budget_tables(markdown: str, section: str) -> dict[str, dict[str, dict[int, 
         lines = body.strip().splitlines()
         budgets = [int(cell) for cell in lines[0].strip("| ").split(" | ")[1:]]
         cells = [row.strip("| ").split(" | ") for row in lines[2:]]
-        tables[caption] = {row[0]: dict(zip(budgets, map(float, row[1:]), strict=True)) for row in cells}
+        tables[caption] = {row[0]: dict(zip(budgets, map(cell_value, row[1:]), strict=True)) for row in cells}
     return tables
+
+
+def cell_value(cell: str) -> float:
+    """A results page's cell as a fraction: "+1.07 %" → 0.0107; "broken" (C / C_ref > 10³) → infinity."""
+    return float("inf") if cell.strip() == "broken" else quoted_number(cell)[0]
 
 
 def quoted_number(cell: str) -> tuple[float, float]:
@@ -50,6 +55,17 @@ def lesson9_goal_rows() -> dict[str, list[str]]:
         cells = line[2:].strip("| ").split(" | ")
         rows[cells[0].removesuffix(" (no SIMP)")] = cells[1:]
     return rows
+
+
+def test_the_studys_hyperparameters_are_the_ones_chosen_on_validation() -> None:
+    """studies.latent_study.CHOICES (what lesson 9 runs with) is what `make evaluate-latent`'s sweeps chose on the
+    validation problems, as docs/results/latent.md records them; every hyperparameter has its sweep there."""
+    from studies.latent_study import CANDIDATES, CHOICES
+    rows = {line.split(" | ")[0].strip("|` "): line.strip("| ").split(" | ")[-1]
+            for line in LATENT.read_text().splitlines() if line.startswith("| `")}
+    assert set(rows) == set(CANDIDATES)
+    for name, chosen in rows.items():
+        assert getattr(CHOICES, name) == pytest.approx(float(chosen)), name
 
 
 def test_lesson9s_goal_table_is_the_results_page() -> None:
