@@ -337,13 +337,13 @@ def one_design(z: torch.Tensor) -> torch.Tensor:
 
 z_start = cvae.prior_moments(one_condition)[0]
 z_end, history = optimize_latent(one_design, z_start, lambda rho: ComplianceFunction.apply(rho, one_problem), STEPS,
-                                 0.1)
+                                 CHOICES.latent_lr)
 reference_one = one_judge.reference_compliances(RULE)[0]
 with torch.no_grad():
     before, after = one_design(z_start)[0].numpy(), one_design(z_end)[0].numpy()
 fig, axes = plt.subplots(1, 4, figsize=(13, 2.6), gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
 axes[0].plot(np.arange(1, STEPS + 1), [h.item() for h in history])
-axes[0].set(xlabel="solves", ylabel="grey compliance", title="Adam on z, lr 0.1")
+axes[0].set(xlabel="solves", ylabel="grey compliance", title=f"Adam on z, lr {CHOICES.latent_lr:g}")
 for ax, design, name in zip(axes[1:], (before, after, test_references[PROBLEM]),
                             ("decoded, z = μ_p(c)", f"after {STEPS} steps", "reference"), strict=True):
     value = one_judge.compliances_at(design[None], RULE)[0]
@@ -489,26 +489,30 @@ print(f"largest change of a median CE below 50 %: {max(median_moves):.2%}; of a 
 
 # %%
 PANELS = list(CONTROLS.items())
-fig, axes = plt.subplots(2, 3, figsize=(11, 6.4), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 3, figsize=(11, 6.6), sharex=True, sharey=True)
 for ax, (key, control) in zip(axes.flat, PANELS, strict=True):
-    for name, color in ((key, "tab:red"), (control, "k"), ("simp_uniform", "0.6")):
+    for name, color in (("simp_uniform", "0.65"), (control, "k"), (key, "tab:red")):
         for figure, style in (("CE median", "-"), ("CE p90", "--")):
-            values = [judgements[name][b].summary()[figure] for b in GRID]
-            ax.plot(GRID, values, ls=style, marker="o", ms=3, color=color,
-                    label=f"{LABELS[name]}, {'median' if style == '-' else 'p90'}")
+            ax.plot(GRID, [judgements[name][b].summary()[figure] for b in GRID], ls=style, marker="o", ms=3,
+                    color=color)
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.01)
-    ax.set_ylim(-0.05, BROKEN_RATIO)
+    ax.set_ylim(-0.05, BROKEN_RATIO)  # above: broken designs (C/C_ref > 10³), off the axis
     ax.axhline(0.0, color="k", lw=0.5)
     ax.yaxis.set_major_formatter(lambda value, _: f"{100 * value:g} %")
-    ax.set_title(f"{LABELS[key]}\nagainst {LABELS[control]}", fontsize=8)
-    ax.legend(fontsize=6, loc="upper right", frameon=False)
+    ax.set_title(f"{LABELS[key]}\nagainst {LABELS[control]}", fontsize=8.5)
 for ax in axes[-1]:
     ax.set_xlabel("budget (finite-element solves)")
 for ax in axes[:, 0]:
     ax.set_ylabel("CE = C / C_ref − 1")
-fig.suptitle(f"{SUBSET} test problems, at the volume target: each method (red) beside its control (black)", fontsize=10)
-fig.tight_layout()
+legend = [plt.Line2D([], [], color="tab:red", label="the method (first in the title)"),
+          plt.Line2D([], [], color="k", label="its control (second)"),
+          plt.Line2D([], [], color="0.65", label=LABELS["simp_uniform"]),
+          plt.Line2D([], [], color="k", ls="-", label="median"),
+          plt.Line2D([], [], color="k", ls="--", label="90th percentile")]
+fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=8.5, frameon=False)
+fig.suptitle(f"{SUBSET} test problems, at the volume target", fontsize=10)
+fig.tight_layout(rect=(0, 0.05, 1, 1))
 plt.show()
 
 # %% [markdown]

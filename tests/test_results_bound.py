@@ -44,17 +44,24 @@ def quoted_number(cell: str) -> tuple[float, float]:
     return float(number) * scale, 0.5 * 10.0 ** -decimals * scale
 
 
-def lesson9_goal_rows() -> dict[str, list[str]]:
-    """The rows of lesson 9's table of the goals on all test problems: {method label: cells}."""
+def lesson9_table(header: str, skip: int) -> dict[str, list[str]]:
+    """The rows of the lesson 9 table whose header line starts with ``header``, after ``skip`` lines below it:
+    {first cell: the other cells}."""
     lines = LESSON9.read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("# | at 20 solves (10 for the last column)"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = {}
-    for line in lines[start + 3:]:
+    for line in lines[start + skip + 1:]:
         if not line.startswith("# |"):
             break
         cells = line[2:].strip("| ").split(" | ")
-        rows[cells[0].removesuffix(" (no SIMP)")] = cells[1:]
+        rows[cells[0]] = cells[1:]
     return rows
+
+
+def lesson9_goal_rows() -> dict[str, list[str]]:
+    """The rows of lesson 9's table of the goals on all test problems: {method label: cells}."""
+    return {label.removesuffix(" (no SIMP)"): cells
+            for label, cells in lesson9_table("# | at 20 solves (10 for the last column)", 2).items()}
 
 
 def test_the_studys_hyperparameters_are_the_ones_chosen_on_validation() -> None:
@@ -117,3 +124,20 @@ def test_lesson8s_reading_of_the_intervals_is_the_results_page() -> None:
     line = next(row for row in REFERENCES.read_text().splitlines() if row.startswith("| test |"))
     median, p95 = (float(cell) for cell in line.strip("| ").split(" | ")[6:8])
     assert 0.001 <= median < 0.01 and 0.01 <= p95 < 0.1
+
+
+def test_lesson9s_differences_and_the_references_noise_are_the_results_page() -> None:
+    """Lesson 9's table of differences with their intervals is rows of the results page's, cell for cell; the
+    reading beside it says which intervals exclude zero as the page does; the noise it quotes is the page's."""
+    page = LATENT.read_text()
+    section = page.split("## 150 test problems", 1)[1].split("\n## ", 1)[0]
+    part = section.split("**Differences the lesson concludes from**", 1)[1]
+    page_rows = {cells[0]: cells[1:] for cells in (line.strip("| ").split(" | ") for line in part.splitlines()
+                                                   if line.startswith("| ") and " − " in line)}
+    rows = lesson9_table("# | A − B, b solves |", 1)
+    assert len(rows) >= 4
+    for label, cells in rows.items():
+        assert page_rows[label] == cells, label
+    noise = re.search(r"the reference's noise: median CE (\S+ %), p95 (\S+ %)", section)
+    text = " ".join(line.lstrip("# ") for line in LESSON9.read_text().splitlines())
+    assert noise and f"median CE {noise[1]}, p95 {noise[2]}" in text
