@@ -174,6 +174,11 @@ def test_lesson9s_reading_of_the_intervals_is_the_results_page() -> None:
     for short in ("blend − CVAE start", "pre-step − CVAE start", "baseline − CVAE start"):
         assert not any(test[pair[short](20)]), short
     assert ood[pair["blend − CVAE start"](10)][2]
+    # Section 4: out of distribution, only the blended start leaves no design more than 10 % worse at 10 and 20 solves.
+    worse = budget_tables(page, "24 out-of-distribution problems")["share of designs more than 10 % worse than the "
+                                                                    "reference"]
+    clean = {label for label, row in worse.items() if row[10] == 0 and row[20] == 0}
+    assert clean == {"SIMP from the CVAE's design blended with uniform"}
     for b in (20, 100):
         assert test[pair["z search − CVAE start"](b)] == [True, False, False]
     assert test[pair["CVAE start − uniform"](20)][:2] == [True, True]
