@@ -496,6 +496,8 @@ for ax, (key, control) in zip(axes.flat, PANELS, strict=True):
             ax.plot(GRID, [judgements[name][b].summary()[figure] for b in GRID], ls=style, marker="o", ms=3,
                     color=color)
     ax.set_xscale("log")
+    ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_yscale("symlog", linthresh=0.01)
     ax.set_ylim(-0.05, BROKEN_RATIO)  # above: broken designs (C/C_ref > 10³), off the axis
     ax.axhline(0.0, color="k", lw=0.5)
