@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 9 — Designing in the learned space: optimisation through the decoder, against SIMP at equal cost
 #
-# **Time estimate:** 45 minutes (the notebook itself needs about 80 s of CPU on 2 cores; longer on a shared machine).
+# **Time estimate:** 45 minutes (the notebook itself needs about 60 s of CPU on 2 cores; longer on a shared machine).
 # **You will:** make the compliance a differentiable PyTorch function with lesson 6's adjoint sensitivity; hold the
 # volume exactly with a projection and its implicit gradient; search the latent space of lesson 8's CVAE (and of
 # lesson 7's VAE, and of an untrained network) for the stiffest design; and judge every method, beside a control
@@ -759,10 +759,10 @@ print(f"the references themselves, thresholded at the volume target: floating ma
 # ## 6. The cited methods, reproduced
 #
 # The methods above are ours. Hoyer et al.'s neural reparametrisation and Kus & Bessa's gradient-free search in a
-# pre-trained latent (CMA-ES), reproduced as published, are compared on the same problems and reference in
-# `docs/results/published.md` (`studies.published_methods`, `tools/evaluate_published.py`).
+# pre-trained latent (CMA-ES), reproduced as published, are compared on the same problems and against the same
+# reference on a results page of their own, with the study that produces it.
 #
-# <!-- Section 6's paragraph on what docs/results/published.md shows goes here, with that page. -->
+# <!-- Section 6's paragraph on the published methods (their results page and tool, named here) goes here. -->
 
 # %% [markdown]
 # **Question** — the latent search of a design whose thresholded version is broken minimised its grey compliance
