@@ -739,8 +739,10 @@ print(f"the references themselves, thresholded at the volume target: floating ma
 #
 # - **The latent space against the pixels** (the same start, projection and schedule, Adam on both): at 10 solves
 #   the search on z leaves more designs more than 10 % worse; at 20 solves no interval excludes zero; at 100 solves it
-#   is stiffer in the median and the p95. To a gradient search the learned space is worth something at the largest
-#   budget here, and costs something at the small ones.
+#   is stiffer in the median and the p95. But the pixels' learning rate was chosen at 10 and 20 solves, and from 10
+#   solves on their median barely moves (`docs/results/latent.md`): at 100 solves a tuned search meets a stalled one.
+#   What the intervals support is narrower: at 10 solves the learned space costs designs more than 10 % worse, and
+#   at 20 it neither helps nor hurts measurably.
 # - **A generated start against a retrieved one**: SIMP from the CVAE's design and SIMP from the nearest training
 #   design do not differ measurably on the test problems (no interval excludes zero). As candidates without SIMP, the
 #   b nearest training designs beat the CVAE's b samples on every figure. On these in-distribution problems the CVAE
