@@ -16,10 +16,10 @@
 # our own problems — what does a search in a learned space buy, at equal solves? — with methods of our own; section 6
 # says where the cited methods, reproduced as published, are compared.
 #
-# **Equal cost.** A *budget* of b finite-element solves (about 5 ms each on this mesh) gives each method b of them:
+# **Equal cost.** A *budget* of b finite-element solves (a few ms each on this mesh) gives each method b of them:
 # one per SIMP iteration, one per gradient step of a search, one per candidate that best of b judges. Solves are the
 # common currency, not the whole cost: a latent step adds the decoder's forward and backward passes, and a step of the
-# untrained decoder costs several SIMP iterations (its wall time is printed beside the tables).
+# untrained decoder costs a few SIMP iterations of wall time (printed beside the tables).
 #
 # **How we judge** (the same for every method, every budget): the design is **thresholded at its problem's volume
 # target** (`utils.metrics.threshold_at_volume`: the round(V·N) densest pixels solid), so no design wins by carrying
