@@ -137,9 +137,10 @@ evaluate-cvae: $(STAMP)
 	$(PY) -m tools.evaluate_cvae
 
 ## Lesson 9's comparison at equal budgets of finite-element solves (up to 100) on all 150 test problems and the 24
-## out-of-distribution ones; writes docs/results/latent.md (the committed one: 28 min on 2 cores, shared with a
-## training run). Chunks are cached in build/evaluate_latent (delete it to recompute); LARGEST=50 stops every method
-## at 50 solves (half the time). `python -m tools.evaluate_latent --seeds 0 1 2` reruns the methods that draw once per
+## out-of-distribution ones, every method beside its control, each hyperparameter chosen on 24 validation problems
+## first; writes docs/results/latent.md (the committed one: about 27 min on 2 shared cores, 6 of them the validation
+## sweeps). Each method's result on each chunk is cached in build/evaluate_latent (delete it to recompute); LARGEST=50
+## stops every method at 50 solves (half the time). `python -m tools.evaluate_latent --seeds 0 1 2` reruns the methods that draw once per
 ## seed (docs/results/latent_seeds.md).
 evaluate-latent: $(STAMP)
 	$(PY) -m tools.evaluate_latent $(if $(LARGEST),--largest $(LARGEST),)

@@ -1,35 +1,41 @@
 # %% [markdown]
 # # Lesson 9 — Designing in the learned space: optimisation through the decoder, against SIMP at equal cost
 #
-# **Time estimate:** 45 minutes (the notebook itself needs about 80 s of CPU on 2 cores; longer on a shared machine).
+# **Time estimate:** 45 minutes (the notebook itself needs about 60 s of CPU on 2 cores; longer on a shared machine).
 # **You will:** make the compliance a differentiable PyTorch function with lesson 6's adjoint sensitivity; hold the
 # volume exactly with a projection and its implicit gradient; search the latent space of lesson 8's CVAE (and of
-# lesson 7's VAE, and of an untrained network) for the stiffest design; and judge every method against SIMP **at
-# equal cost**, counted in finite-element solves.
+# lesson 7's VAE, and of an untrained network) for the stiffest design; and judge every method, beside a control
+# that differs from it in one thing only, **at equal cost**, counted in finite-element solves, against a reference
+# design that none of the methods is.
 #
 # Lesson 8 ended where an engineer starts: a generated design is a guess, and a guess is worth what it saves in the
 # optimisation that follows. Papers that optimise through a generative model report it in ways that cannot be
 # compared: Hoyer, Sohl-Dickstein & Greydanus (2019) optimise the weights of an *untrained* CNN ("neural
-# reparametrisation"); Kus & Bessa (2024) report that a pre-trained latent reaches minimum compliance "in at least an
-# order of magnitude fewer iterations"; Guo et al. (2018) and Gladstone et al. (2021) search a VAE's latent space. Here
-# we measure such claims on our own problems.
+# reparametrisation"); Kus & Bessa (2024) report that a pre-trained latent makes gradient-free optimisation faster;
+# Guo et al. (2018) and Gladstone et al. (2021) search a VAE's latent space. Here we ask the question under them on
+# our own problems — what does a search in a learned space buy, at equal solves? — with methods of our own; section 6
+# says where the cited methods, reproduced as published, are compared.
 #
-# **Equal cost.** One finite-element solve (about 5 ms on this mesh) dominates every method: one per SIMP iteration,
-# one per gradient step of a latent search (the decoder's forward and backward passes cost less, measured in
-# `benchmarks/latent_design_speed.py`), one per candidate that best-of-k judges. A *budget* of b solves gives each
-# method b of them; the wall time is printed beside it.
+# **Equal cost.** A *budget* of b finite-element solves (a few ms each on this mesh) gives each method b of them:
+# one per SIMP iteration, one per gradient step of a search, one per candidate that best of b judges. Solves are the
+# common currency, not the whole cost: a latent step adds the decoder's forward and backward passes, and a step of the
+# untrained decoder costs a few SIMP iterations of wall time (printed beside the tables).
 #
 # **How we judge** (the same for every method, every budget): the design is **thresholded at its problem's volume
 # target** (`utils.metrics.threshold_at_volume`: the round(V·N) densest pixels solid), so no design wins by carrying
-# more material, and compared with SIMP's design thresholded the same way, under the same problem. This is the
-# course's one judge (`utils.judging.Judge`) under its rule `"at_target_volume"`; lesson 8's rule
-# `"at_reference_volume"` thresholds at the volume of SIMP's design cut at 0.5 instead (the searches here hold the
-# target exactly, so the target is their rule; section 3 compares the two):
+# more material, and compared with the problem's **reference design** thresholded the same way, under the same
+# problem. The reference is not one of the compared methods: it is the stiffer of two SIMP runs to a tight tolerance
+# (`make references`, `studies.references`: SIMP continued from the dataset's design, and an independent SIMP run
+# with a density filter), so a method may beat it (a negative CE). This is the course's one judge
+# (`utils.judging.Judge`) under its rule `"at_target_volume"`; lesson 8's rule `"at_reference_volume"` thresholds
+# at the volume of the reference cut at 0.5 instead (the searches here hold the target exactly, so the target is
+# their rule; section 3 compares the two):
 #
 # | metric | definition | unit |
 # | --- | --- | --- |
-# | CE | $C / C_\text{SIMP} - 1$, signed (negative: stiffer), at the target, $E_\text{min} = 10^{-9}$ | fraction |
-# | tail | 90th and 95th percentile of CE; share of designs more than 10 % worse than SIMP's | fraction |
+# | CE | $C / C_\text{ref} - 1$, signed (negative: stiffer), at the target, $E_\text{min} = 10^{-9}$ | per cent |
+# | tail | 90th and 95th percentile of CE; share of designs more than 10 % worse than the reference | per cent |
+# | broken | share of designs with $C / C_\text{ref} > 10^3$ (a load path cut by the threshold) | per cent |
 # | VFE | $\lvert \text{VF} / \text{VF}_\text{target} - 1 \rvert$ (at the target: rounding only) | fraction |
 # | floating material, load disrespect | shares of designs with a loose solid piece / void under the load | fraction |
 
@@ -42,7 +48,9 @@ import torch
 
 from studies import harness
 from studies.harness import LABELS, SUMMARY_COLUMNS, StudyProblems, budget_table, judge_results, run_methods
-from studies.latent_study import RULE, choose_learning_rate, latent_methods
+from studies.latent_study import CHOICES, CONTROLS, RULE, latent_methods
+from studies.methods import Retrieval
+from studies.references import load_references
 from utils import get_device, seed_everything
 from utils.checks.lesson09 import check_compliance_backward, check_optimize_latent, check_volume_projection
 from utils.cvae import load_models, problem_conditions
@@ -249,7 +257,8 @@ check_volume_projection(VolumeProjection)
 models, record = load_models(CVAE_CHECKPOINT_PATH, device)
 cvae, baseline = frozen(models["cvae"]), frozen(models["baseline"])
 data = load_topology_dataset()
-test, validation = data.subset("test"), data.subset("validation")
+test = data.subset("test")
+test_references = load_references("test").density  # the independent references (make references)
 conditions = problem_conditions(test).to(device)
 with torch.no_grad():
     logits = cvae.decode(cvae.prior_moments(conditions)[0], conditions)[:, 0].double().cpu()
@@ -316,7 +325,7 @@ check_optimize_latent(optimize_latent)
 # %%
 PROBLEM, STEPS = 4, 30
 one = test.take(np.array([PROBLEM]))
-one_judge = Judge(one)  # the course's judge, here at the volume target (RULE): how lesson 9 scores designs
+one_judge = Judge(one, references=test_references[PROBLEM:PROBLEM + 1])  # at the volume target (RULE) below
 one_problem = fe_problems(one_judge.load_cases, models=one_judge.models)
 one_condition, one_target = conditions[PROBLEM:PROBLEM + 1], targets[PROBLEM:PROBLEM + 1]
 
@@ -328,15 +337,15 @@ def one_design(z: torch.Tensor) -> torch.Tensor:
 
 z_start = cvae.prior_moments(one_condition)[0]
 z_end, history = optimize_latent(one_design, z_start, lambda rho: ComplianceFunction.apply(rho, one_problem), STEPS,
-                                 0.1)
+                                 CHOICES.latent_lr)
 reference_one = one_judge.reference_compliances(RULE)[0]
 with torch.no_grad():
     before, after = one_design(z_start)[0].numpy(), one_design(z_end)[0].numpy()
 fig, axes = plt.subplots(1, 4, figsize=(13, 2.6), gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
 axes[0].plot(np.arange(1, STEPS + 1), [h.item() for h in history])
-axes[0].set(xlabel="solves", ylabel="grey compliance", title="Adam on z, lr 0.1")
-for ax, design, name in zip(axes[1:], (before, after, one.density[0]), ("decoded, z = μ_p(c)", f"after {STEPS} steps",
-                                                                      "SIMP"), strict=True):
+axes[0].set(xlabel="solves", ylabel="grey compliance", title=f"Adam on z, lr {CHOICES.latent_lr:g}")
+for ax, design, name in zip(axes[1:], (before, after, test_references[PROBLEM]),
+                            ("decoded, z = μ_p(c)", f"after {STEPS} steps", "reference"), strict=True):
     value = one_judge.compliances_at(design[None], RULE)[0]
     show_design(ax, design, f"{name}\nCE {value / reference_one - 1:+.1%} at the target")
     draw_problem(ax, one.load_case(0))
@@ -348,212 +357,254 @@ assert history[-1].item() < history[0].item()
 #
 # On a subset of the test problems (the notebook's budget; `make evaluate-latent` runs the same functions,
 # `studies.latent_study`, on all 150 and writes `docs/results/latent.md`), at budgets $b \in \{1, 2, 5, 10, 20, 50\}$
-# solves, each method spending exactly $b$ solves per problem on its design (judging it is not counted):
+# solves, each method spending exactly $b$ solves per problem on its design (judging it is not counted). Each method
+# has a **control** beside it, a method that differs from it in one thing only, so that what the thing is worth is
+# measured rather than inferred:
 #
 # | method | what the b solves buy |
 # | --- | --- |
 # | SIMP, uniform start | b iterations of lesson 6's SIMP (the dataset's settings, no early stop) |
 # | SIMP from the CVAE's / the baseline's design | b iterations warm-started from lesson 8's generated design |
-# | best of b | b designs of the CVAE (μ_p(c) first, then draws from p(z \| c)) solved at the target; the stiffest |
-# | CVAE latent | b Adam steps on z from μ_p(c), β = 1 |
-# | CVAE latent, sharpening | the same with β doubling every 10 steps up to 8 (section 5) |
-# | CVAE latent from best of 5 | 5 solves to pick the start among 5 designs, then b − 5 steps (sharpening) |
-# | CVAE latent 5 → SIMP | 5 steps of the sharpening search, then b − 5 SIMP iterations from its design |
-# | VAE latent from best of 5 | lesson 7's unconditional decoder: 5 prior draws (z = 0 first) judged, then steps |
-# | neural reparametrisation | an untrained copy of the CVAE's decoder per problem, its weights optimised (sharpening) |
+# | SIMP from the nearest training design | b iterations from the retrieved design (below) |
+# | SIMP from the CVAE's design blended with uniform | b iterations from α · design + (1 − α) · uniform |
+# | best of b (CVAE) | b designs of the CVAE (μ_p(c) first, then draws from p(z \| c)) solved at the target |
+# | best of the b nearest training designs | the b retrieved designs nearest first, each solved; the stiffest |
+# | CVAE latent, β = 1 | b Adam steps on z from μ_p(c) |
+# | CVAE latent, sharpening | the same with β doubling every few steps up to 8 (section 5) |
+# | Adam on the pixels, sharpening | b Adam steps on the pixels' logits from the CVAE's logits at μ_p(c) |
+# | CVAE latent from best of k | k solves to pick the start among k designs, then b − k steps (sharpening) |
+# | CVAE latent, then SIMP | a few steps of the sharpening search, then SIMP from its design |
+# | VAE latent from best of k | lesson 7's unconditional decoder: k prior draws (z = 0 first) judged, then steps |
+# | an untrained decoder with Adam | per problem an untrained copy of the CVAE's decoder, Adam on its weights |
 #
-# The learning rate of the latent searches is chosen on validation problems, never on the test problems: a small sweep.
+# | method | its control | what differs |
+# | --- | --- | --- |
+# | SIMP from the CVAE's design | SIMP from the nearest training design | the start: generated or retrieved |
+# | best of b (CVAE) | best of the b nearest training designs | the candidates: generated or retrieved |
+# | CVAE latent, sharpening | Adam on the pixels, sharpening | the variables: z or the pixels (same start, β) |
+# | CVAE latent, then SIMP | SIMP from the CVAE's design | the latent pre-step |
+# | SIMP from the blend | SIMP from the CVAE's design | the blend with uniform |
+# | SIMP from the baseline's design | SIMP from the CVAE's design | the model that generates the start |
+#
+# Retrieval needs no training at all: the training design nearest to the problem in condition space (volume, load
+# position, angle, each scaled by its training range) is the first baseline of data-driven topology optimisation,
+# and a generator must beat it to earn its offline cost. The blend keeps grey material everywhere: SIMP grows
+# material only near material (its filter), so a member missing from a near-binary start can only grow from an edge.
+# "An untrained decoder with Adam" is ours, not Hoyer et al.'s published method (their network, filter and optimiser
+# differ).
+#
+# Every hyperparameter — the learning rates, the sharpening schedule, k, the switch to SIMP, α — was chosen on 24
+# validation problems by `make evaluate-latent`, never on the test problems; `docs/results/latent.md` records each
+# sweep, and a test checks that the values below are the ones recorded there.
 
 # %%
 BUDGETS = tuple(b for b in harness.BUDGETS if b <= 50)  # the tables' columns
 GRID = tuple(b for b in harness.FINE_BUDGETS if b <= 50)  # where CE is judged (the solves to come within 1 %)
 vae, _ = load_checkpoint(CHECKPOINT_PATH, device)
 vae = frozen(vae)
-LR, sweep_scores = choose_learning_rate(StudyProblems.of(validation.take(np.arange(8)), RULE, device), cvae)
-print("mean CE at the volume target on 8 validation problems, after 10 and 20 solves:")
-print(format_table({f"lr {lr}": {"10": a, "20": b} for lr, (a, b) in sweep_scores.items()},
-                   {"10": "10 solves", "20": "20 solves"}, "+.4f"))
-print(f"chosen learning rate: {LR}")
+retrieval = Retrieval.of(data.subset("train"))
+print("chosen on validation:", CHOICES)
 
 # %%
 SUBSET = 10
 subset = test.take(np.arange(SUBSET))
-study_problems = StudyProblems.of(subset, RULE, device)
+study_problems = StudyProblems.of(subset, RULE, device, test_references[:SUBSET])
 subset_judge = study_problems.judge
-runs = run_methods(latent_methods(cvae, baseline, vae, LR), study_problems, GRID)
+runs = run_methods(latent_methods(cvae, baseline, vae, retrieval), study_problems, GRID)
 judgements = judge_results(runs, study_problems)
 budget_columns = {b: f"{b} solves" for b in BUDGETS}
-for figure in ("CE median", "CE p90", "CE > 10 % share"):
+
+
+def broken_share(metrics) -> float:
+    """The share of broken designs: C / C_ref above BROKEN_RATIO (a load path cut by the threshold)."""
+    return float(np.mean(metrics.compliance_error > BROKEN_RATIO - 1))
+
+
+for figure, number_format in (("CE median", "+.1%"), ("CE p90", "+.1%"), ("CE > 10 % share", ".0%")):
     print(f"\n{figure} at the volume target, {SUBSET} test problems:")
-    print(format_table(budget_table(judgements, figure, BUDGETS), budget_columns, "+.3f"))
-print(f"\nat 20 solves ({SUBSET} test problems; seconds for all of them at {max(BUDGETS)} solves):")
-print(format_table({LABELS[key]: {**per_budget[20].summary(), "seconds": runs[key].seconds[max(BUDGETS)]}
-                    for key, per_budget in judgements.items()}, {**SUMMARY_COLUMNS, "seconds": "seconds"}, ".3f"))
+    print(format_table(budget_table(judgements, figure, BUDGETS), budget_columns, number_format))
+print(f"\nshare of broken designs (C / C_ref > {BROKEN_RATIO:g}), {SUBSET} test problems:")
+print(format_table({LABELS[key]: {b: broken_share(per_budget[b]) for b in BUDGETS}
+                    for key, per_budget in judgements.items()}, budget_columns, ".0%"))
+seconds_per_solve = {key: run.seconds[max(BUDGETS)] / (SUBSET * max(BUDGETS)) for key, run in runs.items()}
+print(f"\nat 20 solves ({SUBSET} test problems; ms per solve and problem, the method's own work included):")
+print(format_table({LABELS[key]: {**per_budget[20].summary(), "ms": 1e3 * seconds_per_solve[key]}
+                    for key, per_budget in judgements.items()}, {**SUMMARY_COLUMNS, "ms": "ms per solve"},
+                   {**{k: "+.1%" for k in SUMMARY_COLUMNS if k.startswith("CE")}, "ms": ".1f",
+                    **{k: ".0%" for k in SUMMARY_COLUMNS if k.endswith("share")}, "judged VFE max": ".2%"}))
+step_cost = seconds_per_solve["untrained_decoder"] / seconds_per_solve["simp_uniform"]
+print(f"a step of the untrained decoder costs {step_cost:.1f} SIMP iterations of wall time here")
 
 # %% [markdown]
 # **Does the choice of volume matter?** The same designs at 20 solves under lesson 8's rule (thresholded at the volume
-# of SIMP's design cut at 0.5), beside the target-volume rule used everywhere in this lesson:
+# of the reference cut at 0.5), beside the target-volume rule used everywhere in this lesson:
 
 # %%
 rule_rows = {}
 for key, run in runs.items():
-    at_target, at_simp = judgements[key][20].summary(), subset_judge(run.designs[20], "at_reference_volume").summary()
-    rule_rows[LABELS[key]] = {"target median": at_target["CE median"], "simp median": at_simp["CE median"],
-                       "target share": at_target["CE > 10 % share"], "simp share": at_simp["CE > 10 % share"]}
-print(format_table(rule_rows, {"target median": "median CE, target", "simp median": "median CE, SIMP's volume",
-                               "target share": "> 10 % worse, target", "simp share": "> 10 % worse, SIMP's volume"},
-                   "+.3f"))
+    at_target = judgements[key][20].summary()
+    at_reference = subset_judge(run.designs[20], "at_reference_volume").summary()
+    rule_rows[LABELS[key]] = {"target median": at_target["CE median"], "reference median": at_reference["CE median"],
+                              "target share": at_target["CE > 10 % share"],
+                              "reference share": at_reference["CE > 10 % share"]}
+print(format_table(rule_rows, {"target median": "median CE, target", "reference median": "median CE, ref. volume",
+                               "target share": "> 10 % worse, target", "reference share": "> 10 % worse, ref. volume"},
+                   {"target median": "+.1%", "reference median": "+.1%", "target share": ".0%",
+                    "reference share": ".0%"}))
 volume_gap = np.abs(subset_judge.reference_volumes / subset_judge.targets - 1)
-print(f"SIMP's design cut at 0.5 lies {volume_gap.min():.2%}–{volume_gap.max():.2%} off its volume target here")
-# The reading below, measured: the medians move by less than a per cent, the shares by at most one design in ten.
-assert all(abs(r["target median"] - r["simp median"]) < 0.01 for n, r in rule_rows.items() if r["simp median"] < 0.5)
-assert all(abs(r["target share"] - r["simp share"]) <= 1 / SUBSET + 1e-12 for r in rule_rows.values())
+print(f"the reference cut at 0.5 lies {volume_gap.min():.2%}–{volume_gap.max():.2%} off its volume target here")
+median_moves = [abs(r["target median"] - r["reference median"]) for r in rule_rows.values()
+                if r["reference median"] < 0.5]
+share_moves = [abs(r["target share"] - r["reference share"]) for r in rule_rows.values()]
+print(f"largest change of a median CE below 50 %: {max(median_moves):.2%}; of a share: {max(share_moves):.0%}")
 
 # %% [markdown]
-# The two rules tell the same story: where a method is close to SIMP, its median CE moves by a few tenths of a per
-# cent between them, and its share of designs more than 10 % worse by one design at most. What follows does not depend
-# on which of the two volumes is held.
+# Where a method is close to the reference, the two rules move its median CE by the amount printed above, and its
+# share of designs more than 10 % worse by at most the share printed (one design in ten is 10 %). The reading below
+# holds under either volume.
 
 # %% [markdown]
-# **Reading the tables.** Three groups of methods behave differently.
+# **Reading the tables.** Four groups of methods behave differently.
 #
 # - **SIMP from a uniform start** is hopeless at small budgets (its first iterations are grey and spread out;
-#   thresholded at the volume target they are far from any structure) and good from about 20–50 solves.
-# - **Warm starts** — SIMP from the CVAE's or the baseline's design — are good from the first solves: lesson 8's
-#   designs are already within a few per cent, and SIMP's pixel updates remove what is left, tail included.
-# - **Latent searches alone** improve the median quickly but keep a **tail**: a few designs whose thresholded version
-#   is far worse than the grey one they optimised (section 5 shows why), and these dominate the mean and the 90th
-#   percentile until the sharpening projection has grown (20–50 solves); a search can even *break* a design that was
-#   fine a few steps before. The unconditional VAE's decoder does not know the problem: searched from the best of its
-#   prior's draws it stays far above SIMP within the budget. The untrained network
-#   (Hoyer et al.'s reparametrisation) starts from noise: 50 solves are far too few for it (their paper runs
-#   hundreds to thousands of steps).
-# - **A short latent search, then SIMP** (5 or 10 solves of the sharpening search, the rest SIMP) is as good as the
-#   warm starts.
+#   thresholded at the volume target they are far from any structure) and catches up between 20 and 50 solves.
+# - **Warm starts** — SIMP from the CVAE's, the baseline's or the nearest training design — begin where their start
+#   is, within a few per cent of the reference in the median, and SIMP's pixel updates close most of the rest within
+#   10–20 solves; their tail at 1 or 2 solves is the starts whose topology is wrong, which SIMP repairs slowly.
+# - **Searches in a learned space alone** keep a tail: designs whose thresholded version is far worse than the grey
+#   one they optimised (section 5 shows why), until the sharpening projection has grown; a search can even *break* a
+#   design that was fine a few steps before. Its median need not fall either: the search minimises the grey
+#   compliance, which is not what is judged. The unconditional VAE's decoder does not know the problem, and the
+#   untrained decoder starts from noise: neither is near the reference within 50 solves.
+# - **Adam on the pixels from the same start** is the latent search's control: the same start, projection and
+#   schedule, only the variables differ. Whatever the latent search does better or worse than it is what the latent
+#   space is worth to a gradient search.
 
 # %% [markdown]
 # ## 4. Judged at equal cost
 #
-# The tables above, as a figure: CE against the budget for each method, the median (left) and the 90th percentile
-# (right), on a logarithmic scale of $\max(\text{CE}, 10^{-4})$ (a CE at or below zero — as stiff as SIMP's or
-# stiffer — sits on the floor; the dotted line is 1 %).
+# The tables above as a figure: CE against the budget, each panel a method (colour) beside its control (black) and
+# SIMP from a uniform start (grey), the median (solid) and the 90th percentile (dashed), in per cent: linear between
+# −1 % and +1 %, logarithmic beyond, up to the broken designs ($C / C_\text{ref} > 10^3$, off the axis).
 
 # %%
-# One line style per family (solid: SIMP, dashed: a latent search, dotted: sampling or no latent), one colour each.
-FAMILIES = {"simp_uniform": ("k", "-", "o"), "simp_from_cvae": ("tab:blue", "-", "s"),
-            "simp_from_baseline": ("tab:cyan", "-", "^"), "best_of_cvae": ("tab:purple", ":", "D"),
-            "cvae_latent": ("tab:orange", "--", "o"), "cvae_latent_sharpening": ("tab:red", "--", "s"),
-            "cvae_latent_from_best": ("tab:brown", "--", "^"), "cvae_latent_5_then_simp": ("tab:green", "-.", "o"),
-            "cvae_latent_10_then_simp": ("tab:olive", "-.", "s"), "vae_latent_from_best": ("tab:pink", "--", "v"),
-            "reparametrisation": ("tab:gray", ":", "x")}
-fig, axes = plt.subplots(1, 2, figsize=(10, 5.2), sharey=True)
-for ax, (figure, title) in zip(axes, (("CE median", "median CE"), ("CE p90", "90th percentile of CE")), strict=True):
-    for key, per_budget in judgements.items():
-        values = [max(per_budget[b].summary()[figure], 1e-4) for b in GRID]
-        color, style, marker = FAMILIES.get(key, (None, "-", "o"))
-        ax.loglog(GRID, values, ls=style, marker=marker, ms=4, color=color, label=LABELS[key])
-    ax.axhline(0.01, color="k", lw=0.6, ls=":")
+PANELS = list(CONTROLS.items())
+fig, axes = plt.subplots(2, 3, figsize=(11, 6.6), sharex=True, sharey=True)
+for ax, (key, control) in zip(axes.flat, PANELS, strict=True):
+    for name, color in (("simp_uniform", "0.65"), (control, "k"), (key, "tab:red")):
+        for figure, style in (("CE median", "-"), ("CE p90", "--")):
+            ax.plot(GRID, [judgements[name][b].summary()[figure] for b in GRID], ls=style, marker="o", ms=3,
+                    color=color)
+    ax.set_xscale("log")
+    ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_ylim(-0.05, BROKEN_RATIO)  # above: broken designs (C/C_ref > 10³), off the axis
+    ax.axhline(0.0, color="k", lw=0.5)
     ax.yaxis.set_major_formatter(lambda value, _: f"{100 * value:g} %")
-    ax.set_ylim(top=BROKEN_RATIO)  # above: broken designs (C/C_ref > 10³), off the axis
-    ax.set(xlabel="budget (finite-element solves)", title=title)
-axes[0].set_ylabel("CE = C / C_ref − 1 (floor 0.01 %;\nabove 10⁵ %: broken, off the axis)")
+    ax.set_title(f"{LABELS[key]}\nagainst {LABELS[control]}", fontsize=8.5)
+for ax in axes[-1]:
+    ax.set_xlabel("budget (finite-element solves)")
+for ax in axes[:, 0]:
+    ax.set_ylabel("CE = C / C_ref − 1")
+legend = [plt.Line2D([], [], color="tab:red", label="the method (first in the title)"),
+          plt.Line2D([], [], color="k", label="its control (second)"),
+          plt.Line2D([], [], color="0.65", label=LABELS["simp_uniform"]),
+          plt.Line2D([], [], color="k", ls="-", label="median"),
+          plt.Line2D([], [], color="k", ls="--", label="90th percentile")]
+fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=8.5, frameon=False)
 fig.suptitle(f"{SUBSET} test problems, at the volume target", fontsize=10)
-fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-fig.tight_layout(rect=(0, 0.2, 1, 1))
+fig.tight_layout(rect=(0, 0.05, 1, 1))
 plt.show()
 
 # %% [markdown]
-# And the designs themselves, at 10 solves, for four problems: the first row SIMP's converged design, then one row per
+# And the designs themselves, at 10 solves, for four problems: the first row the reference, then one row per
 # method (each thresholded at its volume target, with its CE).
 
 # %%
 SHOWN = [0, 3, 6, 9]
-rows = ["simp_uniform", "simp_from_cvae", "best_of_cvae", "cvae_latent_sharpening", "cvae_latent_5_then_simp",
-        "vae_latent_from_best", "reparametrisation"]
-fig, axes = plt.subplots(len(rows) + 1, len(SHOWN), figsize=(2.1 * len(SHOWN) + 1.9, 1.35 * (len(rows) + 1)))
+rows = ["simp_uniform", "simp_from_cvae", "simp_from_retrieval", "best_of_cvae", "cvae_latent_sharpening",
+        "pixel_adam_sharpening", "cvae_latent_then_simp", "vae_latent_from_best", "untrained_decoder"]
+fig, axes = plt.subplots(len(rows) + 1, len(SHOWN), figsize=(2.1 * len(SHOWN) + 2.2, 1.3 * (len(rows) + 1)))
 for column, problem in enumerate(SHOWN):
-    show_design(axes[0, column], threshold_at_volume(subset.density[problem], subset.volfrac[problem]),
-                f"problem {problem}")
+    show_design(axes[0, column], test_references[problem], f"problem {problem}")
     for row, key in enumerate(rows, start=1):
         design = threshold_at_volume(runs[key].designs[10][problem], subset.volfrac[problem])
         show_design(axes[row, column], design, f"CE {judgements[key][10].compliance_error[problem]:+.1%}")
-for row, name in enumerate(["SIMP converged", *(LABELS[key] for key in rows)]):  # names once, left of their row
-    axes[row, 0].set_ylabel(name.replace(", ", ",\n").replace(" from ", "\nfrom "), rotation=0, ha="right",
-                            va="center", fontsize=8)
+for row, name in enumerate(["reference", *(LABELS[key] for key in rows)]):  # names once, left of their row
+    axes[row, 0].set_ylabel(name.replace(", ", ",\n").replace(" from ", "\nfrom ").replace(" with ", "\nwith "),
+                            rotation=0, ha="right", va="center", fontsize=8)
 fig.suptitle("designs at 10 solves, thresholded at the volume target (title: CE)", fontsize=9)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **How many solves to come within 1 % of SIMP?** Kus & Bessa report that a pre-trained latent reaches minimum
-# compliance in "at least an order of magnitude fewer iterations" than optimising the pixels. On our problems: for each
-# method, the first budget of the grid at which the design (thresholded at the volume target) is within 1 % of SIMP's
-# converged design, or stiffer; the median over the problems, and how many never get there within 50 solves.
+# **How many solves to come within 1 % of the reference?** For each method, the first budget of the grid at which the
+# design (thresholded at the volume target) is within 1 % of the reference, or stiffer; the median over the problems,
+# and how many never get there within 50 solves. The comparison that isolates the latent space is the search on z
+# against Adam on the pixels from the same start; the one that isolates the start is SIMP from the CVAE's design
+# against SIMP from a uniform start and from the nearest training design.
 
 # %%
 reach = {key: harness.solves_to_within(per_budget) for key, per_budget in judgements.items()}  # first GRID point ≤ 1 %
 print(format_table({LABELS[key]: {"median": float(np.nanmedian(r)) if np.any(~np.isnan(r)) else float("nan"),
                                   "never": float(np.isnan(r).sum())} for key, r in reach.items()},
                    {"median": "solves to 1 % (median)", "never": f"never within 50 (of {SUBSET})"}, ".0f"))
-pixels, latent, warm = reach["simp_uniform"], reach["cvae_latent_sharpening"], reach["simp_from_cvae"]
-print(f"SIMP from a uniform start needs {np.nanmedian(pixels):.0f} solves (median); the CVAE's latent search "
-      f"{np.nanmedian(latent):.0f} where it gets there ({int(np.isnan(latent).sum())} of {SUBSET} never do); SIMP "
-      f"warm-started from the CVAE's design {np.nanmedian(warm):.0f} ({int(np.isnan(warm).sum())} never do)")
-# The next cell's reading, measured: an order of magnitude against pixels from a uniform start, none against the
-# warm start, which never-reaches no more often.
-assert np.nanmedian(pixels) >= 10 * np.nanmedian(latent)
-assert np.nanmedian(warm) <= np.nanmedian(latent) and np.isnan(warm).sum() <= np.isnan(latent).sum()
 
 # %% [markdown]
-# **The "order of magnitude".** Measured against SIMP from a *uniform* start, the CVAE's latent search comes within 1 %
-# in an order of magnitude fewer solves (the medians above), as Kus & Bessa report. But SIMP warm-started from the
-# *same* generated design gets there as fast, and more reliably (fewer problems that never reach 1 %): the saving
-# comes from the pre-trained **start**, not from searching in the latent space. Searching the latent adds nothing a
-# warm-started pixel optimisation lacks, on these problems, and loses the designs the decoder cannot draw.
+# On ten problems these counts move by a grid point with one design; the intervals on all 150 problems, at the end of
+# the lesson, say which differences hold.
 
 # %% [markdown]
 # ### Outside the training ranges
 #
 # Lesson 8's 24 out-of-distribution problems (volume fractions 0.25 and 0.55, near-horizontal and upward loads);
-# here six of them (every fourth), without the slow reparametrisation (`make evaluate-latent` runs all 24). Can a search
-# repair what generation got wrong there?
+# here six of them (every fourth), without the slow untrained decoder (`make evaluate-latent` runs all 24). Can a
+# search repair what generation got wrong there?
 
 # %%
-ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE).take(np.arange(0, 24, 4))
-ood_problems = StudyProblems.of(ood, RULE, device, ids=np.arange(0, 24, 4))  # their numbers among the 24
-ood_runs = run_methods(latent_methods(cvae, baseline, vae, LR, reparametrisation=False), ood_problems, BUDGETS)
+OOD_SHOWN = np.arange(0, 24, 4)
+ood = load_topology_dataset(manifest_file=OOD_MANIFEST_FILE).take(OOD_SHOWN)
+ood_problems = StudyProblems.of(ood, RULE, device, load_references("ood").density[OOD_SHOWN], ids=OOD_SHOWN)
+ood_runs = run_methods(latent_methods(cvae, baseline, vae, retrieval, untrained=False), ood_problems, BUDGETS)
 ood_judgements = judge_results(ood_runs, ood_problems)
 for figure in ("CE median", "CE max"):
     print(f"\n{figure} at the volume target, {len(ood)} out-of-distribution problems (volume fractions "
           f"{sorted({float(v) for v in ood.volfrac.round(2)})}, angles {sorted(float(a) for a in ood.angle_deg)}):")
-    print(format_table(budget_table(ood_judgements, figure, BUDGETS), budget_columns, "+.3f"))
+    print(format_table(budget_table(ood_judgements, figure, BUDGETS), budget_columns, "+.1%"))
 
 # %% [markdown]
-# **Out of distribution**, generation is wrong more often (lesson 8) and best-of-k cannot help: its candidates are as
-# lost as the mean. A latent search repairs part of it, slowly, because the decoder draws designs like its training
-# data and the right design for a near-horizontal load (a straight bar) is unlike them; SIMP warm-started from the
-# generated design, or after a few latent steps, repairs it within the budget (the largest CE shows the slowest case).
+# **Out of distribution**, generation is wrong more often (lesson 8), and best of b cannot help much: its candidates
+# are as lost as the mean. A search in the latent space repairs part of it, slowly, because the decoder draws designs
+# like its training data and the right design for a near-horizontal load (a straight bar) is unlike them. SIMP
+# warm-started from the generated design repairs more of it, but not all within the budget (the largest CE shows the
+# slowest case). On all 24 problems (`docs/results/latent.md`) only SIMP from the blended start leaves no design more
+# than 10 % worse at 10 and at 20 solves: its grey material lets SIMP grow the member the generated design lacks.
 
 # %% [markdown]
 # ## 5. What the learned space costs
 #
-# A latent search can only reach designs its decoder can draw. Two things keep it above SIMP, and both can be measured.
+# A search in a learned space can only reach designs its decoder can draw. Two things keep it above the reference,
+# and both can be measured.
 #
-# **The proxy.** The search minimises the compliance of its *grey* design; we judge the design thresholded at equal
-# volume. For SIMP's designs the two differ little (thresholding a SIMP design makes it *stiffer*: its grey pixels
-# are penalised by $\rho^3$). A decoder's grey design can hide a member just below the threshold: the grey structure
-# carries the load through it, the thresholded one is cut. Below, for each method at the largest budget: the
-# thresholded compliance over the grey one, and the design where the two differ most.
+# **The proxy.** The search minimises the compliance of its *grey* design; we judge the design thresholded at the
+# volume target. A decoder's grey design can hide a member just below the threshold: the grey structure carries the
+# load through it, the thresholded one is cut. Below, for each method at the largest budget: the thresholded
+# compliance over the grey one, and the design where the two differ most; first, the same ratio for the dataset's
+# SIMP designs of these problems.
 
 # %%
 largest = max(GRID)
+simp_gap = subset_judge.compliances_at(subset.density, RULE) / subset_judge.compliances(subset.density) - 1
+print(f"the dataset's SIMP designs: thresholded / grey − 1 = {np.median(simp_gap):+.1%} in the median "
+      f"({simp_gap.min():+.1%} … {simp_gap.max():+.1%})")
 gaps = {}
 for key, run in runs.items():
     designs = run.designs[largest]
     grey = subset_judge.compliances(designs)  # the penalised compliance of the grey designs themselves
     gaps[key] = subset_judge.compliances_at(designs, RULE) / grey - 1
 print(format_table({LABELS[key]: {"median": float(np.median(g)), "max": float(np.max(g))} for key, g in gaps.items()},
-                   {"median": f"thresholded / grey − 1, median ({largest} solves)", "max": "largest"}, "+.3f"))
+                   {"median": f"thresholded / grey − 1, median ({largest} solves)", "max": "largest"}, "+.1%"))
 worst = int(np.argmax(gaps["cvae_latent"]))
 grey_design = runs["cvae_latent"].designs[largest][worst]
 fig, axes = plt.subplots(1, 3, figsize=(11, 2.0))
@@ -565,41 +616,39 @@ show_design(axes[2], sharp_design, f"with sharpening: ×{1 + gaps['cvae_latent_s
 plt.show()
 
 # %% [markdown]
-# **A threshold-aware map.** The sharpening projection $\rho = \sigma(\beta \ell + \eta)$ with $\beta$ doubling every
-# 10 steps (1, 2, 4, 8) makes the grey design the search minimises nearly the thresholded one: the gap above shrinks
-# from several per cent (β = 1) to a fraction of a per cent. It is a continuation, as in Heaviside projections of
-# classical topology optimisation: a soft map first (gradients reach every pixel), a sharp one later (the objective
-# is the design's). The tables show what it does to the tail: it repairs designs broken at the threshold once
-# β has grown (after 20–30 solves), not before.
+# Thresholding a SIMP design makes it *stiffer* (the first line: its grey pixels are penalised by $\rho^3$, and
+# making the densest of them solid adds stiffness); thresholding a decoder's design can make it far less stiff.
 #
-# **The floor.** Given 50 solves, how far above SIMP does each search stop? (`make evaluate-latent`: 100 solves on
-# every test problem, quoted at the end.) The decoder can only draw what it learned: the latent has 16 numbers; near a
-# design it learned well those suffice, elsewhere (a topology the data never held for this problem, an out-of-range
-# problem) no latent may draw SIMP's optimum. SIMP's pixels have no such limit.
+# **A threshold-aware map.** The sharpening projection $\rho = \sigma(\beta \ell + \eta)$ with $\beta$ doubling every
+# few steps (1, 2, 4, 8; the interval chosen on validation) makes the grey design the search minimises nearly the
+# thresholded one: compare the gaps of β = 1 and sharpening above. It is a continuation, as in Heaviside projections of
+# classical topology optimisation: a soft map first (gradients reach every pixel), a sharp one later (the objective
+# is the design's). It repairs designs broken at the threshold once β has grown, not before.
+#
+# **Where the searches stand after 50 solves.** The decoder can only draw what it learned: the latent has 16 numbers;
+# near a design it learned well those suffice, elsewhere (a topology the data never held for this problem, an
+# out-of-range problem) no latent may draw the reference. How far that limits a search is not measured here (the
+# sharpening search still improves between 50 and 100 solves on all test problems), so the table says where each
+# method stands at the largest budget, not where it would stop.
 
 # %%
-floor_rows = {LABELS[key]: {"median": judgements[key][largest].summary()["CE median"],
+stand_rows = {LABELS[key]: {"median": judgements[key][largest].summary()["CE median"],
                             "p90": judgements[key][largest].summary()["CE p90"],
                             "ood median": ood_judgements[key][largest].summary()["CE median"] if key in ood_judgements
                             else float("nan")}
               for key in judgements}
-print(format_table(floor_rows, {"median": f"median CE, {largest} solves", "p90": "p90 CE",
-                                "ood median": "median CE, out of distribution"}, "+.4f"))
-
-# %% [markdown]
-# The latent searches stop above SIMP's median, and their 90th percentile is where the cost shows; SIMP and the
-# warm starts end within a few tenths of a per cent of SIMP's converged design, some below it (that design is a local
-# optimum, and a warm start sometimes finds a better one). Out of distribution the gap grows: what the decoder cannot
-# draw, no latent finds. The pixels of SIMP have no such floor — which is why the methods that end with SIMP
-# iterations from a generated start reach the goals below, and none that stays in the learned space does.
+print(format_table(stand_rows, {"median": f"median CE, {largest} solves", "p90": "p90 CE",
+                                "ood median": "median CE, out of distribution"}, "+.1%"))
 
 # %% [markdown]
 # ## The goals, on this subset
 #
-# A target for the tail, set before the comparison: **at 20 solves**, at the volume target, no design more than 10 %
-# worse than SIMP's, a 95th percentile of CE of at most 1 %, no floating material and no load disrespect; **at 10
-# solves** a 95th percentile of at most 2 %. On 10 problems a 95th percentile is nearly the largest value;
-# `docs/results/latent.md` (`make evaluate-latent`) has the same on all 150 test problems.
+# A target for the tail, set before the comparison, for a designer who would take a design without checking each
+# one: **at 20 solves**, at the volume target, no design more than 10 % worse than the reference, a 95th percentile of
+# CE of at most 1 %, no floating material and no load disrespect; **at 10 solves** a 95th percentile of at most 2 %.
+# The median alone would hide the designs that fail, and those are what a designer pays for. On 10 problems a 95th
+# percentile is nearly the largest value: the table below describes this subset only, and the full comparison
+# follows it.
 
 # %%
 def goals(per_budget: dict) -> dict[str, float]:
@@ -614,64 +663,110 @@ def goals(per_budget: dict) -> dict[str, float]:
 
 goal_rows = {key: goals(per_budget) for key, per_budget in judgements.items()}
 print(format_table({LABELS[key]: row for key, row in goal_rows.items()},
-                   {"worse20": "> 10 % worse @20", "p95_20": "p95 @20 (≤ 0.01)", "floating20": "floating @20",
-                    "load20": "load disr. @20", "p95_10": "p95 @10 (≤ 0.02)", "met": "all met"}, ".3f"))
+                   {"worse20": "> 10 % worse @20", "p95_20": "p95 @20 (≤ 1 %)", "floating20": "floating @20",
+                    "load20": "load disr. @20", "p95_10": "p95 @10 (≤ 2 %)", "met": "all met"},
+                   {"worse20": ".0%", "p95_20": "+.1%", "floating20": ".0%", "load20": ".0%", "p95_10": "+.1%",
+                    "met": ".0f"}))
 meeting = {key for key, row in goal_rows.items() if row["met"]}
 print("methods meeting every goal on this subset:", sorted(LABELS[key] for key in meeting) or "none")
-# The reading below, measured: only methods that end in SIMP iterations meet the goals, and at least one does.
-assert meeting and all(key.startswith("simp_from") or key.endswith("then_simp") for key in meeting)
-assert not goal_rows["simp_uniform"]["met"] and goal_rows["simp_uniform"]["p95_10"] > 0.02
 
 # %%
-own_floating = np.mean([floating_material(threshold_at_volume(d, v)) for d, v in zip(test.density, test.volfrac,
+own_floating = np.mean([floating_material(threshold_at_volume(d, v)) for d, v in zip(test_references, test.volfrac,
                                                                                     strict=True)])
-print(f"SIMP's designs themselves, thresholded at the volume target: floating material in {own_floating:.1%} of the "
+print(f"the references themselves, thresholded at the volume target: floating material in {own_floating:.1%} of the "
       f"{len(test)} test problems")
 
 # %% [markdown]
-# On this subset the goals are met only by methods that **end in SIMP**: SIMP warm-started from the CVAE's or the
-# baseline's design, and the 5-step latent search followed by SIMP (the table's last column; the 10-step one is still
-# searching at 10 solves and misses there; with 10 problems one design decides a percentile, so
-# `docs/results/latent.md` is the measurement that counts). No search that stays in the
-# learned space meets them at 10 or 20 solves: its tail is the designs broken by the threshold, and with sharpening
-# those are repaired only once β has grown. SIMP from a uniform start misses at 10 solves by far (its designs are still
-# grey), and at 20 by its slowest problems.
+# ## On all 150 test problems
 #
-# **On all 150 test problems** (`make evaluate-latent`, the tables in `docs/results/latent.md`: every method to 100
-# solves, the reparametrisation on the first 50 problems; SIMP, the warm starts and the searches from μ_p(c) draw
-# nothing, so the rows below do not depend on a seed) **no method meets every goal**, and the miss is small and of one
-# kind:
+# `make evaluate-latent` runs every method above on all 150 test problems to 100 solves (the untrained decoder on the
+# first 50) and writes `docs/results/latent.md`; SIMP, the warm starts, retrieval, the pixel search and the searches
+# from μ_p(c) draw nothing, so their rows do not depend on a seed. Every CE there is against the independent
+# reference, and the reference has a noise of its own: **the dataset's SIMP run** (the dataset's own designs, SIMP
+# stopped at 100 iterations or a change of 0.01) lies from it at median CE +0.34 %, p95 +3.08 %, with 3.33 % of its
+# designs more than 10 % worse. Differences between methods of a few tenths of a per cent in the median are
+# differences between near-optimal designs, of the size of that noise.
+#
+# The goals on all test problems:
 #
 # | at 20 solves (10 for the last column) | p95 CE | > 10 % worse | floating | load disrespect | p95 CE at 10 |
 # | --- | --- | --- | --- | --- | --- |
 # | goal | ≤ 1 % | 0 | 0 | 0 | ≤ 2 % |
-# | SIMP, uniform start | +9.5 % | 5.3 % | 5.3 % | 0 | +146 % |
-# | SIMP from the CVAE's design | +1.07 % | 1.3 % | 2.0 % | 0 | +2.1 % |
-# | SIMP from the baseline's design | +0.69 % | 0 | 0.7 % | 0 | +1.06 % |
-# | CVAE latent 5 → SIMP | +0.56 % | 0 | 1.3 % | 0 | +1.06 % |
-# | CVAE latent 10 → SIMP | +0.70 % | 0 | 0.7 % | 0 | +35 % |
-# | CVAE latent, sharpening (no SIMP) | +7.2 % | 4.0 % | 0.7 % | 0 | +35 % |
+# | SIMP, uniform start | +13.43 % | 6.0 % | 5.3 % | 0.0 % | +152.81 % |
+# | SIMP from the CVAE's design | +3.62 % | 2.7 % | 2.0 % | 0.0 % | +4.70 % |
+# | SIMP from the baseline's design | +3.50 % | 0.7 % | 0.7 % | 0.0 % | +4.54 % |
+# | SIMP from the nearest training design | +6.17 % | 3.3 % | 1.3 % | 0.0 % | +8.30 % |
+# | SIMP from the CVAE's design blended with uniform | +3.18 % | 2.0 % | 2.0 % | 0.0 % | +4.06 % |
+# | CVAE latent, then SIMP | +2.93 % | 1.3 % | 0.7 % | 0.0 % | +3.17 % |
+# | CVAE latent, sharpening (no SIMP) | +5.44 % | 3.3 % | 0.7 % | 0.0 % | +15.04 % |
+# | Adam on the pixels, sharpening (no SIMP) | +5.81 % | 1.3 % | 1.3 % | 0.0 % | +5.84 % |
+# | best of the b nearest training designs (no SIMP) | +3.76 % | 0.0 % | 0.0 % | 0.0 % | +5.48 % |
 #
-# SIMP warm-started from the baseline's design and a 5- or 10-step latent search followed by SIMP meet the tail, volume
-# and load goals, and miss "no floating material" by one or two designs of 150 — as SIMP's own converged designs do
-# (the line above: thresholded at the volume target, 2 of the 150 references have a loose piece themselves). The short
-# latent pre-step earns its place on the problems whose generated topology was wrong (38 of 150 decoded more than
-# 10 % worse than SIMP's): there, at 20 solves, its largest CE is +4 %, against +39 % for SIMP warm-started from the
-# same CVAE design. Alone, the latent search keeps its tail until the projection has sharpened: at 50 solves its p95
-# is +1.6 % (SIMP from a uniform start: +1.8 %), with no floating material. **The floor**, given 100 solves: the
-# latent search with sharpening stops at a median CE of +0.12 % and a p95 of +1.25 %, where SIMP from a uniform start
-# reaches 0.00 % and +0.26 % and the warm starts end below SIMP's converged design (median −0.08 % and −0.09 %);
-# lesson 7's VAE stops at +4.4 % (38 % of its designs still more than 10 % worse), the reparametrisation at +6.8 %
-# (34 %). The searches in a learned space stop above the pixels, as section 5 expects. Out of distribution
-# (24 problems) every method misses: 4 % of designs stay more than 10 % worse after 20 solves even for the best
-# (warm-started SIMP, and the latent pre-step then SIMP), 46 % for the latent search alone.
+# **No method meets the goals**, and the p95 goals cannot be met against this reference: the dataset's own SIMP
+# designs have a p95 of +3.08 % against it. The goals were set against the dataset's designs, which the reference
+# shows to be a few per cent off in their tail. What the table still separates is the share of designs more than 10 %
+# worse: a few per cent or fewer for every method that starts from a design, more for SIMP from a uniform start. The
+# b nearest training designs, without SIMP, leave none more than 10 % worse at 20 solves on these problems.
 #
-# **The methods that draw**, rerun with draw seeds 0, 1 and 2 on the same 150 problems (`python -m
-# tools.evaluate_latent --seeds 0 1 2 --seed-problems 150 --reparametrised 25`, `docs/results/latent_seeds.md`):
-# at 20 solves, best of b leaves 8.0–10.0 % of the designs more than 10 % worse than SIMP's, the latent search
-# started from the best of 5 3.3–4.7 %, lesson 7's VAE 48–57 % and the reparametrisation (the first 25 problems)
-# 100 %. Whatever the seed, none of them meets a goal.
+# **Each method against its control**, A − B on the same 150 problems (negative: A is stiffer, or has fewer designs
+# more than 10 % worse), with paired bootstrap 95 % intervals (4,000 resamplings of the problems,
+# `studies.uncertainty`); a star marks an interval that excludes zero, and only those support a conclusion. The rows:
+# z − pixels = CVAE latent, sharpening − Adam on the pixels, sharpening (same start, projection and β); CVAE start −
+# retrieved start = SIMP from the CVAE's design − SIMP from the nearest training design; sampled − retrieved = best of
+# b (CVAE) − best of the b nearest training designs; blend, pre-step (CVAE latent, then SIMP), baseline and z search
+# (CVAE latent, sharpening) each − SIMP from the CVAE's design; CVAE start − uniform = SIMP from the CVAE's design −
+# SIMP from a uniform start; the number after the comma is the budget in solves.
 #
+# | A − B, b solves | median CE (95 % interval) | p95 CE (95 % interval) | share > 10 % worse (95 % interval) |
+# | --- | --- | --- | --- |
+# | z − pixels, 10 | +0.24% [-0.01%, +0.51%] | +9.20% [-2.41%, +38.94%] | +5.33% [+1.33%, +9.33%] * |
+# | z − pixels, 20 | -0.17% [-0.38%, +0.10%] | -0.37% [-5.10%, +4.79%] | +2.00% [-0.67%, +5.33%] |
+# | z − pixels, 100 | -0.46% [-0.71%, -0.15%] * | -2.82% [-6.12%, -0.45%] * | +0.00% [-2.67%, +2.67%] |
+# | CVAE start − retrieved start, 10 | +0.01% [-0.14%, +0.12%] | -3.59% [-8.17%, +4.22%] | -1.33% [-4.67%, +2.00%] |
+# | CVAE start − retrieved start, 20 | -0.01% [-0.13%, +0.09%] | -2.55% [-6.39%, +3.56%] | -0.67% [-4.00%, +2.00%] |
+# | sampled − retrieved, 10 | +0.42% [+0.18%, +0.85%] * | +37.31% [+17.92%, +131.44%] * | +13.33% [+8.00%, +19.33%] * |
+# | sampled − retrieved, 20 | +0.37% [+0.20%, +0.64%] * | +31.83% [+7.67%, +57.45%] * | +10.00% [+5.33%, +14.67%] * |
+# | blend − CVAE start, 20 | -0.03% [-0.09%, +0.06%] | -0.43% [-6.48%, +0.70%] | -0.67% [-2.00%, +0.00%] |
+# | pre-step − CVAE start, 10 | -0.06% [-0.16%, +0.05%] | -1.54% [-9.31%, +0.62%] | -0.67% [-2.67%, +1.33%] |
+# | pre-step − CVAE start, 20 | -0.00% [-0.13%, +0.08%] | -0.69% [-7.54%, +0.40%] | -1.33% [-4.00%, +1.33%] |
+# | baseline − CVAE start, 20 | -0.06% [-0.14%, +0.04%] | -0.12% [-6.47%, +1.11%] | -2.00% [-4.67%, +0.00%] |
+# | z search − CVAE start, 20 | +0.36% [+0.25%, +0.60%] * | +1.83% [-1.57%, +5.65%] | +0.67% [+0.00%, +2.00%] |
+# | z search − CVAE start, 100 | +0.21% [+0.12%, +0.34%] * | +0.09% [-0.87%, +1.90%] | +0.67% [-1.33%, +3.33%] |
+# | CVAE start − uniform, 20 | -1.31% [-1.76%, -1.07%] * | -9.82% [-17.00%, -1.47%] * | -3.33% [-8.00%, +0.67%] |
+# | CVAE start − uniform, 100 | -0.10% [-0.25%, +0.00%] | -0.55% [-12.11%, +0.64%] | -3.33% [-6.67%, -0.67%] * |
+#
+# What the intervals support, and what they do not:
+#
+# - **The latent space against the pixels** (the same start, projection and schedule, Adam on both): at 10 solves
+#   the search on z leaves more designs more than 10 % worse; at 20 solves no interval excludes zero; at 100 solves it
+#   is stiffer in the median and the p95. But the pixels' learning rate was chosen at 10 and 20 solves, and from 10
+#   solves on their median barely moves (`docs/results/latent.md`): at 100 solves a tuned search meets a stalled one.
+#   What the intervals support is narrower: at 10 solves the learned space costs designs more than 10 % worse, and
+#   at 20 it neither helps nor hurts measurably.
+# - **A generated start against a retrieved one**: SIMP from the CVAE's design and SIMP from the nearest training
+#   design do not differ measurably on the test problems (no interval excludes zero). As candidates without SIMP, the
+#   b nearest training designs beat the CVAE's b samples on every figure. On these in-distribution problems the CVAE
+#   has not earned its offline cost against a lookup in its own training set. Out of distribution it has: on the 24
+#   problems of `docs/results/latent.md`, SIMP from the CVAE's design beats SIMP from the nearest training design on
+#   every figure at 20 solves.
+# - **The blend, the latent pre-step and the baseline's start** do not differ measurably from SIMP from the CVAE's
+#   design at 20 solves on the test problems. Out of distribution the blend has fewer designs more than 10 % worse at
+#   10 solves (that interval excludes zero), which is what it was built for: SIMP from a grey start can grow a member
+#   that a near-binary start lacks.
+# - **A search in the latent space against SIMP from the same generated design**: SIMP is stiffer in the median at 20
+#   and 100 solves; their tails do not differ measurably there. The saving over SIMP from a uniform start comes from
+#   the start (CVAE start − uniform: large at 20 solves), not from searching in the latent space.
+
+# %% [markdown]
+# ## 6. The cited methods, reproduced
+#
+# The methods above are ours. Hoyer et al.'s neural reparametrisation and Kus & Bessa's gradient-free search in a
+# pre-trained latent (CMA-ES), reproduced as published, are compared on the same problems and against the same
+# reference on a results page of their own, with the study that produces it.
+#
+# <!-- Section 6's paragraph on the published methods (their results page and tool, named here) goes here. -->
+
+# %% [markdown]
 # **Question** — the latent search of a design whose thresholded version is broken minimised its grey compliance
 # without trouble. Why does a penalised grey design hide the break, and why does SIMP's own grey design not?
 #
@@ -690,13 +785,16 @@ print(f"SIMP's designs themselves, thresholded at the volume target: floating ma
 #   is the adjoint sensitivity times the incoming gradient — checked by `gradcheck` and finite differences.
 # - A volume constraint needs no penalty: a projection with one scalar shift per design, solved by bisection, holds it
 #   to rounding; its gradient follows by implicit differentiation (the sigmoid's, minus a weighted mean).
-# - Judge at equal cost (finite-element solves, with wall time beside) and at one volume for design and reference
-#   (here the volume target), with the tail of the signed errors, not only the median: latent searches look good in
-#   the median and fail in the tail.
+# - Judge at equal cost (finite-element solves, with wall time beside), at one volume for design and reference (here
+#   the volume target), against a reference that none of the methods is, with the tail of the signed errors and not
+#   only the median, and with an interval before a conclusion.
+# - Put a control beside every method, differing in one thing: Adam on the pixels from the same start separates the
+#   latent space from the search, retrieval separates the generator from its training data.
 # - The grey compliance a latent search minimises is a poor proxy for the thresholded design; a sharpening
 #   projection narrows the gap, after enough steps.
-# - A pre-trained generator saves solves by giving a good **start**; on these problems SIMP from that start is at
-#   least as good as searching the latent, and a decoder's space has a floor that pixels do not.
+# - On these problems a pre-trained generator saves solves by giving a good **start**, and on the test problems a
+#   retrieved training design is as good a start; SIMP from that start is stiffer in the median than searching the
+#   latent at 20 and 100 solves. Out of the training ranges the generated start is the better one.
 
 # %%
 print(f"notebook run time: {time.perf_counter() - notebook_start:.0f} s on {device}")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from studies.harness import MethodResult, Stopwatch, StudyProblems, exact_solves, linear_seconds
+from utils.data import TopologyData
 from utils.design_space import SharpnessSchedule, gradient_search
 from utils.topopt import simp_iterations
 
@@ -37,6 +38,58 @@ def decoded_start(model: nn.Module) -> Start:
     return start
 
 
+def blended_start(start: Start, alpha: float) -> Start:
+    """α · ``start``'s design + (1 − α) · uniform at each problem's volume fraction: a start that keeps grey material
+    everywhere, so that SIMP can grow a member the design lacks (α = 1: the design itself)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"a blend needs 0 ≤ α ≤ 1, got {alpha}")
+
+    def start_blended(problems: StudyProblems) -> tuple[np.ndarray, float]:
+        designs, seconds = start(problems)
+        if designs is None:
+            raise ValueError("a blend needs a start with designs (not SIMP's uniform start)")
+        uniform = np.asarray(problems.judge.targets, dtype=float)[:, None, None]
+        return alpha * designs + (1.0 - alpha) * uniform, seconds
+    return start_blended
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The training designs nearest to a problem in condition space: volume fraction, load position and angle, each
+    divided by its range over the training set, Euclidean distance (no training, no decoder)."""
+
+    designs: np.ndarray
+    conditions: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def of(cls, training: TopologyData) -> Retrieval:
+        conditions = cls.raw_conditions(training)
+        spread = conditions.max(axis=0) - conditions.min(axis=0)
+        return cls(training.density, conditions, np.where(spread > 0, spread, 1.0))
+
+    @staticmethod
+    def raw_conditions(problems: TopologyData) -> np.ndarray:
+        """(N, 3): volume fraction, load position, angle in degrees."""
+        return np.stack([problems.volfrac, problems.load_y, problems.angle_deg], axis=1).astype(float)
+
+    def nearest(self, problems: TopologyData, k: int) -> np.ndarray:
+        """The k nearest training designs of each problem, nearest first: (k, N, nely, nelx)."""
+        query = self.raw_conditions(problems) / self.scale
+        distances = np.linalg.norm(query[:, None] - (self.conditions / self.scale)[None], axis=2)  # (N, M)
+        order = np.argsort(distances, axis=1, kind="stable")[:, :k]  # (N, k)
+        return self.designs[order.T]
+
+
+def retrieved_start(retrieval: Retrieval) -> Start:
+    """The nearest training design of each problem, as is."""
+    def start(problems: StudyProblems) -> tuple[np.ndarray, float]:
+        with Stopwatch() as watch:
+            designs = retrieval.nearest(problems.judge.problems, 1)[0].astype(float)
+        return designs, watch.seconds
+    return start
+
+
 def prior_latents(model: nn.Module, seed: int) -> Latents:
     """The CVAE's μ_p(c) first, then draws z ~ p(z | c) from ``seed``."""
     def latents(problems: StudyProblems, k: int) -> torch.Tensor:
@@ -53,6 +106,23 @@ def standard_latents(latent_dim: int, seed: int) -> Latents:
         draws = problems.normal_draws(seed, k - 1, latent_dim)
         return torch.cat([torch.zeros((1, len(problems), latent_dim)).to(draws), draws])
     return latents
+
+
+def decoded_logits(model: nn.Module) -> Latents:
+    """The pixels' control of a latent search: the conditional model's logits at μ_p(c) ``(1, N, nely, nelx)`` as the
+    variables themselves, so that a search on them starts from the latent search's design (one start only)."""
+    def latents(problems: StudyProblems, k: int) -> torch.Tensor:
+        if k != 1:
+            raise ValueError(f"the pixels' start is one design per problem, not {k}")
+        with torch.no_grad():
+            mu = model.prior_moments(problems.conditions)[0]
+            return model.decode(mu, problems.conditions)[:, 0].double().cpu()[None]
+    return latents
+
+
+def pixel_decoder(problems: StudyProblems) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The identity on logits ``(N, nely, nelx)``: a search whose variables are the pixels' logits."""
+    return lambda logits: logits
 
 
 def conditional_decoder(model: nn.Module) -> Decoder:
@@ -120,12 +190,30 @@ class BestOf:
 
 
 @dataclass
+class BestRetrieved:
+    """Retrieval's best of b: the b training designs nearest in condition space, each solved once (thresholded under
+    the study's rule), the stiffest kept; at b = 1 the nearest design as is."""
+
+    key: str
+    retrieval: Retrieval
+
+    def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
+        largest = max(budgets)
+        with Stopwatch() as watch:
+            candidates = self.retrieval.nearest(problems.judge.problems, largest).astype(float)
+        designs, _, solve_seconds = _best_of(problems, candidates, budgets)
+        return MethodResult(designs, exact_solves(budgets, len(problems)),
+                            linear_seconds(budgets, largest, watch.seconds + solve_seconds), candidates[0])
+
+
+@dataclass
 class LatentSearch:
     """Adam on the latents through a frozen decoder and the volume projection
-    (:func:`utils.design_space.gradient_search`), one solve per step. With ``from_best = k`` it first spends k solves
-    on the best of its first k candidate latents (its designs at budgets up to k), then searches from the chosen
-    latent; otherwise it starts from the first candidate. A run is remembered, so that a two-stage method on the same
-    problems reuses it."""
+    (:func:`utils.design_space.gradient_search`), one solve per step (with :func:`decoded_logits` and
+    :func:`pixel_decoder`: Adam on the pixels' logits, the same projection and schedule). With ``from_best = k`` it
+    first spends k solves on the best of its first k candidate latents (its designs at budgets up to k), then searches
+    from the chosen latent; otherwise it starts from the first candidate. A run is remembered, so that a two-stage
+    method on the same problems reuses it."""
 
     key: str
     latents: Latents
@@ -189,8 +277,8 @@ class ThenSimp:
 
 
 def untrained_copy(decoder: nn.Module, seed: int) -> nn.Module:
-    """A freshly initialised copy of ``decoder``'s architecture (the neural reparametrisation of Hoyer et al. 2019):
-    the same layers, each re-drawn by PyTorch's default initialisation from ``seed``, every weight trainable."""
+    """A freshly initialised copy of ``decoder``'s architecture: the same layers, each re-drawn by PyTorch's default
+    initialisation from ``seed``, every weight trainable."""
     fresh = copy.deepcopy(decoder)
     torch.manual_seed(seed)
     for layer in fresh.modules():
@@ -203,9 +291,9 @@ def untrained_copy(decoder: nn.Module, seed: int) -> nn.Module:
 
 @dataclass
 class Reparametrised:
-    """Hoyer et al.'s neural reparametrisation, adapted: per problem a fresh, untrained copy of the CVAE's decoder
-    (seed ``seed`` + the problem's id), its fixed input (μ_p(c), c), and Adam on its weights through the volume
-    projection."""
+    """An untrained decoder with Adam: per problem a fresh, untrained copy of the CVAE's decoder (seed ``seed`` + the
+    problem's id), its fixed input (μ_p(c), c), and Adam on its weights through the volume projection. Not Hoyer et
+    al.'s published method (architecture, filter and optimiser differ)."""
 
     key: str
     cvae: nn.Module

@@ -11,8 +11,8 @@ import torch
 from studies.cvae_study import RULE as CVAE_RULE
 from studies.cvae_study import break_even_designs, run_cvae_study, stiffest_admissible
 from studies.harness import LABELS, StudyProblems, judge_results, run_methods, solves_to_within
-from studies.latent_study import RULE, SEEDED_METHODS, doubling_sharpness, latent_methods
-from studies.methods import SimpFrom, untrained_copy
+from studies.latent_study import CONTROLS, RULE, SEEDED_METHODS, Choices, doubling_sharpness, latent_methods
+from studies.methods import Retrieval, SimpFrom, untrained_copy
 from utils.cvae import ConditionalVAE
 from utils.data import TopologyData, load_topology_dataset
 from utils.design_space import frozen
@@ -33,9 +33,13 @@ def models() -> tuple[ConditionalVAE, ConditionalVAE, ConvVAE]:
     return (frozen(ConditionalVAE(4, 4, "learned")), frozen(ConditionalVAE(0, 4)), frozen(ConvVAE(4, 4)))
 
 
-def _methods(models, seed: int = 0, seeded_only: bool = False) -> list:
+SMALL_CHOICES = Choices(switch=5)
+
+
+def _methods(models, seed: int = 0, seeded_only: bool = False, choices: Choices = SMALL_CHOICES) -> list:
     cvae, baseline, vae = models
-    return latent_methods(cvae, baseline, vae, 0.1, seed, seeded_only=seeded_only)
+    training = load_topology_dataset().subset("train").take(np.arange(40))
+    return latent_methods(cvae, baseline, vae, Retrieval.of(training), choices, seed, seeded_only=seeded_only)
 
 
 @pytest.mark.parametrize("budgets", [(1,), (6,), (3, 12)])
@@ -89,9 +93,9 @@ def test_best_of_b_keeps_the_stiffest_of_its_first_b_candidates_under_the_studys
 def test_two_stage_methods_are_their_first_stage_then_simp(few, models) -> None:
     problems = StudyProblems.of(few, RULE)
     methods = {m.key: m for m in _methods(models)}
-    results = run_methods([methods["cvae_latent_sharpening"], methods["cvae_latent_5_then_simp"],
+    results = run_methods([methods["cvae_latent_sharpening"], methods["cvae_latent_then_simp"],
                            methods["cvae_latent_from_best"], methods["best_of_cvae"]], problems, (2, 5, 8))
-    then_simp, sharpening = results["cvae_latent_5_then_simp"], results["cvae_latent_sharpening"]
+    then_simp, sharpening = results["cvae_latent_then_simp"], results["cvae_latent_sharpening"]
     np.testing.assert_array_equal(then_simp.designs[5], sharpening.designs[5])
     for i in range(len(few)):
         direct = optimize(few.load_case(i), initial_density=sharpening.designs[5][i], max_iterations=3,
@@ -100,6 +104,53 @@ def test_two_stage_methods_are_their_first_stage_then_simp(few, models) -> None:
     # A search from the best of 5: its designs up to 5 solves are best of b's.
     for b in (2, 5):
         np.testing.assert_array_equal(results["cvae_latent_from_best"].designs[b], results["best_of_cvae"].designs[b])
+
+
+def test_each_control_shares_its_methods_start_projection_schedule_and_budget(few, models, monkeypatch) -> None:
+    """Adam on the pixels against the latent search: with a learning rate of 0 (neither moves) both give the same
+    designs at every budget, so they share the start (the CVAE's logits at μ_p(c)), the projection and the
+    sharpening schedule, and differ in the variables only; both call the one search loop with the same budget and
+    schedule. The SIMP controls start from what they name and run the same SIMP."""
+    import studies.methods as methods_module
+    problems = StudyProblems.of(few, RULE)
+    frozen_choices = Choices(latent_lr=0.0, pixel_lr=0.0, sharpening_every=2)
+    still = {m.key: m for m in _methods(models, choices=frozen_choices)}
+    searched = run_methods([still["cvae_latent_sharpening"], still["pixel_adam_sharpening"]], problems, (1, 3, 6))
+    for b in (1, 3, 6):
+        np.testing.assert_allclose(searched["pixel_adam_sharpening"].designs[b],
+                                   searched["cvae_latent_sharpening"].designs[b], atol=1e-6)
+    assert not np.allclose(searched["cvae_latent_sharpening"].designs[1], searched["cvae_latent_sharpening"].designs[6])
+    calls = []
+    original = methods_module.gradient_search
+    monkeypatch.setattr(methods_module, "gradient_search",
+                        lambda *args: calls.append((args[4], args[5], args[7])) or original(*args))
+    methods = {m.key: m for m in _methods(models)}
+    for key in ("cvae_latent_sharpening", "pixel_adam_sharpening"):
+        methods[key].run(StudyProblems.of(few, RULE), (2, 7))
+    (budget, lr, schedule), (pixel_budget, pixel_lr, pixel_schedule) = calls
+    assert budget == pixel_budget == 7 and (lr, pixel_lr) == (Choices().latent_lr, Choices().pixel_lr)
+    assert [schedule(s) for s in range(40)] == [pixel_schedule(s) for s in range(40)]
+    assert set(CONTROLS) | set(CONTROLS.values()) <= {m.key for m in _methods(models)}
+    # The SIMP controls: SIMP from the nearest training design, and the blend at α = 1 is SIMP from the design.
+    cvae, baseline, vae = models
+    training = load_topology_dataset().subset("train").take(np.arange(40))
+    nearest = Retrieval.of(training).nearest(few, 1)[0]
+    conditions = np.stack([training.volfrac, training.load_y, training.angle_deg], axis=1)
+    spread = conditions.max(axis=0) - conditions.min(axis=0)
+    for i in range(len(few)):  # by hand: the scaled Euclidean distance
+        query = np.array([few.volfrac[i], few.load_y[i], few.angle_deg[i]])
+        np.testing.assert_array_equal(nearest[i], training.density[np.argmin(
+            np.linalg.norm((conditions - query) / spread, axis=1))])
+    retrieved = methods["simp_from_retrieval"].run(StudyProblems.of(few, RULE), (3,))
+    np.testing.assert_array_equal(retrieved.decoded, nearest)
+    whole = latent_methods(cvae, baseline, vae, Retrieval.of(training), Choices(blend=1.0))
+    blend, warm = (next(m for m in whole if m.key == key) for key in ("simp_from_cvae_blend", "simp_from_cvae"))
+    np.testing.assert_allclose(blend.run(StudyProblems.of(few, RULE), (3,)).designs[3],
+                               warm.run(StudyProblems.of(few, RULE), (3,)).designs[3], rtol=1e-12)
+    half = latent_methods(cvae, baseline, vae, Retrieval.of(training), Choices(blend=0.25))
+    started = next(m for m in half if m.key == "simp_from_cvae_blend").run(StudyProblems.of(few, RULE), (1,))
+    decoded = warm.run(StudyProblems.of(few, RULE), (1,)).decoded
+    np.testing.assert_allclose(started.decoded, 0.25 * decoded + 0.75 * few.volfrac[:, None, None], rtol=1e-12)
 
 
 def test_the_seeded_methods_alone_are_the_full_comparisons_and_depend_on_the_seed(few, models) -> None:
@@ -188,13 +239,14 @@ def test_the_seed_study_writes_a_range_per_seeded_method_and_budget(tmp_path) ->
     from tools import evaluate_latent
 
     out = tmp_path / "latent_seeds.md"
-    assert evaluate_latent.main(["--seeds", "0", "1", "--problems", "2", "--validation", "2", "--reparametrised", "1",
+    assert evaluate_latent.main(["--seeds", "0", "1", "--problems", "2", "--validation", "2", "--untrained", "1",
                                  "--seed-out", str(out), "--cache", str(tmp_path / "cache")]) == 0
     rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| ") and " – " in line]
     assert len(rows) == 2 * len(SEEDED_METHODS) * len(evaluate_latent.SEED_BUDGETS)  # test and out of distribution
     for row in rows:
         for cell in row[2:]:
-            low, high = (float(v) for v in cell.strip(" |").split(" – "))
+            low, high = (np.inf if v.startswith(">") else float(v.rstrip("%"))
+                         for v in cell.strip(" |").split(" – "))
             assert low <= high
     assert any(cell.split(" – ")[0] != cell.split(" – ")[1] for row in rows for cell in row[2:])  # seeds matter
 
