@@ -14,6 +14,7 @@ import io
 import json
 import multiprocessing
 import os
+import queue
 import secrets
 import signal
 import subprocess
@@ -51,6 +52,7 @@ from tools.grading.sandbox import (
     unconfined_command,
     unconfined_environment,
 )
+from tools.grading.seccomp import sandbox_filter
 from utils.checks._core import StandIn
 from utils.threads import usable_cpus
 
@@ -137,14 +139,20 @@ def _job(plan: GradingPlan, nonce: str, result_fd: int) -> dict:
 def _start(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path, scratch: Path, result_fd: int
            ) -> subprocess.Popen:
     """Start the runner (in a sandbox unless told otherwise); its stdin is the grader's side of the wire."""
-    if options.sandboxed:
-        command = sandbox_command(stage, [], threads, options.limits, os.getpid() % 100_000)
-        environment, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
-    else:
-        command = unconfined_command(stage, [], options.limits)
-        environment, cwd = unconfined_environment(stage, threads), str(scratch)
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            pass_fds=(result_fd,), env=environment, cwd=cwd, start_new_session=True)
+    if not options.sandboxed:
+        return subprocess.Popen(unconfined_command(stage, [], options.limits), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(result_fd,),
+                                env=unconfined_environment(stage, threads), cwd=str(scratch), start_new_session=True)
+    filter_fd, write_end = os.pipe()  # the seccomp program, read by bwrap at its start (a few hundred bytes)
+    try:
+        os.write(write_end, sandbox_filter())
+        os.close(write_end)
+        command = sandbox_command(stage, [], threads, options.limits, os.getpid() % 100_000, filter_fd)
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                pass_fds=(result_fd, filter_fd), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                start_new_session=True)
+    finally:
+        os.close(filter_fd)
 
 
 class StudentRaised(Exception):  # noqa: N818  (named by the student's exception, which it stands for)
@@ -268,7 +276,9 @@ def _judge_event(record: dict, results: dict[str, ExerciseResult], uses: dict[st
     event, number = record.get("event"), record.get("exercise")
     if event == "lesson":
         return
-    if event != "exercise" or number not in results:
+    if event != "exercise":
+        raise ForgedRecord("an event of no kind the runner sends here")
+    if number not in results:
         raise ForgedRecord("an event naming no exercise of this notebook")
     if record.get("uses_reference"):
         uses.setdefault(number, []).append("a reference implementation")
@@ -424,11 +434,27 @@ def grade_notebook(student: str, path: Path, display_path: str, expected_lesson:
     return outcome
 
 
+def cpu_shares(workers: int) -> list[set[int]]:
+    """Each worker's share of the CPUs this process may use: equal, disjoint where there are enough."""
+    cpus = sorted(os.sched_getaffinity(0))
+    size = max(1, len(cpus) // workers)
+    return [set(cpus[(index * size) % len(cpus):][:size]) for index in range(workers)]
+
+
+def _take_cpu_share(shares: Any) -> None:
+    """A grading worker's start: pin it to one share of the CPUs (a queue's next), which the sandboxes it starts
+    inherit and cannot leave (the seccomp filter refuses sched_setaffinity): a notebook that forks to its process
+    limit slows its own share, not the other workers'."""
+    with contextlib.suppress(queue.Empty, OSError):
+        os.sched_setaffinity(0, shares.get(timeout=30))
+
+
 def grade_all(submissions: Path, expected_lesson: int | None = None, workers: int | None = None,
               options: GradingOptions | None = None, progress: bool = True) -> list[NotebookResult]:
     """Grade every submitted notebook on ``workers`` processes (default: the usable CPUs), with a progress
-    bar; each sandbox gets an equal share of the CPUs. Results come back in submission order. Raises
-    :class:`tools.grading.sandbox.SandboxUnavailable` when sandboxing is asked for and bwrap is missing."""
+    bar; each worker and its sandboxes are pinned to an equal share of the CPUs. Results come back in submission
+    order. Raises :class:`tools.grading.sandbox.SandboxUnavailable` when sandboxing is asked for and bwrap is
+    missing."""
     options = options or GradingOptions()
     if options.sandboxed:
         probe_sandbox()
@@ -446,7 +472,12 @@ def grade_all(submissions: Path, expected_lesson: int | None = None, workers: in
             for student, path in found]
     results: list[NotebookResult | None] = [None] * len(jobs)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        shares = context.Queue()
+        for share in cpu_shares(workers) if hasattr(os, "sched_setaffinity") else []:
+            shares.put(share)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_take_cpu_share,
+                                 initargs=(shares,)) as pool:
             futures = {pool.submit(grade_notebook, *job): position for position, job in enumerate(jobs)}
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook",
                                disable=not progress, file=sys.stderr):
