@@ -23,7 +23,7 @@ from tools.grading.run import GradingOptions, grade_all
 LESSON_1 = "01_latent_variable_models.ipynb"
 HONEST = 3
 TIME_LIMIT_S = 45
-FORK_BOMB = ("import os\nos.setsid()\nfor _ in range(500):\n    try:\n        if os.fork() == 0:\n"
+FORK_BOMB = ("import os\nfor _ in range(500):\n    try:\n        if os.fork() == 0:\n"
              "            os.setsid()\n            break\n    except OSError:\n        break\nwhile True:\n    pass")
 SLEEPER = "import time\ntime.sleep(600)"
 
