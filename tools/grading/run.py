@@ -1,8 +1,10 @@
-"""Running: each notebook's plan in a sandbox of its own, its verdicts read from the runner's signed records.
+"""Running: each notebook's plan in a sandbox of its own, its self-checks here, in the grading worker.
 
-A notebook's verdicts come only from records on a pipe the grader opened for that run, each signed with a secret
-the grader made for that run and sent on the runner's stdin: text the notebook prints is never read, and a record
-the grader did not sign (a forgery written to the pipe) makes every exercise not yet judged ``tampered``.
+Every verdict is decided in this process: the check cells run here on stand-ins for the notebook's functions and
+classes, which call them (or a driver of the check on them) in the sandbox across a pipe of plain data
+(:mod:`tools.grading.wire`). The runner's own records (a cell started, an exercise cell raised), each signed with a
+secret the grader made for that run, can only lower a grade; text the notebook prints is never read, and a record
+the grader did not sign, or one out of place, makes every exercise not yet judged ``tampered``.
 """
 from __future__ import annotations
 
