@@ -240,11 +240,13 @@ def test_cli_refuses_to_write_inside_the_submissions(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("notebook_name", "lesson", "exercises"), [
-    ("07_convolutional_vae_topology.ipynb", 7, 4), ("08_conditional_vae_design.ipynb", 8, 3)])
+    ("07_convolutional_vae_topology.ipynb", 7, 4), ("08_conditional_vae_design.ipynb", 8, 3),
+    ("09_designing_in_latent_space.ipynb", 9, 3)])
 def test_the_training_lessons_grade_every_exercise_with_one_training_epoch(tmp_path: Path, notebook_name: str,
                                                                           lesson: int, exercises: int) -> None:
     """Lessons 7 and 8 check exercises after their trainings: the grader trains one epoch, so a full solution grades
-    in seconds, and the exercise version is 'not done' throughout (lesson 7's stub epoch stops its training cell)."""
+    in seconds, and the exercise version is 'not done' throughout (lesson 7's stub epoch stops its training cell).
+    Every check of lessons 7-9 hands the student's code a model or a class, driven across the wire."""
     _write(tmp_path / "submissions" / "solution.ipynb", _notebook(SOLUTIONS_DIR, notebook_name))
     _write(tmp_path / "submissions" / "exercise.ipynb", _notebook(EXERCISES_DIR, notebook_name))
     results = {r.student: r for r in grade_all(tmp_path / "submissions", expected_lesson=lesson, workers=2,

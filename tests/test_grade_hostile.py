@@ -138,6 +138,34 @@ def _attacks(places: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
             "raise RuntimeError(f'saw {len(seen)} processes')")),
         "detached_rewriter": _edited(solution, _1_3=spawn.format(code=rewrite)),
         "background": _edited(solution, _1_3=spawn.format(code="import time; time.sleep(600)")),
+        # issue #32: memory outside the data segment, other socket families, another CPU share
+        "maps_3_gib_shared": _edited(stub, _1_1=(
+            "import mmap\n"
+            "try:\n    region = mmap.mmap(-1, 3 * 2**30, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)\n"
+            "except OSError as error:\n    raise RuntimeError(f'mmap refused: {error.strerror}') from None\n"
+            "for offset in range(0, len(region), 4096):\n    region[offset] = 1\n"
+            "raise RuntimeError('held 3 GiB in a shared map')")),
+        "holds_3_gib_in_memfds": _edited(stub, _1_1=(
+            "import os\nheld, kept = 0, []\n"
+            "try:\n"
+            "    while held < 3 * 1024:\n"
+            "        descriptor = os.memfd_create('hold')\n        kept.append(descriptor)\n"
+            "        for _ in range(32):\n            os.write(descriptor, b'x' * 2**20)\n            held += 1\n"
+            "except OSError as error:\n"
+            "    raise RuntimeError(f'held {held} MiB in memfds: {error.strerror}') from None\n"
+            "raise RuntimeError(f'held {held} MiB in memfds')")),
+        "other_socket_families": _edited(stub, _1_1=(
+            "import socket\nopened, refused = [], []\n"
+            "for name, family, kind in (('vsock', 40, socket.SOCK_STREAM), ('netlink', 16, socket.SOCK_DGRAM),\n"
+            "                           ('packet', 17, socket.SOCK_RAW)):\n"
+            "    try:\n        socket.socket(family, kind).close()\n        opened.append(name)\n"
+            "    except OSError as error:\n        refused.append(f'{name} ({error.strerror})')\n"
+            "raise RuntimeError(f'opened {opened}; refused {refused}')")),
+        "leaves_its_cpus": _edited(stub, _1_1=(
+            "import os\n"
+            "try:\n    os.sched_setaffinity(0, range(os.cpu_count()))\n"
+            "except OSError as error:\n    raise RuntimeError(f'affinity refused: {error.strerror}') from None\n"
+            "raise RuntimeError('moved to every CPU')")),
         "allocates_6_gib": _edited(stub, _1_1="big = np.ones(6 * 2**30 // 8)"),
         "allocates_gradually": _edited(stub, _1_1=(
             "chunks = []\n"
@@ -512,6 +540,25 @@ def test_memory_is_limited(hostile) -> None:
     largest_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # Over the whole test session: no graded process (default limit or this run's) grew past its limit.
     assert largest_kib * 1024 < Limits().memory_bytes + 512 * 2**20, "a graded process grew past the memory limit"
+
+
+def test_shared_maps_and_memfds_do_not_escape_the_memory_limit(hostile) -> None:
+    """Issue #32: 3 GiB in a shared anonymous map, or written into memfds, used to be held against a 2 GiB limit:
+    the address space limit refuses the map, the seccomp filter memfd_create."""
+    mapped = _message(hostile["results"]["maps_3_gib_shared"], "1.1")
+    assert "mmap refused: Cannot allocate memory" in mapped, mapped
+    memfds = _message(hostile["results"]["holds_3_gib_in_memfds"], "1.1")
+    assert "held 0 MiB in memfds: Operation not permitted" in memfds, memfds
+
+
+def test_only_unix_and_ip_sockets_can_be_made(hostile) -> None:
+    message = _message(hostile["results"]["other_socket_families"], "1.1")
+    assert "opened []" in message and message.count("Address family not supported") == 3, message
+
+
+def test_a_sandbox_cannot_leave_its_share_of_the_cpus(hostile) -> None:
+    message = _message(hostile["results"]["leaves_its_cpus"], "1.1")
+    assert "affinity refused: Operation not permitted" in message, message
 
 
 def test_processes_are_limited(hostile) -> None:

@@ -3,12 +3,14 @@ the wire between the checking process and the notebook's (values, gradients, dea
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
 import os
 import struct
 import subprocess
+import sys
 import threading
 import time
 from unittest import mock
@@ -177,6 +179,67 @@ def test_gradients_cross_the_wire_both_ways() -> None:
     assert not caller.call({"op": "call", "name": "detached"}, (w,), {}).requires_grad
     caller.channel.send({"op": "release"})
     thread.join(5)
+
+
+def test_changes_in_place_and_requires_grad_cross_as_in_one_process() -> None:
+    """An argument the called code changes in place is changed for the caller too (the checks look for such
+    changes); a result that takes part in autograd arrives as a tensor that does."""
+    caller, _, thread, functions = _peers()
+
+    def changes(array: np.ndarray, tensor: torch.Tensor, untouched: np.ndarray) -> None:
+        array[0] = -1.0
+        tensor.mul_(3)
+
+    functions["changes"] = changes
+    array, tensor, untouched = np.zeros(3), torch.ones(2), np.arange(4.0)
+    caller.call({"op": "call", "name": "changes"}, (array, tensor, untouched), {})
+    assert array.tolist() == [-1.0, 0.0, 0.0] and tensor.tolist() == [3.0, 3.0]
+    assert untouched.tolist() == [0.0, 1.0, 2.0, 3.0]
+    functions["parameter"] = lambda: torch.nn.Parameter(torch.ones(2))
+    assert caller.call({"op": "call", "name": "parameter"}, (), {}).requires_grad
+    caller.channel.send({"op": "release"})
+    thread.join(5)
+
+
+def test_a_students_exception_is_the_builtin_of_its_name_and_never_more() -> None:
+    from tools.grading.run import StudentRaised, _student_exception
+    runtime = _student_exception({"ename": "RuntimeError", "evalue": "backward returned 1 gradient"})
+    assert isinstance(runtime, RuntimeError) and isinstance(runtime, StudentRaised)
+    for name in ("ExerciseCheckFailed", "SystemExit", "KeyboardInterrupt", "UnicodeDecodeError"):
+        error = _student_exception({"ename": name, "evalue": "x"})
+        assert type(error).__name__ == name and isinstance(error, StudentRaised)
+        assert not isinstance(error, (AssertionError, SystemExit, KeyboardInterrupt, UnicodeDecodeError))
+
+
+def test_the_seccomp_filter_refuses_other_socket_families_memfds_and_affinity() -> None:
+    """Issue #32: a vsock socket could be made in the sandbox. Under the filter, in bubblewrap as the grader
+    starts it, Unix and IP sockets open; vsock, netlink and packet sockets, memfd_create, shmget and
+    sched_setaffinity fail."""
+    from tools.grading.seccomp import UnsupportedArchitecture, sandbox_filter
+    with pytest.raises(UnsupportedArchitecture):
+        sandbox_filter("riscv64")
+    probe_sandbox()
+    code = ("import ctypes, os, socket\nresults = []\n"
+            "for family, kind in ((1, 1), (2, 1), (10, 2), (40, 1), (16, 2), (17, 3)):\n"
+            "    try:\n        socket.socket(family, kind).close()\n        results.append('open')\n"
+            "    except OSError as error:\n        results.append(os.strerror(error.errno))\n"
+            "for call in (lambda: os.memfd_create('m'), lambda: os.sched_setaffinity(0, {0})):\n"
+            "    try:\n        call()\n        results.append('done')\n"
+            "    except OSError as error:\n        results.append(os.strerror(error.errno))\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "results.append('done' if libc.shmget(0, 4096, 0o1600) >= 0 else os.strerror(ctypes.get_errno()))\n"
+            "print(results)")
+    read_end, write_end = os.pipe()
+    os.write(write_end, sandbox_filter())
+    os.close(write_end)
+    try:
+        run = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-net",
+                              "--unshare-ipc", "--seccomp", str(read_end), sys.executable, "-c", code],
+                             pass_fds=(read_end,), capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(read_end)
+    refused_family, refused = os.strerror(errno.EAFNOSUPPORT), os.strerror(errno.EPERM)
+    assert run.stdout.strip() == str(["open"] * 3 + [refused_family] * 3 + [refused] * 3), run.stderr
 
 
 def test_a_silent_peer_hits_the_deadline_and_a_malformed_frame_is_refused() -> None:

@@ -26,10 +26,6 @@ from tools.grading.scan import flag_lines, reference_uses
 EXERCISE_LINE = re.compile(r"^#\s*Exercise\s+(?P<number>\d+\.\d+)\b")
 CHECKER_IMPORT = re.compile(r"^\s*from\s+(utils\.checks\.\w+)\s+import", re.MULTILINE)
 DEFINITION = re.compile(r"^(?:def|class)\s+(?P<name>\w+)", re.MULTILINE)
-# Exercises whose checks hand the student's code objects that are not plain data (a model, an optimizer, a
-# module class, an autograd.Function class): their checks still run inside the notebook's process (see
-# docs/grading.md, "What remains out of scope"). Every other check runs in the grader's process.
-IN_SANDBOX_CHECKS = frozenset({"7.2", "7.3", "7.4", "8.2", "9.1", "9.2", "9.3"})
 # Jupyter's autosave copies: never graded (the notebook beside them is), always counted in the summary.
 CHECKPOINTS = ".ipynb_checkpoints"
 
@@ -60,7 +56,6 @@ class GradingPlan:
     references: dict[str, list[str]]
     flags: list[Flag]
     reference_uses: dict[str, list[str]]
-    remote_checks: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -251,6 +246,5 @@ def plan_grading(lesson_source: Path, student: nbformat.NotebookNode) -> Grading
         else:
             cells.append(PlannedCell(cell.source, "lesson", current))
     checker_modules = sorted({match.group(1) for cell in pristine for match in CHECKER_IMPORT.finditer(cell.source)})
-    remote = [number for number in results if number not in IN_SANDBOX_CHECKS]
     return GradingPlan(lesson_number(lesson_source), cells, list(results.values()), checker_modules, references,
-                       flags, uses, remote)
+                       flags, uses)

@@ -1,11 +1,14 @@
-"""Running: each notebook's plan in a sandbox of its own, its verdicts read from the runner's signed records.
+"""Running: each notebook's plan in a sandbox of its own, its self-checks here, in the grading worker.
 
-A notebook's verdicts come only from records on a pipe the grader opened for that run, each signed with a secret
-the grader made for that run and sent on the runner's stdin: text the notebook prints is never read, and a record
-the grader did not sign (a forgery written to the pipe) makes every exercise not yet judged ``tampered``.
+Every verdict is decided in this process: the check cells run here on stand-ins for the notebook's functions and
+classes, which call them (or a driver of the check on them) in the sandbox across a pipe of plain data
+(:mod:`tools.grading.wire`). The runner's own records (a cell started, an exercise cell raised), each signed with a
+secret the grader made for that run, can only lower a grade; text the notebook prints is never read, and a record
+the grader did not sign, or one out of place, makes every exercise not yet judged ``tampered``.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hmac
 import importlib
@@ -13,7 +16,7 @@ import io
 import json
 import multiprocessing
 import os
-import re
+import queue
 import secrets
 import signal
 import subprocess
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -50,6 +54,8 @@ from tools.grading.sandbox import (
     unconfined_command,
     unconfined_environment,
 )
+from tools.grading.seccomp import sandbox_filter
+from utils.checks._core import StandIn
 from utils.threads import usable_cpus
 
 DEFAULT_TIME_LIMIT_S = 300
@@ -60,10 +66,6 @@ KEPT_OUTPUT = 8 * 1024
 RUNNER_MESSAGE_LIMIT = 4000
 # How long a notebook's process that closed the grader's channel may take to exit before it is killed.
 EXIT_GRACE_S = 5.0
-MISSING_NAME = re.compile(r"name '(\w+)' is not defined")
-TAMPERED_MESSAGE = ("the checker, or a library function it relies on, was changed while your notebook ran ({}); "
-                    "a verdict given after that cannot be trusted, so this exercise is not counted. Exercise cells "
-                    "must not modify the course's checks or the libraries")
 FORGED_MESSAGE = ("the grader received a verdict it did not write (the notebook's code wrote to the grader's "
                   "result channel); nothing judged after that is counted")
 REFERENCE_MESSAGE = ("your exercise uses the course's own implementation ({}) instead of code of your own; the "
@@ -130,55 +132,29 @@ def _judge_exercise(result: ExerciseResult, record: dict) -> None:
         result.message = f"your exercise cell raised {raised['ename']}: {raised['evalue']}{_where(raised)}"
 
 
-def _judge_check(result: ExerciseResult, record: dict, names: list[str], reference_uses: list[str]) -> None:
-    """Set an exercise's result from its self-check's record: the checker returned, or how it raised."""
-    if record.get("tampered"):
-        result.status, result.message = "tampered", TAMPERED_MESSAGE.format("; ".join(record["tampered"]))
-        return
-    if result.status != "not graded":
-        return
-    raised = record.get("raised")
-    if raised is None:
-        if reference_uses:
-            result.status, result.message = "fail", REFERENCE_MESSAGE.format(", ".join(reference_uses))
-        else:
-            result.status, result.message = "pass", "correct"
-        return
-    kind, ename, evalue = raised["kind"], raised["ename"], raised["evalue"]
-    missing_name = MISSING_NAME.match(evalue) if ename == "NameError" else None
-    if kind == "not_done":
-        result.status, result.message = "not done", evalue
-    elif kind == "code_raised":
-        result.status, result.message = "error", evalue
-    elif kind in ("failed", "assertion"):
-        result.status, result.message = "fail", evalue
-    elif missing_name and missing_name.group(1) in names:
-        result.status = "missing"
-        result.message = (f"the self-check calls `{missing_name.group(1)}`, which your notebook does not define "
-                          "(renamed or deleted?)")
-    else:
-        hint = (" (only exercise cells are graded: define helpers inside the exercise cell)"
-                if ename == "NameError" else "")
-        result.status, result.message = "error", f"{ename}: {evalue}{_where(raised)}{hint}"
-
-
 def _job(plan: GradingPlan, nonce: str, result_fd: int) -> dict:
     cells = [{"source": c.source, "role": c.role, "exercise": c.exercise, "names": c.names} for c in plan.cells]
     return {"nonce": nonce, "result_fd": result_fd, "checker_modules": plan.checker_modules,
-            "references": plan.references, "remote_checks": plan.remote_checks, "cells": cells}
+            "references": plan.references, "cells": cells}
 
 
 def _start(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path, scratch: Path, result_fd: int
            ) -> subprocess.Popen:
     """Start the runner (in a sandbox unless told otherwise); its stdin is the grader's side of the wire."""
-    if options.sandboxed:
-        command = sandbox_command(stage, [], threads, options.limits, os.getpid() % 100_000)
-        environment, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
-    else:
-        command = unconfined_command(stage, [], options.limits)
-        environment, cwd = unconfined_environment(stage, threads), str(scratch)
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            pass_fds=(result_fd,), env=environment, cwd=cwd, start_new_session=True)
+    if not options.sandboxed:
+        return subprocess.Popen(unconfined_command(stage, [], options.limits), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(result_fd,),
+                                env=unconfined_environment(stage, threads), cwd=str(scratch), start_new_session=True)
+    filter_fd, write_end = os.pipe()  # the seccomp program, read by bwrap at its start (a few hundred bytes)
+    try:
+        os.write(write_end, sandbox_filter())
+        os.close(write_end)
+        command = sandbox_command(stage, [], threads, options.limits, os.getpid() % 100_000, filter_fd)
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                pass_fds=(result_fd, filter_fd), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                start_new_session=True)
+    finally:
+        os.close(filter_fd)
 
 
 class StudentRaised(Exception):  # noqa: N818  (named by the student's exception, which it stands for)
@@ -209,11 +185,25 @@ def _student_exception(header: dict) -> BaseException:
     message = str(header.get("evalue", ""))[:RUNNER_MESSAGE_LIMIT]
     if header.get("not_done") is True:
         return NotImplementedError(message)
-    error = type(_safe_name(header.get("ename")), (StudentRaised,), {})(message)
+    error = _rebuilt_exception(_safe_name(header.get("ename")), message)
     where = header.get("where")
     if isinstance(where, dict) and {"line", "code"} <= where.keys():
         error.student_where = f" (line {where['line']} of your code: `{str(where['code'])[:300]}`)"
     return error
+
+
+def _rebuilt_exception(name: str, message: str) -> StudentRaised:
+    """A :class:`StudentRaised` named ``name`` that is also the built-in exception of that name where there is
+    one (a RuntimeError PyTorch raised on the student's backward is a RuntimeError to the check, as in one
+    process); never a BaseException that is not an Exception."""
+    builtin = getattr(builtins, name, None)
+    bases: tuple[type, ...] = (StudentRaised,)
+    if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not Exception:
+        bases = (StudentRaised, builtin)
+    try:
+        return type(name, bases, {})(message)
+    except TypeError:  # a layout or constructor of its own (UnicodeDecodeError, …): the name alone
+        return type(name, (StudentRaised,), {})(message)
 
 
 def _describe_for_student(error: BaseException) -> dict:
@@ -222,15 +212,20 @@ def _describe_for_student(error: BaseException) -> dict:
             "where": None}
 
 
-class StudentFunction:
-    """The check's stand-in for a function the notebook defines: calling it calls that function in the
-    notebook's process, with the arguments and the result carried as plain data (:mod:`tools.grading.wire`)."""
+class StudentFunction(StandIn):
+    """The check's stand-in for a function or class the notebook defines: calling it calls that function in the
+    notebook's process, and :func:`utils.checks._core.student_call` runs one of the check's drivers there on it,
+    with the arguments and the result carried as plain data (:mod:`tools.grading.wire`)."""
 
     def __init__(self, peer: wire.Peer, name: str) -> None:
         self.peer, self.name, self.__name__ = peer, name, name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.peer.call({"op": "call", "name": self.name}, args, kwargs)
+
+    def drive(self, driver: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        return self.peer.call({"op": "call", "name": self.name, "driver": f"{driver.__module__}.{driver.__name__}"},
+                              args, kwargs)
 
 
 def _checkers(modules: list[str]) -> dict[str, Any]:
@@ -277,27 +272,25 @@ def run_check(source: str, result: ExerciseResult, peer: wire.Peer, student_name
         result.status, result.message = "pass", "correct"
 
 
-def _judge_event(record: dict, plan: GradingPlan, results: dict[str, ExerciseResult], uses: dict[str, list[str]],
-                 names: dict[str, list[str]]) -> None:
-    """Note an in-sandbox event: an exercise cell's error, or the verdict of a check run in the sandbox (only
-    for the exercises whose checks cannot run in the checking process; see ``plan.remote_checks``)."""
+def _judge_event(record: dict, results: dict[str, ExerciseResult], uses: dict[str, list[str]]) -> None:
+    """Note an event of the notebook's process, which can only lower a grade: an exercise cell's error, or an
+    exercise that is (or subclasses) a reference implementation; a lesson cell's event is nothing to judge."""
     event, number = record.get("event"), record.get("exercise")
-    if event in ("exercise", "check") and number not in results:
+    if event == "lesson":
+        return
+    if event != "exercise":
+        raise ForgedRecord("an event of no kind the runner sends here")
+    if number not in results:
         raise ForgedRecord("an event naming no exercise of this notebook")
-    if event == "exercise":
-        if record.get("uses_reference") and number not in plan.remote_checks:
-            uses.setdefault(number, []).append("a reference implementation")
-        _judge_exercise(results[number], record)
-    elif event == "check" and number not in plan.remote_checks:
-        used = uses.get(number, []) + list(record.get("reference_called") or [])
-        _judge_check(results[number], record, names.get(number, []), sorted(set(map(str, used))))
+    if record.get("uses_reference"):
+        uses.setdefault(number, []).append("a reference implementation")
+    _judge_exercise(results[number], record)
 
 
 def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path) -> str:
     """Run a plan, filling its results: the notebook's cells in the sandbox, its self-checks here; return the
     notebook-level problem ("" when the run went to its end)."""
     results = {result.number: result for result in plan.results}
-    names = {cell.exercise: cell.names for cell in plan.cells if cell.role == "exercise"}
     uses = {number: list(used) for number, used in plan.reference_uses.items()}
     deadline = time.monotonic() + options.time_limit_s
     nonce = secrets.token_hex(32)
@@ -338,7 +331,7 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
                     where = plan.cells[index].exercise
                 elif event == "serve":
                     number = record.get("exercise")
-                    if number not in results or number not in plan.remote_checks:
+                    if number not in results:
                         raise ForgedRecord("a check this notebook does not have")
                     cell = plan.cells[record["index"]] if type(record.get("index")) is int \
                         and 0 <= record["index"] < len(plan.cells) else None
@@ -351,7 +344,7 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
                 elif event == "done":
                     break
                 else:
-                    _judge_event(record, plan, results, uses, names)
+                    _judge_event(record, results, uses)
         except wire.PeerGone:
             problem = _died(process, where, ready, kept, deadline)
         except wire.DeadlineReached:
@@ -368,7 +361,7 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
             drain.join(timeout=5)
     if problem and where and results[where].status == "not graded":
         results[where].status, results[where].message = "error", problem
-    unchecked = [number for number in plan.remote_checks if results[number].status == "not graded"]
+    unchecked = [number for number in results if results[number].status == "not graded"]
     if not problem and unchecked:
         problem = (f"not graded: the notebook's process reported its end before exercise {unchecked[0]}'s check "
                    "ran")
@@ -443,11 +436,27 @@ def grade_notebook(student: str, path: Path, display_path: str, expected_lesson:
     return outcome
 
 
+def cpu_shares(workers: int) -> list[set[int]]:
+    """Each worker's share of the CPUs this process may use: equal, disjoint where there are enough."""
+    cpus = sorted(os.sched_getaffinity(0))
+    size = max(1, len(cpus) // workers)
+    return [set(cpus[(index * size) % len(cpus):][:size]) for index in range(workers)]
+
+
+def _take_cpu_share(shares: Any) -> None:
+    """A grading worker's start: pin it to one share of the CPUs (a queue's next), which the sandboxes it starts
+    inherit and cannot leave (the seccomp filter refuses sched_setaffinity): a notebook that forks to its process
+    limit slows its own share, not the other workers'."""
+    with contextlib.suppress(queue.Empty, OSError):
+        os.sched_setaffinity(0, shares.get(timeout=30))
+
+
 def grade_all(submissions: Path, expected_lesson: int | None = None, workers: int | None = None,
               options: GradingOptions | None = None, progress: bool = True) -> list[NotebookResult]:
     """Grade every submitted notebook on ``workers`` processes (default: the usable CPUs), with a progress
-    bar; each sandbox gets an equal share of the CPUs. Results come back in submission order. Raises
-    :class:`tools.grading.sandbox.SandboxUnavailable` when sandboxing is asked for and bwrap is missing."""
+    bar; each worker and its sandboxes are pinned to an equal share of the CPUs. Results come back in submission
+    order. Raises :class:`tools.grading.sandbox.SandboxUnavailable` when sandboxing is asked for and bwrap is
+    missing."""
     options = options or GradingOptions()
     if options.sandboxed:
         probe_sandbox()
@@ -465,7 +474,12 @@ def grade_all(submissions: Path, expected_lesson: int | None = None, workers: in
             for student, path in found]
     results: list[NotebookResult | None] = [None] * len(jobs)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        shares = context.Queue()
+        for share in cpu_shares(workers) if hasattr(os, "sched_setaffinity") else []:
+            shares.put(share)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_take_cpu_share,
+                                 initargs=(shares,)) as pool:
             futures = {pool.submit(grade_notebook, *job): position for position, job in enumerate(jobs)}
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook",
                                disable=not progress, file=sys.stderr):

@@ -10,8 +10,10 @@ PID namespace (it sees and signals only its own processes, and all of them are k
 ends or the grader goes away), IPC and UTS namespaces, and an environment holding only what the lesson needs.
 
 As root (CI), the sandbox's processes run under a user id of their own, as each Jobe job does: the process limit
-then counts that sandbox's processes only. Limits are set with ``prlimit`` on the sandbox: data segment
-(memory), processes, file size, CPU seconds, no core dumps.
+then counts that sandbox's processes only. Limits are set with ``prlimit`` on the sandbox: data segment and
+address space (memory), processes, file size, CPU seconds, no core dumps; a seccomp filter
+(:mod:`tools.grading.seccomp`) refuses the system calls that would get around them or reach beyond the network
+namespace (memfd_create, shmget, io_uring, socket families other than Unix and IP, changing the CPU affinity).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.grading.seccomp import UnsupportedArchitecture, sandbox_filter
 from utils.paths import DATA_DIR, REPO_ROOT, STUDENT_PACKAGES
 from utils.settings import COURSE_ENVIRONMENT_PREFIX
 from utils.threads import THREADS_ENV_VAR
@@ -47,6 +50,9 @@ INSTALL_HINT = ("the grader runs each notebook in a bubblewrap sandbox and needs
 GRADING_TRAINING = {f"{COURSE_ENVIRONMENT_PREFIX}{name}": "1" for name in ("LESSON7_EPOCHS", "LESSON8_EPOCHS")}
 # Each sandbox's user id when the grader runs as root: this base plus a number unique among running sandboxes.
 SANDBOX_UID_BASE = 200_000
+# The address space a sandbox's process may map beyond its memory limit: Python with NumPy, SciPy, torch and
+# matplotlib loaded maps about 0.9 GiB of code, thread stacks and allocator reservations before it computes.
+ADDRESS_SPACE_HEADROOM = GIB
 
 
 class SandboxUnavailable(RuntimeError):
@@ -56,7 +62,8 @@ class SandboxUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Limits:
     """What one notebook's sandbox may use. ``memory_bytes`` bounds each process's data segment (the heap and
-    every private mapping: what NumPy and torch allocate); ``scratch_bytes`` bounds its writable folder."""
+    every private mapping: what NumPy and torch allocate) and, with :data:`ADDRESS_SPACE_HEADROOM` added, its
+    whole address space (shared mappings included); ``scratch_bytes`` bounds its writable folder."""
 
     memory_bytes: int = 2 * GIB
     processes: int = 32  # threads count too: the runner uses a few (torch, the BLAS)
@@ -64,6 +71,10 @@ class Limits:
     cpu_seconds: int = 600
     scratch_bytes: int = 256 * MIB
     open_files: int = 512
+
+    @property
+    def address_space_bytes(self) -> int:
+        return self.memory_bytes + ADDRESS_SPACE_HEADROOM
 
 
 def find_bwrap() -> str:
@@ -81,8 +92,20 @@ def probe_sandbox() -> None:
     """Start an empty sandbox with the namespaces grading uses; :class:`SandboxUnavailable` with bubblewrap's
     own message when this machine does not allow them (a container without user namespaces, say)."""
     bwrap = find_bwrap()
-    probe = subprocess.run([bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/",
-                            "--proc", "/proc", "--dev", "/dev", "true"], capture_output=True, text=True, timeout=60)
+    try:
+        program = sandbox_filter()
+    except UnsupportedArchitecture as error:
+        raise SandboxUnavailable(f"{error}: grade on one of those, or pass --no-sandbox for trusted submissions"
+                                 ) from None
+    read_end, write_end = os.pipe()
+    os.write(write_end, program)
+    os.close(write_end)
+    try:
+        probe = subprocess.run([bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/",
+                                "--proc", "/proc", "--dev", "/dev", "--seccomp", str(read_end), "true"],
+                               capture_output=True, text=True, timeout=60, pass_fds=(read_end,))
+    finally:
+        os.close(read_end)
     if probe.returncode != 0:
         raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:300]}): in a "
                                  "container, allow user namespaces (or run it privileged); or pass --no-sandbox "
@@ -162,6 +185,7 @@ def sandbox_environment(threads: int) -> dict[str, str]:
             "USER": "student", "TMPDIR": f"{SCRATCH_MOUNT}/tmp", "PYTHONPATH": COURSE_MOUNT,
             "PYTHONIOENCODING": "utf-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{SCRATCH_MOUNT}/.matplotlib",
             "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "1000"), THREADS_ENV_VAR: str(threads),
+            "MALLOC_ARENA_MAX": "2",  # glibc reserves 64 MiB of address space per arena otherwise
             **GRADING_TRAINING, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
@@ -169,16 +193,19 @@ def limit_arguments(limits: Limits, own_user: bool) -> list[str]:
     """``prlimit`` options setting each limit (soft and hard) on the sandbox. The process limit counts every
     process of a user, so it is set only where the sandbox has a user of its own (``own_user``)."""
     processes = [f"--nproc={limits.processes}"] if own_user else []
-    return ["prlimit", f"--data={limits.memory_bytes}", *processes, f"--fsize={limits.file_bytes}",
+    return ["prlimit", f"--data={limits.memory_bytes}", f"--as={limits.address_space_bytes}", *processes,
+            f"--fsize={limits.file_bytes}",
             f"--cpu={limits.cpu_seconds}", "--core=0", f"--nofile={limits.open_files}", "--"]
 
 
-def sandbox_command(stage: Path, runner_arguments: list[str], threads: int, limits: Limits, slot: int) -> list[str]:
-    """The command running ``python runner.py …`` in a fresh sandbox; ``slot`` tells concurrent sandboxes apart."""
+def sandbox_command(stage: Path, runner_arguments: list[str], threads: int, limits: Limits, slot: int,
+                    seccomp_fd: int) -> list[str]:
+    """The command running ``python runner.py …`` in a fresh sandbox; ``slot`` tells concurrent sandboxes apart;
+    ``seccomp_fd`` is a file descriptor (passed to the command) from which bwrap reads :func:`sandbox_filter`."""
     bwrap = find_bwrap()
     command = [*limit_arguments(limits, os.geteuid() == 0), bwrap,
                "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-               "--die-with-parent", "--new-session", "--clearenv",
+               "--die-with-parent", "--new-session", "--clearenv", "--seccomp", str(seccomp_fd),
                *_system_mounts(),
                # /tmp before the Python mounts, which may lie below it (a checkout or environment under /tmp)
                "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",

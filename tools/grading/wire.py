@@ -70,12 +70,14 @@ class Encoder:
     take part in autograd, in order, so that a result's gradient can be sent back for them."""
 
     def __init__(self, callbacks: Callable[[Callable], int] | None = None, track_grad: bool = False,
-                 identities: dict[int, int] | None = None) -> None:
+                 identities: dict[int, int] | None = None, mark_requires_grad: bool = False) -> None:
         self.blobs: list[bytes] = []
         self.callbacks = callbacks
         self.track_grad = track_grad
         self.grad_leaves: list[torch.Tensor] = []
         self.identities = identities
+        self.mark_requires_grad = mark_requires_grad
+        self.sent: list[np.ndarray | torch.Tensor] = []  # the arrays and tensors encoded, in order
 
     def _blob(self, data: bytes) -> int:
         self.blobs.append(data)
@@ -93,6 +95,7 @@ class Encoder:
         if isinstance(value, torch.Tensor):
             return self._tensor(value)
         if isinstance(value, np.ndarray):
+            self.sent.append(value)
             return {"t": "ndarray", **self._array(value)}
         if isinstance(value, np.generic):
             return {"t": "npscalar", **self._array(np.asarray(value))}
@@ -132,6 +135,9 @@ class Encoder:
                                                                                         torch.complex128):
             raise Uncarriable(f"a tensor of dtype {plain.dtype} is not carried")
         record = {"t": "tensor", **self._array(plain.resolve_conj().resolve_neg().numpy())}
+        self.sent.append(tensor)
+        if self.mark_requires_grad and tensor.requires_grad:
+            record["requires_grad"] = True
         if self.track_grad and tensor.requires_grad and torch.is_grad_enabled():
             record["grad_leaf"] = len(self.grad_leaves)
             self.grad_leaves.append(tensor)
@@ -151,7 +157,8 @@ class Decoder:
         self.callback = callback
         self.reuse = reuse
         self.grad_leaves: dict[int, torch.Tensor] = {}
-        self.attached: list[tuple[list[int], torch.Tensor]] = []
+        self.received: list[np.ndarray | torch.Tensor] = []  # the arrays and tensors decoded, in order
+        self.grad_outputs: list[torch.Tensor] = []  # the tensors marked as depending on the call's inputs
 
     def _array(self, record: dict) -> np.ndarray:
         dtype, shape, blob = record.get("dtype"), record.get("shape"), record.get("blob")
@@ -190,7 +197,9 @@ class Decoder:
                 result[key] = self.decode(item, depth + 1)
             return result
         if kind == "ndarray":
-            return self._array(value)
+            array = self._array(value)
+            self.received.append(array)
+            return array
         if kind == "npscalar":
             array = self._array(value)
             if array.shape != ():
@@ -231,8 +240,12 @@ class Decoder:
         identity = record.get("identity")
         if self.reuse is not None and type(identity) is int:
             tensor = self.reuse(identity, tensor)
+        self.received.append(tensor)
         if record.get("grad_out") is True and tensor.is_floating_point():
             tensor.requires_grad_(True)
+            self.grad_outputs.append(tensor)
+        elif record.get("requires_grad") is True and tensor.is_floating_point() and not tensor.requires_grad:
+            tensor.requires_grad_(True)  # the sender's tensor takes part in autograd: so does this one
         leaf = record.get("grad_leaf")
         if type(leaf) is int:
             if not tensor.is_floating_point() and not tensor.is_complex():
@@ -268,17 +281,20 @@ def replace_tensors(value: Any, replacements: dict[int, torch.Tensor], depth: in
 
 class RemoteGraph(torch.autograd.Function):
     """Attaches tensors computed on the other side to the local tensors they were computed from: ``backward``
-    asks the other side (``pull(token, output_gradients)``) for the inputs' gradients."""
+    asks the other side (``pull(token, output_gradients)``) for the inputs' gradients, and writes into the inputs
+    what the other side's backward wrote into its copies of them (an in-place change, as in one process)."""
 
     @staticmethod
     def forward(ctx: Any, pull: Callable, token: int, n_inputs: int, *tensors: torch.Tensor) -> Any:
         ctx.pull, ctx.token, ctx.n_inputs = pull, token, n_inputs
         ctx.input_meta = [(t.shape, t.dtype) for t in tensors[:n_inputs]]
+        ctx.inputs = tensors[:n_inputs]
         return tuple(t.detach().clone() for t in tensors[n_inputs:])
 
     @staticmethod
     def backward(ctx: Any, *output_gradients: torch.Tensor) -> Any:
-        gradients = ctx.pull(ctx.token, list(output_gradients))
+        gradients, mutated = ctx.pull(ctx.token, list(output_gradients))
+        mirror_mutations(list(ctx.inputs), mutated)
         result = []
         for (shape, dtype), gradient in zip(ctx.input_meta, gradients, strict=True):
             if gradient is None:
@@ -290,9 +306,41 @@ class RemoteGraph(torch.autograd.Function):
         return (None, None, None, *result, *([None] * (len(output_gradients))))
 
 
-def attach(value: Any, inputs: list[torch.Tensor], pull: Callable, token: int) -> Any:
-    """``value`` with its differentiable tensors attached to ``inputs`` through :class:`RemoteGraph`."""
-    outputs = [t for t in tensors_in(value) if t.is_floating_point() and t.requires_grad]
+def mirror_mutations(originals: list[np.ndarray | torch.Tensor], mutated: Any) -> None:
+    """Write into ``originals`` (the arrays and tensors sent, in order) the new values the other side reports for
+    those it changed in place (``mutated``: ``[index, value]`` pairs), so that a change the called code makes to
+    its arguments is seen by the caller as in one process; a malformed report is refused."""
+    if not isinstance(mutated, list):
+        raise ProtocolError("a malformed report of changed arguments")
+    for pair in mutated:
+        if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is int and 0 <= pair[0] < len(originals)):
+            raise ProtocolError("a malformed report of changed arguments")
+        original, value = originals[pair[0]], pair[1]
+        if not isinstance(value, (np.ndarray, torch.Tensor)) or tuple(value.shape) != tuple(original.shape):
+            raise ProtocolError("a changed argument of another shape")
+        if isinstance(original, np.ndarray):
+            if original.flags.writeable:
+                original[...] = value.detach().numpy() if isinstance(value, torch.Tensor) else value
+        else:
+            with torch.no_grad():
+                original.copy_(torch.as_tensor(value).to(original.dtype))
+
+
+def changed_in_place(received: list[np.ndarray | torch.Tensor], before: list[bytes]) -> list[list]:
+    """``[index, value]`` for each received array or tensor whose bytes differ from ``before``."""
+    return [[index, value.detach() if isinstance(value, torch.Tensor) else value]
+            for index, (value, then) in enumerate(zip(received, before, strict=True)) if _bytes_of(value) != then]
+
+
+def _bytes_of(value: np.ndarray | torch.Tensor) -> bytes:
+    if isinstance(value, torch.Tensor):
+        value = torch.Tensor.detach(value).cpu().resolve_conj().resolve_neg().numpy()
+    return value.tobytes()
+
+
+def attach(value: Any, inputs: list[torch.Tensor], pull: Callable, token: int, outputs: list[torch.Tensor]) -> Any:
+    """``value`` with ``outputs`` (its tensors that depend on the call's inputs) attached to ``inputs`` through
+    :class:`RemoteGraph`."""
     if not outputs or not inputs:
         return value
     for output in outputs:
@@ -405,8 +453,8 @@ class Peer:
         if known is None or known.shape != fresh.shape or known.dtype != fresh.dtype:
             self.received[identity] = fresh
             return fresh
-        with torch.no_grad():
-            known.copy_(fresh)
+        # through .data, as gradcheck perturbs its inputs: new values are not an in-place operation of the graph
+        known.data.copy_(fresh)
         return known
 
     def _stand_in(self, handle: int) -> Callable:
@@ -418,10 +466,10 @@ class Peer:
         encoder = Encoder()
         grads = encoder.encode([None if g is None else g.detach() for g in output_gradients])
         self.channel.send({"op": "backward", "token": token, "grads": grads}, encoder.blobs)
-        value = self._wait()
+        value, header = self._wait(with_header=True)
         if not isinstance(value, list):
             raise ProtocolError("gradients that are not a list")
-        return value
+        return value, header["mutated"]
 
     def call(self, request: dict, args: tuple, kwargs: dict) -> Any:
         """Call the other side's function named in ``request`` with ``args`` and ``kwargs``; its result, attached
@@ -433,12 +481,13 @@ class Peer:
         self.channel.send({**request, "args": encoded_args, "kwargs": encoded_kwargs,
                            "grad_enabled": torch.is_grad_enabled()}, encoder.blobs)
         value, header = self._wait(with_header=True)
+        mirror_mutations(encoder.sent, header["mutated"])
         for leaf, gradient in zip(encoder.grad_leaves, header.get("leaf_grads") or [], strict=False):
             if isinstance(gradient, torch.Tensor) and gradient.shape == leaf.shape and leaf.is_leaf:
                 leaf.grad = gradient.to(leaf.dtype)
         token = header.get("token")
         if type(token) is int and encoder.grad_leaves and torch.is_grad_enabled():
-            return attach(value, encoder.grad_leaves, self._pull, token)
+            return attach(value, encoder.grad_leaves, self._pull, token, header["grad_outputs"])
         return value
 
     def _wait(self, with_header: bool = False) -> Any:
@@ -450,7 +499,9 @@ class Peer:
                 decoder = Decoder(blobs)
                 value = decoder.decode(header.get("value"))
                 if with_header:
-                    header = {**header, "leaf_grads": decoder.decode(header.get("leaf_grads"))}
+                    grad_outputs = list(decoder.grad_outputs)
+                    header = {**header, "leaf_grads": decoder.decode(header.get("leaf_grads")),
+                              "mutated": decoder.decode(header.get("mutated", [])), "grad_outputs": grad_outputs}
                     return value, header
                 return value
             if op == "raise":
@@ -473,6 +524,7 @@ class Peer:
         if not isinstance(args, tuple) or not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise ProtocolError("a call without arguments")
         leaves = [decoder.grad_leaves[i] for i in sorted(decoder.grad_leaves)]
+        before = [_bytes_of(value) for value in decoder.received]
         try:
             handle = header.get("handle")
             if type(handle) is int:
@@ -483,17 +535,18 @@ class Peer:
                 function = self.resolve(header)
             with torch.set_grad_enabled(bool(header.get("grad_enabled"))):
                 value = function(*args, **kwargs)
-            encoder = Encoder()
+            encoder = Encoder(mark_requires_grad=True)
             outputs = [t for t in tensors_in(value) if t.requires_grad]
             encoded = encoder.encode(value)
             leaf_grads = encoder.encode([leaf.grad.detach() if leaf.grad is not None else None for leaf in leaves])
+            mutated = encoder.encode(changed_in_place(decoder.received, before))
         except Exception as error:  # noqa: BLE001  (whatever the called code raises is the caller's to judge)
             self.channel.send({"op": "raise", **self.describe(error)})
             return
-        answer: dict[str, Any] = {"op": "return", "value": encoded, "leaf_grads": leaf_grads}
+        answer: dict[str, Any] = {"op": "return", "value": encoded, "leaf_grads": leaf_grads, "mutated": mutated}
         if outputs and leaves:
             token = len(self.graphs)
-            self.graphs[token] = (leaves, outputs)
+            self.graphs[token] = (leaves, outputs, [_bytes_of(leaf) for leaf in leaves])
             answer["token"] = token
             _mark_outputs(answer["value"], [id(t) for t in tensors_in(value)], {id(t) for t in outputs})
         self.channel.send(answer, encoder.blobs)
@@ -503,7 +556,7 @@ class Peer:
         grads = Decoder(blobs).decode(header.get("grads"))
         if graph is None or not isinstance(grads, list) or len(grads) != len(graph[1]):
             raise ProtocolError("gradients for an unknown result")
-        leaves, outputs = graph
+        leaves, outputs, before = graph
         pairs = [(o, g) for o, g in zip(outputs, grads, strict=True)
                  if isinstance(g, torch.Tensor) and g.shape == o.shape]
         try:
@@ -514,10 +567,14 @@ class Peer:
                 got = [None] * len(leaves)
             encoder = Encoder()
             encoded = encoder.encode([None if g is None else g.detach() for g in got])
+            changed = changed_in_place(leaves, before)
+            mutated = encoder.encode(changed)
         except Exception as error:  # noqa: BLE001
             self.channel.send({"op": "raise", **self.describe(error)})
             return
-        self.channel.send({"op": "return", "value": encoded}, encoder.blobs)
+        for index, value in changed:
+            before[index] = _bytes_of(value)
+        self.channel.send({"op": "return", "value": encoded, "mutated": mutated}, encoder.blobs)
 
 
 def _mark_outputs(encoded: Any, order: list[int], differentiable: set[int], position: list[int] | None = None) -> None:

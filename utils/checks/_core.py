@@ -85,12 +85,31 @@ def exercise_check(check: CheckFunction) -> CheckFunction:
             except Exception as error:  # noqa: BLE001  (whatever the student's code raises is reported, not hidden)
                 # An error the student's code raised in its own process (the grader's two-process mode) names
                 # the student's line itself.
-                where = getattr(error, "student_where", "") or _where_in_student_code(error.__traceback__)
-                cause = "your code raised" if where else "checking your result raised"
+                from_student = hasattr(error, "student_where")  # raised in the student's process
+                where = error.student_where if from_student else _where_in_student_code(error.__traceback__)
+                cause = "your code raised" if where or from_student else "checking your result raised"
                 problem = ExerciseCodeRaised(f"{subject}: {cause} {type(error).__name__}: {error}{where}")
         raise problem from None
 
     return run_check  # type: ignore[return-value]
+
+
+class StandIn:
+    """A stand-in for an object of the student's that lives in another process (in the grader, the notebook's
+    sandbox): a check reaches such an object only through :func:`student_call`."""
+
+    def drive(self, driver: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        raise NotImplementedError
+
+
+def student_call(driver: Callable[..., Result], student: Any, *args: Any, **kwargs: Any) -> Result:
+    """``driver(student, *args, **kwargs)``: the part of a check that must touch the student's object (build a
+    class, call it, read its layers) and returns plain data (numbers, arrays, tensors, lists, dicts) for the
+    verdict. In a notebook it runs here; in the grader ``student`` is a :class:`StandIn` and the driver runs in the
+    student's process, so what comes back is data the verdict judges, never an object."""
+    if isinstance(student, StandIn):
+        return student.drive(driver, args, kwargs)
+    return driver(student, *args, **kwargs)
 
 
 def passed(name: str) -> None:

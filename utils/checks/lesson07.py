@@ -12,7 +12,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, gradients, passed, returned
+from utils.checks._core import (
+    ExerciseCheckFailed,
+    assert_close,
+    exercise_check,
+    gradients,
+    passed,
+    returned,
+    student_call,
+)
 from utils.data import load_topology_dataset
 from utils.metrics import threshold
 from utils.topopt import LoadCase, compliance
@@ -87,22 +95,64 @@ def _transposed_layers(decoder: nn.Module) -> list[nn.ConvTranspose2d]:
     return [module for module in decoder.modules() if isinstance(module, nn.ConvTranspose2d)]
 
 
-def _decoder_reference(decoder: nn.Module, z: torch.Tensor, width: int, *, first_relu: bool = True,
+def _layer_data(layer: nn.ConvTranspose2d) -> dict:
+    """A transposed convolution as plain data: its channels, weights and kernel, stride and padding choices."""
+    return {"in": layer.in_channels, "out": layer.out_channels, "weight": layer.weight.detach().clone(),
+            "bias": None if layer.bias is None else layer.bias.detach().clone(), "stride": list(layer.stride),
+            "padding": list(layer.padding), "output_padding": list(layer.output_padding), "groups": layer.groups,
+            "dilation": list(layer.dilation)}
+
+
+def _decoder_reference(parts: dict, z: torch.Tensor, width: int, *, first_relu: bool = True,
                        relus: bool = True, swap_height_width: bool = False) -> torch.Tensor:
     """The decoder the exercise asks for, computed with F.conv_transpose2d from the student's own layers (their
-    weights and their kernel, stride and padding choices); the keywords give the usual mistakes."""
-    features = decoder.from_latent(z)
+    weights and their kernel, stride and padding choices, as :func:`_drive_decoder` reads them); the keywords give
+    the usual mistakes."""
+    features = F.linear(z, *parts["from_latent"])
     if first_relu:
         features = torch.relu(features)
     features = features.view(-1, 4 * width, 8, 4).transpose(-1, -2) if swap_height_width else \
         features.view(-1, 4 * width, 4, 8)
-    layers = _transposed_layers(decoder)
+    layers = parts["layers"]
     for index, layer in enumerate(layers):
-        features = F.conv_transpose2d(features, layer.weight, layer.bias, layer.stride, layer.padding,
-                                      layer.output_padding, layer.groups, layer.dilation)
+        features = F.conv_transpose2d(features, layer["weight"], layer["bias"], layer["stride"], layer["padding"],
+                                      layer["output_padding"], layer["groups"], layer["dilation"])
         if relus and index < len(layers) - 1:
             features = torch.relu(features)
     return features
+
+
+def _drive_decoder(decoder_class: Callable, width: int, z: torch.Tensor) -> dict:
+    """The student's part of :func:`check_decoder`, run where the class lives: build the decoder (its initial
+    weights from the global generator seeded with ``width``), set the last layer's bias to −1, run it forward and
+    backward, and return as plain data what the verdict reads: whether from_latent is a linear layer, layers held
+    in a plain container, the logits, the layers, the parameters no gradient reaches, and the output again without
+    gradients."""
+    torch.manual_seed(width)  # the student's layers draw their initial weights from the global generator
+    decoder = decoder_class(6, width)
+    run: dict = {"from_latent": isinstance(getattr(decoder, "from_latent", None), nn.Linear)}
+    if not run["from_latent"]:
+        return run
+    run["unregistered"] = _unregistered_container(decoder)
+    if run["unregistered"]:
+        return run
+    layers = _transposed_layers(decoder)
+    if layers and layers[-1].bias is not None:
+        with torch.no_grad():  # a bias of −1 makes most correct logits negative, whatever the initial weights
+            layers[-1].bias.fill_(-1.0)
+    logits = decoder(z)
+    run |= {"returned_none": logits is None, "kind": type(logits).__name__,
+            "logits": logits.detach() if isinstance(logits, torch.Tensor) else None,
+            "layers": [_layer_data(layer) for layer in layers],
+            "from_latent_parameters": [decoder.from_latent.weight.detach().clone(),
+                                       None if decoder.from_latent.bias is None
+                                       else decoder.from_latent.bias.detach().clone()]}
+    if isinstance(logits, torch.Tensor) and logits.requires_grad:
+        logits.sum().backward()
+    run["silent"] = [name for name, p in decoder.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    with torch.no_grad():
+        run["again"] = decoder(z)
+    return run
 
 
 @exercise_check
@@ -114,23 +164,25 @@ def check_decoder(decoder_class: Callable) -> None:
     note says whether the shipped checkpoint's weights would load into the student's layout."""
     generator = torch.Generator().manual_seed(704)
     for width, batch in ((8, 5), (16, 1)):
-        torch.manual_seed(width)  # the student's layers draw their initial weights from the global generator
-        decoder = decoder_class(6, width)
         z = 3 * torch.randn(batch, 6, generator=generator)
-        if not isinstance(getattr(decoder, "from_latent", None), nn.Linear):
+        run = student_call(_drive_decoder, decoder_class, width, z)
+        if not run["from_latent"]:
             raise ExerciseCheckFailed("Decoder: keep the given linear layer self.from_latent")
-        _check_layers_registered(decoder)
-        layers = _transposed_layers(decoder)
-        if layers and layers[-1].bias is not None:
-            with torch.no_grad():  # a bias of −1 makes most correct logits negative, whatever the initial weights
-                layers[-1].bias.fill_(-1.0)
-        logits = returned("Decoder's forward", decoder(z))
+        if run["unregistered"]:
+            name, kind = run["unregistered"]
+            raise ExerciseCheckFailed(
+                f"Decoder: your layers sit in a Python {kind} (self.{name}), which nn.Module does not "
+                "see: their weights are not parameters of the decoder, so the optimizer, .to(device) and "
+                "state_dict() miss them. Hold them in nn.Sequential(...) or nn.ModuleList([...]).")
+        if run["returned_none"]:
+            returned("Decoder's forward", None)
+        logits = run["logits"]
         if not isinstance(logits, torch.Tensor) or logits.shape != (batch, 1, 32, 64):
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else run["kind"]
             raise ExerciseCheckFailed(f"Decoder (width {width}): expected logits of shape ({batch}, 1, 32, 64), got "
                                       f"{shape}. Each transposed convolution must double both sides: 4×8 → 8×16 → "
                                       "16×32 → 32×64 (exercise 5.3's formula).")
-        channels = [(layer.in_channels, layer.out_channels) for layer in layers]
+        channels = [(layer["in"], layer["out"]) for layer in run["layers"]]
         wanted = [(4 * width, 2 * width), (2 * width, width), (width, 1)]
         if channels != wanted:
             unregistered = "" if channels else (" (nn.Module registers a layer only when it is assigned to self "
@@ -140,46 +192,49 @@ def check_decoder(decoder_class: Callable) -> None:
         if not torch.any(logits < 0):
             raise ExerciseCheckFailed("Decoder: no output is negative. The decoder returns logits (any real number); "
                                       "put no ReLU or sigmoid after the last transposed convolution.")
-        logits.sum().backward()
-        silent = [name for name, p in decoder.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
-        if silent:
-            raise ExerciseCheckFailed(f"Decoder: no gradient reaches {silent}; use every layer in forward")
+        if run["silent"]:
+            raise ExerciseCheckFailed(f"Decoder: no gradient reaches {run['silent']}; use every layer in forward")
+        parts = {"from_latent": run["from_latent_parameters"], "layers": run["layers"]}
         with torch.no_grad():
-            got = decoder(z)
-            expected = _decoder_reference(decoder, z, width)
+            expected = _decoder_reference(parts, z, width)
             mistakes = {
                 "without the ReLU between the linear layer and the first transposed convolution":
-                    _decoder_reference(decoder, z, width, first_relu=False),
+                    _decoder_reference(parts, z, width, first_relu=False),
                 "without the ReLUs between the transposed convolutions":
-                    _decoder_reference(decoder, z, width, relus=False),
+                    _decoder_reference(parts, z, width, relus=False),
                 "with the 4×8 feature maps reshaped as 8×4 and transposed": _decoder_reference(
-                    decoder, z, width, swap_height_width=True),
+                    parts, z, width, swap_height_width=True),
             }
-            assert_close(f"Decoder output (width {width}, batch {batch})", got, expected, rtol=1e-5, atol=1e-5,
-                         mistakes=mistakes,
+            assert_close(f"Decoder output (width {width}, batch {batch})", run["again"], expected, rtol=1e-5,
+                         atol=1e-5, mistakes=mistakes,
                          hint="ReLU after from_latent, view as (B, 4·width, 4, 8), then transposed convolution, ReLU, "
                               "transposed convolution, ReLU, transposed convolution.")
     passed("Decoder")
-    _note_checkpoint_layout(decoder_class(6, 8), CourseDecoder(6, 8))
+    _note_checkpoint_layout(student_call(_drive_state_shapes, decoder_class), CourseDecoder(6, 8))
 
 
-def _check_layers_registered(decoder: nn.Module) -> None:
-    """Layers kept in a plain list, tuple or dict are invisible to nn.Module: no parameters, no .to(device)."""
+def _unregistered_container(decoder: nn.Module) -> tuple[str, str] | None:
+    """(attribute, container type) of layers kept in a plain list, tuple or dict, which are invisible to nn.Module
+    (no parameters, no .to(device)); None when there are none."""
     for name, value in vars(decoder).items():
         if name.startswith("_"):  # nn.Module's own bookkeeping (_modules, _parameters, …)
             continue
         held = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
         if any(isinstance(item, nn.Module) for item in held):
-            raise ExerciseCheckFailed(
-                f"Decoder: your layers sit in a Python {type(value).__name__} (self.{name}), which nn.Module does not "
-                "see: their weights are not parameters of the decoder, so the optimizer, .to(device) and "
-                "state_dict() miss them. Hold them in nn.Sequential(...) or nn.ModuleList([...]).")
+            return name, type(value).__name__
+    return None
 
 
-def _note_checkpoint_layout(decoder: nn.Module, course_decoder: nn.Module) -> None:
-    """Print whether the shipped checkpoint's decoder weights would load into this layout: the check accepts any
-    layout that computes the right function, but load_state_dict needs the same parameter names and shapes."""
-    theirs = {name: tuple(value.shape) for name, value in decoder.state_dict().items()}
+def _drive_state_shapes(decoder_class: Callable) -> dict[str, list[int]]:
+    """The shapes of a width-8 student decoder's state_dict, by name (run where the class lives)."""
+    return {name: list(value.shape) for name, value in decoder_class(6, 8).state_dict().items()}
+
+
+def _note_checkpoint_layout(theirs: dict[str, list[int]], course_decoder: nn.Module) -> None:
+    """Print whether the shipped checkpoint's decoder weights would load into this layout (``theirs``: the shapes
+    of the student's state_dict): the check accepts any layout that computes the right function, but
+    load_state_dict needs the same parameter names and shapes."""
+    theirs = {name: tuple(shape) for name, shape in theirs.items()}
     ours = {name: tuple(value.shape) for name, value in course_decoder.state_dict().items()}
     if theirs == ours:
         print("   Your layout is utils.vae.Decoder's: the shipped checkpoint's decoder weights load into it.")
@@ -294,6 +349,23 @@ def _check_floats(averages: dict) -> None:
             raise ExerciseCheckFailed(f"train_epoch: the average '{key}' is a {type(value).__name__}; return floats.")
 
 
+def _drive_train_epoch(train_epoch: Callable, seed: int, kl_weight: float, loss_fn: Callable) -> dict:
+    """The student's part of :func:`check_train_epoch`, run where the function lives: one epoch of
+    ``train_epoch`` on the narrow VAE of ``seed`` (handed over in eval mode, the global generator seeded with
+    ``seed``), with hooks recording the order of the backward, zero_grad and step calls and the model's mode at
+    each forward; returns the averages it returned, those records and the parameters after the epoch."""
+    model, batches = _tiny_training_setup(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    events = _record_training_events(model, optimizer)
+    modes: list[bool] = []
+    model.register_forward_pre_hook(lambda module, _, seen=modes: seen.append(module.training))
+    model.eval()  # as the lesson's evaluation code leaves a model: the epoch must switch it back
+    torch.manual_seed(seed)
+    averages = train_epoch(model, batches, optimizer, kl_weight, loss_fn)
+    return {"averages": averages, "events": events, "modes": modes,
+            "parameters": [p.detach().clone() for p in model.parameters()]}
+
+
 @exercise_check
 def check_train_epoch(train_epoch: Callable) -> None:
     """On a narrow VAE and three batches of 4, 4 and 3 designs, with KL weights 0.3 and 1: the parameters after
@@ -304,18 +376,11 @@ def check_train_epoch(train_epoch: Callable) -> None:
     explained by the order of the zero_grad, backward and step calls."""
     seed = 705
     for kl_weight in (0.3, 1.0):
-        model, batches = _tiny_training_setup(seed)
-        reference_model = copy.deepcopy(model)
-        initial = _flat([p.detach().clone() for p in model.parameters()])
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        reference_model, batches = _tiny_training_setup(seed)  # the student's epoch starts from the same model
+        initial = _flat([p.detach().clone() for p in reference_model.parameters()])
         seen_weights: list[float] = []
-        recording_loss = _recording_loss(seen_weights)
-        events = _record_training_events(model, optimizer)
-        modes: list[bool] = []
-        model.register_forward_pre_hook(lambda module, _, seen=modes: seen.append(module.training))
-        model.eval()  # as the lesson's evaluation code leaves a model: the epoch must switch it back
-        torch.manual_seed(seed)
-        averages = returned("train_epoch", train_epoch(model, batches, optimizer, kl_weight, recording_loss))
+        run = student_call(_drive_train_epoch, train_epoch, seed, kl_weight, _recording_loss(seen_weights))
+        averages, events, modes = returned("train_epoch", run["averages"]), run["events"], run["modes"]
         if len(seen_weights) != len(batches):
             raise ExerciseCheckFailed(f"train_epoch: loss_fn was called {len(seen_weights)} times for "
                                       f"{len(batches)} batches; call the loss_fn argument once per batch.")
@@ -330,7 +395,7 @@ def check_train_epoch(train_epoch: Callable) -> None:
                 "train_epoch: the model ran in evaluation mode. Call model.train() at the start of the epoch: the "
                 "lesson's evaluation code leaves models in eval mode, where dropout and batch normalisation behave "
                 "as at test time.")
-        got_parameters = _flat([p.detach() for p in model.parameters()])
+        got_parameters = _flat(run["parameters"])
         if torch.equal(got_parameters, initial):
             raise ExerciseCheckFailed(f"train_epoch: the parameters did not change; {_order_diagnosis(events)}")
         expected, expected_parameters = _reference_epoch(copy.deepcopy(reference_model), batches, kl_weight, seed)
@@ -370,13 +435,21 @@ def _judging_cases() -> list[tuple[str, np.ndarray, np.ndarray, LoadCase]]:
     return cases
 
 
+def _drive_physics_errors(physics_errors: Callable, design: np.ndarray, original: np.ndarray, problem: dict
+                          ) -> object:
+    """The student's part of :func:`check_physics_errors`, run where the function lives: its result on a design,
+    its original and the problem (sent as :meth:`LoadCase.to_dict`, rebuilt here)."""
+    return physics_errors(design, original, LoadCase.from_dict(problem))
+
+
 @exercise_check
 def check_physics_errors(physics_errors: Callable) -> None:
     """On real test designs, against the course's solver: CE = C(thr design)/C(thr original) − 1 and VFE =
     |VF − VF_ref|/VF_ref of the thresholded designs. A design equal to its original must score 0 on both,
     a thicker one a negative CE, a cut one a CE of orders of magnitude."""
     for name, design, original, problem in _judging_cases():
-        got = returned("physics_errors", physics_errors(design.copy(), original.copy(), problem))
+        got = returned("physics_errors", student_call(_drive_physics_errors, physics_errors, design.copy(),
+                                                      original.copy(), problem.to_dict()))
         if not (isinstance(got, tuple | list) and len(got) == 2):
             raise ExerciseCheckFailed("physics_errors: return two numbers, (CE, VFE)")
         solid, solid_original = threshold(design), threshold(original)

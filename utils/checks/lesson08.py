@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned, student_call
 
 
 def _normal(mu: torch.Tensor, logvar: torch.Tensor) -> Normal:
@@ -88,16 +88,23 @@ def _selection_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, fl
     return cases
 
 
+def _drive_takes_tolerance(choose_best_of_k: Callable) -> bool:
+    """Whether the student's function takes three arrays and ``tolerance`` by name (run where it lives)."""
+    try:
+        inspect.signature(choose_best_of_k).bind(None, None, None, tolerance=0.03)
+    except TypeError:
+        return False
+    return True
+
+
 @exercise_check
 def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     """On random problems (16, 5 and 1 samples) and three hand-made ones (no admissible sample, a too heavy
     stiffest sample, a wider tolerance), the chosen indices must follow the rule sample by sample; indices
     outside 0..k−1 (or all one too high) are reported as such."""
-    try:
-        inspect.signature(choose_best_of_k).bind(None, None, None, tolerance=0.03)
-    except TypeError:
+    if not student_call(_drive_takes_tolerance, choose_best_of_k):
         raise ExerciseCheckFailed("choose_best_of_k: keep the exercise's signature (compliances, volume_fractions, "
-                                  "targets, tolerance=0.03): the lesson's cells pass `tolerance` by name.") from None
+                                  "targets, tolerance=0.03): the lesson's cells pass `tolerance` by name.")
     for name, compliances, volumes, targets, tolerance in _selection_cases():
         given = (compliances.copy(), volumes.copy(), targets.copy())
         # The tolerance by name, as the lesson's cells pass it.
@@ -162,22 +169,33 @@ def check_choose_best_of_k(choose_best_of_k: Callable) -> None:
     passed("choose_best_of_k")
 
 
-def _swap_test_cases() -> list[tuple[str, torch.nn.Module, torch.Tensor, torch.Tensor]]:
-    """(name, model, images, conditions): small conditional VAEs with seeded random weights (a learned prior and
-    lesson 8's naive standard prior, two latent sizes) and their binary designs (six, then three)."""
+def _swap_model(n_designs: int, latent_dim: int, prior: str) -> torch.nn.Module:
+    """A small conditional VAE with seeded random weights, in eval mode."""
     from utils.cvae import ConditionalVAE  # the check needs the model only here
 
+    with torch.random.fork_rng():
+        torch.manual_seed(803 + n_designs)
+        return ConditionalVAE(latent_dim=latent_dim, width=8, prior=prior).eval()
+
+
+def _swap_test_cases() -> list[tuple[str, tuple[int, int, str], torch.Tensor, torch.Tensor]]:
+    """(name, the model's arguments to :func:`_swap_model`, images, conditions): small conditional VAEs (a learned
+    prior and lesson 8's naive standard prior, two latent sizes) and their binary designs (six, then three)."""
     generator = torch.Generator().manual_seed(803)
     cases = []
     for name, n_designs, latent_dim, prior in (("6 designs, learned prior", 6, 4, "learned"),
                                                ("3 designs, standard prior", 3, 2, "standard")):
-        with torch.random.fork_rng():
-            torch.manual_seed(803 + n_designs)
-            model = ConditionalVAE(latent_dim=latent_dim, width=8, prior=prior).eval()
         images = (torch.rand(n_designs, 1, 32, 64, generator=generator) > 0.6).float()
         conditions = 2 * torch.rand(n_designs, 4, generator=generator) - 1
-        cases.append((name, model, images, conditions))
+        cases.append((name, (n_designs, latent_dim, prior), images, conditions))
     return cases
+
+
+def _drive_swap_conditions(swap_conditions: Callable, model: tuple[int, int, str], images: torch.Tensor,
+                           conditions: torch.Tensor) -> object:
+    """The student's part of :func:`check_swap_conditions`, run where the function lives: its result on the model
+    built from ``model`` (the arguments of :func:`_swap_model`), the images and the conditions."""
+    return swap_conditions(_swap_model(*model), images, conditions)
 
 
 @exercise_check
@@ -185,8 +203,9 @@ def check_swap_conditions(swap_conditions: Callable) -> None:
     """On two small conditional VAEs with random weights (6 and 3 designs, learned and standard prior): the densities
     decoded from μ_q(x_i, c_i) with c_{i+1} (cyclically) must match a reference computed with the model's own encoder
     and decoder, as a tensor the next cell can turn into NumPy (no autograd graph)."""
-    for name, model, images, conditions in _swap_test_cases():
+    for name, arguments, images, conditions in _swap_test_cases():
         subject = f"swap_conditions ({name})"
+        model = _swap_model(*arguments)
         with torch.no_grad():
             mu, _ = model.encoder(images, conditions)
             after = conditions.roll(-1, dims=0)
@@ -206,7 +225,8 @@ def check_swap_conditions(swap_conditions: Callable) -> None:
                     torch.sigmoid(model.decode(mu.roll(-1, dims=0), conditions))[:, 0],
                 "with the channel axis kept: return (N, 32, 64)": torch.sigmoid(model.decode(mu, after)),
             }
-        answer = returned(subject, swap_conditions(model, images.clone(), conditions.clone()))
+        answer = returned(subject, student_call(_drive_swap_conditions, swap_conditions, arguments, images.clone(),
+                                                conditions.clone()))
         if not isinstance(answer, torch.Tensor):
             raise ExerciseCheckFailed(f"{subject}: returned a {type(answer).__name__}, not a torch tensor: the cell "
                                       "after this one moves your densities with .cpu() before .numpy().")

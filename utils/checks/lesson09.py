@@ -11,9 +11,9 @@ import torch
 from scipy import optimize as scipy_optimize
 from torch import nn
 
-from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned
+from utils.checks._core import ExerciseCheckFailed, assert_close, exercise_check, passed, returned, student_call
 from utils.design_space import FEProblem, fe_problems
-from utils.topopt import E0, cantilever, compliance, mbb_beam
+from utils.topopt import E0, LoadCase, cantilever, compliance, mbb_beam
 
 # Central differences with step 1e-6 of a cubic in the density agree with the derivative to about 1e-8 relative.
 FINITE_DIFFERENCE_STEP = 1e-6
@@ -43,6 +43,25 @@ def _compliance_cases(rng: np.random.Generator) -> list[tuple[str, list[FEProble
 def _applied(function: type | Callable) -> Callable:
     """A ``torch.autograd.Function`` subclass's ``apply``; a plain callable as it is."""
     return getattr(function, "apply", function)
+
+
+def _drive_apply(function: type | Callable, *args: object) -> object:
+    """The student's part of :func:`check_volume_projection`, run where the class lives: its ``apply`` on the
+    arguments (tensors the check differentiates through, across processes too)."""
+    return _applied(function)(*args)
+
+
+def _problem_data(problems: list[FEProblem]) -> list[dict]:
+    """The problems as plain data: each load case (:meth:`LoadCase.to_dict`), penalty and void stiffness."""
+    return [{"case": problem.case.to_dict(), "penal": problem.penal, "e_min": problem.e_min} for problem in problems]
+
+
+def _drive_compliance(function: type | Callable, density: torch.Tensor, problems: list[dict]) -> object:
+    """The student's part of :func:`check_compliance_backward`, run where the class lives: its ``apply`` on the
+    densities and the problems rebuilt from :func:`_problem_data`."""
+    rebuilt = [fe_problems([LoadCase.from_dict(data["case"])], penal=data["penal"], e_min=data["e_min"])[0]
+               for data in problems]
+    return _applied(function)(density, rebuilt)
 
 
 def _finite_differences(density: np.ndarray, problem: FEProblem, elements: list[tuple[int, int]]) -> np.ndarray:
@@ -97,7 +116,9 @@ def check_compliance_backward(compliance_function: type) -> None:
     with densities at the bounds: the compliances equal the solver's, the gradient of Σ_b w_b c_b (random weights
     w: the incoming gradient) equals central finite differences, and torch.autograd.gradcheck passes."""
     rng = np.random.default_rng(901)
-    apply = _applied(compliance_function)
+
+    def apply(density: torch.Tensor, problems: list[FEProblem]) -> object:
+        return student_call(_drive_compliance, compliance_function, density, _problem_data(problems))
     for name, problems, density in _compliance_cases(rng):
         x = torch.tensor(density, dtype=torch.float64, requires_grad=True)
         values = apply(x, problems)
@@ -174,7 +195,9 @@ def check_volume_projection(projection: type) -> None:
     within 1e-6, the output is sigmoid(ℓ + η) with one η per design, and the gradient of a random linear function of
     the output equals central finite differences of an exact projection (brentq); gradcheck passes."""
     rng = np.random.default_rng(902)
-    apply = _applied(projection)
+
+    def apply(*args: torch.Tensor) -> object:
+        return student_call(_drive_apply, projection, *args)
     for name, logits, volumes in _projection_cases(rng):
         ell = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
         rho = returned(f"volume projection ({name})", apply(ell, torch.tensor(volumes, dtype=torch.float64)))
@@ -307,6 +330,15 @@ def _search_cases() -> list[tuple[str, int, int, int, int, float]]:
             ("5 designs, 8 latents, 25 steps", 5, 8, 30, 25, 0.02)]
 
 
+def _drive_optimize_latent(optimize_latent: Callable, toy: tuple[int, int, int], z0: torch.Tensor,
+                           objective: Callable, budget: int, lr: float) -> dict:
+    """The student's part of :func:`check_optimize_latent`, run where the function lives: its result with the toy
+    decoder built from ``toy`` (latent size, pixels, seed), and the decoder's parameters after the search."""
+    decoder = _ToyDecoder(*toy)
+    result = optimize_latent(decoder, z0, objective, budget, lr)
+    return {"result": result, "decoder": [p.detach().clone() for p in decoder.parameters()]}
+
+
 @exercise_check
 def check_optimize_latent(optimize_latent: Callable) -> None:
     """``optimize_latent(decoder, z0, objective, budget, lr)`` on three toy problems with closed-form gradients:
@@ -319,14 +351,16 @@ def check_optimize_latent(optimize_latent: Callable) -> None:
         objective = _CountingObjective(rng.uniform(0.5, 2.0, (designs, pixels)), rng.uniform(0, 1, (designs, pixels)))
         z0 = torch.tensor(rng.normal(0, 1, (designs, latent)))
         z0_before = z0.clone()
-        result = returned(f"optimize_latent ({name})", optimize_latent(decoder, z0, objective, budget, lr))
+        run = student_call(_drive_optimize_latent, optimize_latent, (latent, pixels, 900 + index), z0, objective,
+                           budget, lr)
+        result = returned(f"optimize_latent ({name})", run["result"])
         if not isinstance(result, tuple) or len(result) != 2:
             raise ExerciseCheckFailed("optimize_latent: return a pair (the latent after the search, the history)")
         z, history = result
         if not torch.equal(z0, z0_before):
             raise ExerciseCheckFailed(f"optimize_latent ({name}): z0 was changed in place; optimise a copy "
                                       "(z0.detach().clone().requires_grad_(True)).")
-        if any(not torch.equal(p.detach(), before) for p, before in zip(decoder.parameters(), weights_before,
+        if any(not torch.equal(p.detach(), before) for p, before in zip(run["decoder"], weights_before,
                                                                          strict=True)):
             raise ExerciseCheckFailed(f"optimize_latent ({name}): the decoder's weights changed; the decoder is "
                                       "frozen: give the optimiser the latent z only.")
