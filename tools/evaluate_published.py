@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""The two cited methods of lesson 9 reproduced on a subset of the test problems (``make evaluate-published``):
+Hoyer et al.'s neural reparametrisation against pixels under the same L-BFGS, and CMA-ES in the CVAE's latent against
+CMA-ES on coarse pixels, SIMP beside it for scale (studies.published_methods). Every design is thresholded at its
+volume target and judged against the independent reference thresholded the same way (the harness's judge, rule
+``at_target_volume``), with paired bootstrap intervals (studies.uncertainty) for each method against its control.
+Each chunk of problems is kept in build/evaluate_published, so a run can be split and resumed. Writes
+``docs/results/published.md``."""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from studies.harness import LABELS, StudyProblems, judge_results
+from studies.methods import SimpFrom
+from studies.published_methods import HOYER_BUDGET, cmaes_methods, hoyer_methods
+from studies.references import load_references
+from studies.uncertainty import Interval, paired_bootstrap
+from utils.cvae import load_models
+from utils.data import TopologyData, load_topology_dataset
+from utils.design_space import frozen
+from utils.metrics import DesignMetrics
+from utils.paths import REPO_ROOT
+from utils.settings import CVAE_CHECKPOINT_PATH
+from utils.threads import single_threaded_blas
+
+RESULTS = REPO_ROOT / "docs" / "results" / "published.md"
+RULE = "at_target_volume"
+# Budgets (finite-element solves per problem) the tables show; both studies run once to the largest.
+BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+# Hoyer et al.'s claim is about final quality: the intervals at small budgets and at their budget.
+HOYER_INTERVAL_BUDGETS = (10, 20, 50, 100, HOYER_BUDGET)
+HOYER_PAIRS = (("hoyer_cnn_lbfgs", "hoyer_pixels_lbfgs"), ("hoyer_cnn_lbfgs", "hoyer_pixels_lbfgs_cnn_start"))
+# Kus & Bessa's claim: the latent at b solves against coarse pixels at 10 b; and at equal solves.
+TENFOLD_BUDGETS = (10, 20, 50, 100)
+CMAES_EQUAL_PAIRS = (("cmaes_cvae_latent", "cmaes_coarse_pixels"),
+                     ("cmaes_cvae_latent", "cmaes_coarse_pixels_cvae_start"), ("simp_uniform", "cmaes_cvae_latent"))
+CMAES_INTERVAL_BUDGETS = (10, 50, 100, 1000)
+CHUNK = 2
+# Part of every cached chunk's name: a chunk written by an older version is recomputed, never misread.
+CACHE_FORMAT = "published1"
+# The statistics of the intervals: CEs (R, N) → (R,).
+STATISTICS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "median CE": lambda ce, axis: np.median(ce, axis=axis),
+    "p90 CE": lambda ce, axis: np.percentile(ce, 90, axis=axis),
+    "mean CE": lambda ce, axis: np.mean(ce, axis=axis),
+    "share > 10 % worse": lambda ce, axis: np.mean(ce > 0.10, axis=axis),
+}
+FIGURES = (("CE median", "median CE", "+.4f"), ("CE p90", "p90 CE", "+.4f"), ("CE mean", "mean CE", "+.3g"),
+           ("CE > 10 % share", "> 10 % worse", ".3f"))
+
+
+def cached(path: Path, compute: Callable[[], dict]) -> dict:
+    """What is kept at ``path``, else what ``compute()`` returns, then kept there."""
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(result))
+    return result
+
+
+def run_chunk(methods: Sequence, problems: StudyProblems, budgets: tuple[int, ...]) -> dict:
+    """The methods on one chunk: {"judgements": {key: {b: DesignMetrics}}, "seconds": {key: {b: s}}, "restarts":
+    {key: [per problem]}}."""
+    runs = {}
+    for method in methods:
+        with single_threaded_blas():
+            runs[method.key] = method.run(problems, budgets)
+    return {"judgements": judge_results(runs, problems),
+            "seconds": {key: run.seconds for key, run in runs.items()},
+            "restarts": {m.key: list(getattr(m, "restarts", [])) for m in methods}}
+
+
+def evaluate(name: str, methods: Sequence, data: TopologyData, references: np.ndarray, budgets: tuple[int, ...],
+             cache: Path, part: tuple[int, int]) -> dict | None:
+    """Every method on every problem of ``data``, ``CHUNK`` at a time (each chunk cached); None when ``part`` leaves
+    chunks to another process."""
+    merged: dict = {"judgements": {}, "seconds": {}, "restarts": {}}
+    complete = True
+    for number, start in enumerate(tqdm(range(0, len(data), CHUNK), desc=f"{name}, {CHUNK} problems at a time")):
+        indices = np.arange(start, min(start + CHUNK, len(data)))
+        path = cache / f"{CACHE_FORMAT}_{name}_{start}_{indices[-1]}_to{max(budgets)}.pkl"
+        if number % part[1] != part[0] and not path.exists():
+            complete = False
+            continue
+        result = cached(path, lambda indices=indices: run_chunk(
+            methods, StudyProblems.of(data.take(indices), RULE, "cpu", references[indices], indices), budgets))
+        for key, per_budget in result["judgements"].items():
+            for b, metrics in per_budget.items():
+                merged["judgements"].setdefault(key, {}).setdefault(b, []).append(metrics)
+            for b, seconds in result["seconds"][key].items():
+                merged["seconds"].setdefault(key, {}).setdefault(b, 0.0)
+                merged["seconds"][key][b] += seconds
+            merged["restarts"].setdefault(key, []).extend(result["restarts"][key])
+    if not complete:
+        return None
+    merged["judgements"] = {key: {b: DesignMetrics.concatenate(parts) for b, parts in per_budget.items()}
+                            for key, per_budget in merged["judgements"].items()}
+    return merged
+
+
+def figure_tables(judgements: dict[str, dict[int, DesignMetrics]], budgets: Sequence[int]) -> list[str]:
+    """One markdown table per figure: a row per method, a column per budget."""
+    lines = []
+    for figure, caption, number_format in FIGURES:
+        lines += [f"**{caption}** (columns: budget in finite-element solves)", "",
+                  "| method | " + " | ".join(map(str, budgets)) + " |", "| --- |" + " --- |" * len(budgets)]
+        for key, per_budget in judgements.items():
+            lines.append(f"| {LABELS[key]} | " + " | ".join(f"{per_budget[b].summary()[figure]:{number_format}}"
+                                                     for b in budgets) + " |")
+        lines.append("")
+    return lines
+
+
+def interval_rows(rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[list[str], dict[str, dict[str, Interval]]]:
+    """Paired bootstrap intervals of every statistic for each row's (A, B) CEs, as a markdown table (* the interval
+    excludes 0), and the intervals themselves."""
+    names = list(STATISTICS)
+    lines = ["| A − B | " + " | ".join(f"{n} (95 % interval)" for n in names) + " |", "| --- |" + " --- |" * len(names)]
+    intervals = {}
+    for label, (a, b) in rows.items():
+        intervals[label] = {n: paired_bootstrap(a, b, STATISTICS[n]) for n in names}
+        cells = [f"{intervals[label][n]:+.4g}{' *' if intervals[label][n].excludes_zero() else ''}" for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""], intervals
+
+
+def seconds_table(result: dict, budgets: Sequence[int], problems: int) -> list[str]:
+    """Wall seconds per problem to each budget (the method's own work, judging excluded), and restarts."""
+    lines = ["| method | " + " | ".join(f"s to {b}" for b in budgets) + " | optimiser restarts (per problem) |",
+             "| --- |" + " --- |" * (len(budgets) + 1)]
+    for key, per_budget in result["seconds"].items():
+        restarts = result["restarts"].get(key) or []
+        lines.append(f"| {LABELS[key]} | " + " | ".join(f"{per_budget[b] / problems:.2f}" for b in budgets)
+                     + f" | {'—' if not restarts else f'median {np.median(restarts):.0f}, max {max(restarts)}'} |")
+    return [*lines, ""]
+
+
+def compliance_errors(result: dict) -> dict[str, dict[int, np.ndarray]]:
+    """{method: {budget: CE per problem}} of a study's result."""
+    return {key: {b: m.compliance_error for b, m in per_budget.items()}
+            for key, per_budget in result["judgements"].items()}
+
+
+def verdict(interval: Interval, better: str, worse: str, unresolved: str) -> str:
+    """Which way an A − B interval of CEs points: A better (below 0), worse (above 0) or unresolved."""
+    if interval.high < 0:
+        return better
+    if interval.low > 0:
+        return worse
+    return unresolved
+
+
+def hoyer_section(result: dict, problems: int, budget: int) -> list[str]:
+    ce = compliance_errors(result)
+    budgets = [b for b in BUDGETS if b <= budget]
+    lines = [f"## Neural reparametrisation, adapted from Hoyer et al. (2019): {problems} test problems", "",
+             "Their CNN (128-d trainable input, dense layer, five tanh → bilinear upsampling → normalisation → 5×5 "
+             "convolution → per-element offset stages), the volume-constrained sigmoid and a cone filter of radius 2, "
+             f"L-BFGS-B with their settings, the best design over all evaluations, to their budget ({budget} function "
+             "evaluations, one solve each). Controls: pixels (a logit per element) under the same L-BFGS, projection, "
+             "filter and best-over-trajectory rule, from their constant start and from the CNN's initial design. "
+             "What differs from their code: `studies/published_methods.py`.", ""]
+    lines += figure_tables(result["judgements"], budgets)
+    pairs = {f"{LABELS[a]} − {LABELS[b]}, {n} solves": (ce[a][n], ce[b][n])
+             for a, b in HOYER_PAIRS for n in HOYER_INTERVAL_BUDGETS if n <= budget}
+    table, intervals = interval_rows(pairs)
+    lines += ["**CNN against its controls** (A − B on the same problems, paired bootstrap 95 % intervals, 4,000 "
+              "resamplings; * the interval excludes 0; negative: the CNN's designs are stiffer):", "", *table]
+    lines += ["**Wall time** (seconds per problem, this machine, one torch thread, one BLAS thread):", "",
+              *seconds_table(result, [b for b in (10, 100, budget) if b <= budget], problems)]
+    final = intervals[f"{LABELS[HOYER_PAIRS[0][0]]} − {LABELS[HOYER_PAIRS[0][1]]}, {budget} solves"]["median CE"]
+    lines += [f"**Verdict on their claim** (the reparametrised designs are better than pixels' under the same "
+              f"optimiser, at their final budget): median CE difference {final:+.4f} → " + verdict(
+                  final, "supported on these problems (the interval lies below 0).",
+                  "contradicted on these problems: pixels under L-BFGS give the stiffer designs (the interval lies "
+                  "above 0).",
+                  f"not supported: the interval includes 0 ({problems} problems cannot tell the two apart)."), ""]
+    return lines
+
+
+def cmaes_section(result: dict, problems: int, budget: int) -> list[str]:
+    ce = compliance_errors(result)
+    budgets = [b for b in BUDGETS if b <= budget]
+    lines = [f"## Gradient-free search in a pre-trained latent, Kus & Bessa's claim: {problems} test problems", "",
+             "Kus & Bessa (2024, arXiv:2403.04937, abstract) report that their pre-trained neural reparametrisation "
+             "leads to \"at least one order of magnitude decrease in iteration count\" when optimising designs in the "
+             "latent space, \"as opposed to the conventional gradient-free approach without latent "
+             "parameterization\", and add that \"gradient-based topology optimization is more efficient for problems "
+             "that are differentiable and well-behaved, such as compliance optimization\". Tested here with CMA-ES "
+             "(`cma` 4.5.0, default population: 12 in the 16-d latent, 18 on the 128 coarse pixels) on the CVAE's "
+             "latent z for the problem's condition (start μ_p(c), spread σ_p(c)) against CMA-ES on 16 × 8 logits "
+             "upsampled bilinearly to 64 × 32 (from a uniform start, and from the CVAE's design pooled to the "
+             "coarse grid), the same volume projection, each candidate thresholded at the volume target and solved "
+             "once (its compliance the fitness, so the CE here is the fitness's), the best candidate so far the "
+             "design at budget b. They count iterations (generations), we count solves: with these populations ten "
+             "times fewer generations is fifteen times fewer solves, so the tenfold test below in solves asks less "
+             "than their claim. SIMP from a uniform start (the dataset's settings) is beside it for scale. The "
+             "CVAE's offline cost (the 1,200 training designs' SIMP runs and its training) is not counted.", ""]
+    lines += figure_tables(result["judgements"], budgets)
+    latent, pixels = "cmaes_cvae_latent", "cmaes_coarse_pixels"
+    tenfold = {f"{LABELS[latent]} at {n} − {LABELS[pixels]} at {10 * n}": (ce[latent][n], ce[pixels][10 * n])
+               for n in TENFOLD_BUDGETS if 10 * n <= budget}
+    table, tenfold_intervals = interval_rows(tenfold)
+    lines += ["**The latent at b solves against coarse pixels at 10 b** (A − B, paired bootstrap 95 % intervals; "
+              "negative: the latent with ten times fewer solves is still better):", "", *table]
+    equal = {f"{LABELS[a]} − {LABELS[b]}, {n} solves": (ce[a][n], ce[b][n])
+             for a, b in CMAES_EQUAL_PAIRS for n in CMAES_INTERVAL_BUDGETS if n <= budget}
+    table, equal_intervals = interval_rows(equal)
+    lines += ["**At equal solves** (A − B, paired bootstrap 95 % intervals):", "", *table]
+    lines += ["**Wall time** (seconds per problem, this machine, one torch thread, one BLAS thread):", "",
+              *seconds_table(result, [b for b in (10, 100, budget) if b <= budget], problems)]
+    medians = [tenfold_intervals[label]["median CE"] for label in tenfold]
+    lines += ["**Verdict on the first claim** (a pre-trained latent makes gradient-free search at least ten times "
+              "faster): " + "; ".join(f"{label}: {i:+.4f}" for label, i in zip(tenfold, medians, strict=True))
+              + " → " + ("not tested: the budget is below ten times the smallest latent budget." if not medians else
+                         "supported on these problems: at every pair the latent with ten times fewer solves has "
+                         "the lower median CE (each interval below 0)." if all(i.high < 0 for i in medians) else
+                         "not supported at every pair: "
+                         + ", ".join(verdict(i, "lower", "higher", "unresolved") for i in medians)
+                         + " (latent's median CE against the pixels' with ten times the solves).")]
+    simp = [equal_intervals[f"{LABELS['simp_uniform']} − {LABELS[latent]}, {n} solves"]["median CE"]
+            for n in CMAES_INTERVAL_BUDGETS if n <= budget]
+    lines += ["", "**Verdict on the second claim** (gradient-based optimisation stays more efficient for compliance): "
+              "SIMP − latent CMA-ES median CE at " + ", ".join(f"{n}: {i:+.4f}" for n, i in zip(
+                  [n for n in CMAES_INTERVAL_BUDGETS if n <= budget], simp, strict=True)) + " solves → "
+              + "; ".join(verdict(i, f"SIMP better at {n}", f"the latent CMA-ES better at {n}", f"unresolved at {n}")
+                          for n, i in zip([n for n in CMAES_INTERVAL_BUDGETS if n <= budget], simp, strict=True))
+              + ". The latent search starts from the CVAE's design, which SIMP from a uniform start does not get "
+                "(lesson 9's warm starts measure that).", ""]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Lesson 9's cited methods reproduced on a subset of the test set.")
+    parser.add_argument("--hoyer-problems", type=int, default=6, help="the first N test problems for Hoyer et al.")
+    parser.add_argument("--cmaes-problems", type=int, default=12, help="the first N test problems for CMA-ES")
+    parser.add_argument("--hoyer-budget", type=int, default=HOYER_BUDGET, help="function evaluations (solves)")
+    parser.add_argument("--cmaes-budget", type=int, default=1000, help="candidates (solves) per problem")
+    parser.add_argument("--only", choices=("hoyer", "cmaes"), default=None, help="one study only (no report)")
+    parser.add_argument("--part", default="0/1", help="K/N: every N-th chunk from the K-th only (no report)")
+    parser.add_argument("--cache", type=Path, default=REPO_ROOT / "build" / "evaluate_published")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the markdown file to write")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the networks are small)")
+    args = parser.parse_args(argv)
+    begin, load_before = time.perf_counter(), os.getloadavg()[0]
+    torch.set_num_threads(args.threads)
+    part = tuple(int(v) for v in args.part.split("/"))
+    models, record = load_models(CVAE_CHECKPOINT_PATH, "cpu")
+    cvae = frozen(models["cvae"])
+    test = load_topology_dataset().subset("test")
+    references = load_references("test").density
+    studies = {
+        "hoyer": (hoyer_methods(), args.hoyer_problems, args.hoyer_budget, hoyer_section),
+        "cmaes": ([*cmaes_methods(cvae), SimpFrom("simp_uniform")], args.cmaes_problems, args.cmaes_budget,
+                  cmaes_section)}
+    sections, sizes = [], {}
+    for name, (methods, count, budget, section) in studies.items():
+        if args.only and name != args.only:
+            continue
+        count = min(count, len(test))
+        sizes[name] = count
+        budgets = tuple(b for b in BUDGETS if b < budget) + (budget,)
+        result = evaluate(name, methods, test.take(np.arange(count)), references[:count], budgets, args.cache,
+                          part)
+        if result is not None:
+            sections += section(result, count, budget)
+    if args.only or part != (0, 1):
+        return 0
+    subset = test.take(np.arange(max(sizes.values())))
+    lines = ["# Lesson 9's cited methods, reproduced", "",
+             f"Written by `python -m tools.evaluate_published --hoyer-problems {sizes['hoyer']} --cmaes-problems "
+             f"{sizes['cmaes']} --hoyer-budget {args.hoyer_budget} --cmaes-budget {args.cmaes_budget}` (`make "
+             f"evaluate-published`); CVAE checkpoint SHA-256 {record['sha256'][:12]}…. The subset: the first "
+             f"{sizes['hoyer']} (Hoyer et al.) and {sizes['cmaes']} (CMA-ES) problems of the test split (volume "
+             f"fractions {subset.volfrac.min():.2f}–{subset.volfrac.max():.2f}, load heights "
+             f"{subset.load_y.min():.1f}–{subset.load_y.max():.1f}, angles {subset.angle_deg.min():.0f}°–"
+             f"{subset.angle_deg.max():.0f}°), read here and nowhere else; no choice was made on them. Every design is "
+             "thresholded at its problem's volume target (rule `at_target_volume`) and judged under its own problem "
+             "against the independent reference (`make references`) thresholded the same way: CE = C / C_ref − 1, "
+             "signed (fractions; positive: less stiff than the reference), E_min = 1e-9. A design whose load is cut "
+             "off from the support has a compliance of order 1 / E_min, hence CEs of order 1e6–1e8 and means that "
+             "only say such designs exist. Budgets count finite-element solves per problem (one per function "
+             "evaluation, line searches included; one per CMA-ES candidate; one per SIMP iteration; judging not "
+             "counted). Seeds: problem i's network and CMA-ES run are drawn from i (seed 0), one draw each: the "
+             "intervals cover the problems, not the seeds.", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work, one torch thread and one "
+             f"BLAS thread per run; load average {load_before:.1f} when the report began and "
+             f"{os.getloadavg()[0]:.1f} when it was written. Wall times are the methods' own work (decoding, "
+             "projection, optimiser, solves), judging excluded; compare them with each other, not across machines.",
+             "", *sections,
+             f"Report written in {time.perf_counter() - begin:.0f} s (from the chunks kept in {args.cache.name}/ where "
+             "they exist; each method's own time is in the tables)."]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
