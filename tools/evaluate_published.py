@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import platform
 import sys
 import time
@@ -26,6 +25,7 @@ from studies.methods import SimpFrom
 from studies.published_methods import HOYER_BUDGET, cmaes_methods, hoyer_methods
 from studies.references import load_references
 from studies.uncertainty import Interval, paired_bootstrap
+from tools.evaluate_latent import cached
 from utils.cvae import load_models
 from utils.data import TopologyData, load_topology_dataset
 from utils.design_space import frozen
@@ -58,16 +58,6 @@ STATISTICS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 }
 FIGURES = (("CE median", "median CE", "+.4f"), ("CE p90", "p90 CE", "+.4f"), ("CE mean", "mean CE", "+.3g"),
            ("CE > 10 % share", "> 10 % worse", ".3f"))
-
-
-def cached(path: Path, compute: Callable[[], dict]) -> dict:
-    """What is kept at ``path``, else what ``compute()`` returns, then kept there."""
-    if path.exists():
-        return pickle.loads(path.read_bytes())
-    result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(result))
-    return result
 
 
 def run_chunk(methods: Sequence, problems: StudyProblems, budgets: tuple[int, ...]) -> dict:
@@ -110,6 +100,12 @@ def evaluate(name: str, methods: Sequence, data: TopologyData, references: np.nd
     return merged
 
 
+def cell(value: float, number_format: str) -> str:
+    """A table's figure in ``number_format``, or in three significant digits where it is 1,000 or more (a design
+    cut off from its load)."""
+    return f"{value:+.3g}" if abs(value) >= 1000 else f"{value:{number_format}}"
+
+
 def figure_tables(judgements: dict[str, dict[int, DesignMetrics]], budgets: Sequence[int]) -> list[str]:
     """One markdown table per figure: a row per method, a column per budget."""
     lines = []
@@ -117,7 +113,7 @@ def figure_tables(judgements: dict[str, dict[int, DesignMetrics]], budgets: Sequ
         lines += [f"**{caption}** (columns: budget in finite-element solves)", "",
                   "| method | " + " | ".join(map(str, budgets)) + " |", "| --- |" + " --- |" * len(budgets)]
         for key, per_budget in judgements.items():
-            lines.append(f"| {LABELS[key]} | " + " | ".join(f"{per_budget[b].summary()[figure]:{number_format}}"
+            lines.append(f"| {LABELS[key]} | " + " | ".join(cell(per_budget[b].summary()[figure], number_format)
                                                      for b in budgets) + " |")
         lines.append("")
     return lines
@@ -162,24 +158,33 @@ def verdict(interval: Interval, better: str, worse: str, unresolved: str) -> str
     return unresolved
 
 
+def section_start(title: str, prose: str, result: dict, budget: int) -> list[str]:
+    """A study's heading, its description and its figure tables up to ``budget``."""
+    return [f"## {title}", "", prose, "", *figure_tables(result["judgements"], [b for b in BUDGETS if b <= budget])]
+
+
+def wall_time_lines(result: dict, budget: int, problems: int) -> list[str]:
+    return ["**Wall time** (seconds per problem, this machine, one torch thread, one BLAS thread):", "",
+            *seconds_table(result, [b for b in (10, 100, budget) if b <= budget], problems)]
+
+
 def hoyer_section(result: dict, problems: int, budget: int) -> list[str]:
+    """Hoyer et al.'s study: tables, intervals against both controls, wall time, the verdict at their budget."""
     ce = compliance_errors(result)
-    budgets = [b for b in BUDGETS if b <= budget]
-    lines = [f"## Neural reparametrisation, adapted from Hoyer et al. (2019): {problems} test problems", "",
+    lines = section_start(
+             f"Neural reparametrisation, adapted from Hoyer et al. (2019): {problems} test problems",
              "Their CNN (128-d trainable input, dense layer, five tanh → bilinear upsampling → normalisation → 5×5 "
              "convolution → per-element offset stages), the volume-constrained sigmoid and a cone filter of radius 2, "
              f"L-BFGS-B with their settings, the best design over all evaluations, to their budget ({budget} function "
              "evaluations, one solve each). Controls: pixels (a logit per element) under the same L-BFGS, projection, "
              "filter and best-over-trajectory rule, from their constant start and from the CNN's initial design. "
-             "What differs from their code: `studies/published_methods.py`.", ""]
-    lines += figure_tables(result["judgements"], budgets)
+             "What differs from their code: `studies/published_methods.py`.", result, budget)
     pairs = {f"{LABELS[a]} − {LABELS[b]}, {n} solves": (ce[a][n], ce[b][n])
              for a, b in HOYER_PAIRS for n in HOYER_INTERVAL_BUDGETS if n <= budget}
     table, intervals = interval_rows(pairs)
     lines += ["**CNN against its controls** (A − B on the same problems, paired bootstrap 95 % intervals, 4,000 "
               "resamplings; * the interval excludes 0; negative: the CNN's designs are stiffer):", "", *table]
-    lines += ["**Wall time** (seconds per problem, this machine, one torch thread, one BLAS thread):", "",
-              *seconds_table(result, [b for b in (10, 100, budget) if b <= budget], problems)]
+    lines += wall_time_lines(result, budget, problems)
     final = intervals[f"{LABELS[HOYER_PAIRS[0][0]]} − {LABELS[HOYER_PAIRS[0][1]]}, {budget} solves"]["median CE"]
     lines += [f"**Verdict on their claim** (the reparametrised designs are better than pixels' under the same "
               f"optimiser, at their final budget): median CE difference {final:+.4f} → " + verdict(
@@ -191,14 +196,16 @@ def hoyer_section(result: dict, problems: int, budget: int) -> list[str]:
 
 
 def cmaes_section(result: dict, problems: int, budget: int) -> list[str]:
+    """Kus & Bessa's claim: tables, the tenfold and equal-solve intervals, wall time, a verdict per claim."""
     ce = compliance_errors(result)
-    budgets = [b for b in BUDGETS if b <= budget]
-    lines = [f"## Gradient-free search in a pre-trained latent, Kus & Bessa's claim: {problems} test problems", "",
-             "Kus & Bessa (2024, arXiv:2403.04937, abstract) report that their pre-trained neural reparametrisation "
-             "leads to \"at least one order of magnitude decrease in iteration count\" when optimising designs in the "
-             "latent space, \"as opposed to the conventional gradient-free approach without latent "
-             "parameterization\", and add that \"gradient-based topology optimization is more efficient for problems "
-             "that are differentiable and well-behaved, such as compliance optimization\". Tested here with CMA-ES "
+    lines = section_start(
+             f"Gradient-free search in a pre-trained latent, Kus & Bessa's claim: {problems} test problems",
+             "Kus & Bessa (2024, \"Gradient-free neural topology optimization\", arXiv:2403.04937v2, abstract) "
+             "report that their method \"leads to at least one order of magnitude decrease in iteration count to "
+             "reach minimum compliance when optimizing designs in latent space, as opposed to the conventional "
+             "gradient-free approach without latent parameterization\", and add: \"gradient-based topology "
+             "optimization is more efficient for problems that are differentiable and well-behaved, such as "
+             "compliance optimization\". Tested here with CMA-ES "
              "(`cma` 4.5.0, default population: 12 in the 16-d latent, 18 on the 128 coarse pixels) on the CVAE's "
              "latent z for the problem's condition (start μ_p(c), spread σ_p(c)) against CMA-ES on 16 × 8 logits "
              "upsampled bilinearly to 64 × 32 (from a uniform start, and from the CVAE's design pooled to the "
@@ -207,8 +214,8 @@ def cmaes_section(result: dict, problems: int, budget: int) -> list[str]:
              "design at budget b. They count iterations (generations), we count solves: with these populations ten "
              "times fewer generations is fifteen times fewer solves, so the tenfold test below in solves asks less "
              "than their claim. SIMP from a uniform start (the dataset's settings) is beside it for scale. The "
-             "CVAE's offline cost (the 1,200 training designs' SIMP runs and its training) is not counted.", ""]
-    lines += figure_tables(result["judgements"], budgets)
+             "CVAE's offline cost (the 1,200 training designs' SIMP runs and its training) is not counted.", result,
+             budget)
     latent, pixels = "cmaes_cvae_latent", "cmaes_coarse_pixels"
     tenfold = {f"{LABELS[latent]} at {n} − {LABELS[pixels]} at {10 * n}": (ce[latent][n], ce[pixels][10 * n])
                for n in TENFOLD_BUDGETS if 10 * n <= budget}
@@ -219,8 +226,7 @@ def cmaes_section(result: dict, problems: int, budget: int) -> list[str]:
              for a, b in CMAES_EQUAL_PAIRS for n in CMAES_INTERVAL_BUDGETS if n <= budget}
     table, equal_intervals = interval_rows(equal)
     lines += ["**At equal solves** (A − B, paired bootstrap 95 % intervals):", "", *table]
-    lines += ["**Wall time** (seconds per problem, this machine, one torch thread, one BLAS thread):", "",
-              *seconds_table(result, [b for b in (10, 100, budget) if b <= budget], problems)]
+    lines += wall_time_lines(result, budget, problems)
     medians = [tenfold_intervals[label]["median CE"] for label in tenfold]
     lines += ["**Verdict on the first claim** (a pre-trained latent makes gradient-free search at least ten times "
               "faster): " + "; ".join(f"{label}: {i:+.4f}" for label, i in zip(tenfold, medians, strict=True))
