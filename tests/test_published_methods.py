@@ -276,3 +276,23 @@ def test_the_fitness_is_the_judges_compliance(one) -> None:
 def test_an_unknown_parametrisation_is_named() -> None:
     with pytest.raises(ValueError, match="unknown parametrisation 'voxels'"):
         hoyer_parameters("voxels", NELY, NELX, 0.4, 0)
+
+
+def test_the_tool_writes_both_studies_with_intervals_and_verdicts(tmp_path) -> None:
+    """make evaluate-published on two problems and small budgets: both sections, the figure tables to the budget,
+    the paired intervals against each control, the tenfold comparison and a verdict per claim."""
+    from tools.evaluate_published import main
+
+    out = tmp_path / "published.md"
+    assert main(["--hoyer-problems", "2", "--cmaes-problems", "2", "--hoyer-budget", "10", "--cmaes-budget", "100",
+                 "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## Neural reparametrisation, adapted from Hoyer et al. (2019): 2 test problems" in text
+    assert "## Gradient-free search in a pre-trained latent, Kus & Bessa's claim: 2 test problems" in text
+    for key in ("hoyer_cnn_lbfgs", "hoyer_pixels_lbfgs", "hoyer_pixels_lbfgs_cnn_start", "cmaes_cvae_latent",
+                "cmaes_coarse_pixels", "cmaes_coarse_pixels_cvae_start", "simp_uniform"):
+        assert f"| {LABELS[key]} |" in text
+    assert f"| {LABELS['hoyer_cnn_lbfgs']} − {LABELS['hoyer_pixels_lbfgs']}, 10 solves |" in text
+    assert f"| {LABELS['cmaes_cvae_latent']} at 10 − {LABELS['cmaes_coarse_pixels']} at 100 |" in text
+    assert text.count("**Verdict on") == 3 and "median CE (95 % interval)" in text
+    assert len(list((tmp_path / "cache").glob("*.pkl"))) == 2  # one chunk per study, reused by a second run
