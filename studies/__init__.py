@@ -6,7 +6,10 @@
 * ``methods`` — the methods themselves (SIMP from a start, best of b, latent searches, two-stage methods, the neural
   reparametrisation), each a :class:`studies.harness.Method`;
 * ``cvae_study`` — lesson 8's study (the equal-compute comparison, the own-volume rule, cost and break-even);
-* ``latent_study`` — lesson 9's study (its methods, the learning-rate sweep).
+* ``latent_study`` — lesson 9's study (its methods, the learning-rate sweep);
+* ``published_methods`` — lesson 9's cited methods reproduced with their controls (Hoyer et al.'s neural
+  reparametrisation under L-BFGS against pixels; CMA-ES in the CVAE's latent against coarse pixels), run by
+  ``make evaluate-published`` on a subset of the test problems.
 
 Lessons call these functions on a subset of the problems; ``make evaluate-cvae`` and ``make evaluate-latent`` call
 the same functions on every problem, so each published figure has one code path.
