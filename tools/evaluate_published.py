@@ -317,9 +317,11 @@ def main(argv: list[str] | None = None) -> int:
              "counted). Seeds: problem i's network and CMA-ES run are drawn from i (seed 0), one draw each: the "
              "intervals cover the problems, not the seeds.", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work, one torch thread and one "
-             f"BLAS thread per run; load average {load_before:.1f} when the report began and "
-             f"{os.getloadavg()[0]:.1f} when it was written. Wall times are the methods' own work (decoding, "
-             "projection, optimiser, solves), judging excluded; compare them with each other, not across machines.",
+             "BLAS thread per run. Each chunk of two problems ran when it was computed (cached, one heavy job at a "
+             "time on this machine, other agents' light work beside it), not when this report was written (load "
+             f"average {load_before:.1f} then); wall times are the methods' own work (decoding, projection, optimiser, "
+             "solves), judging excluded, and carry their chunk's load: compare them with each other, not across "
+             "machines.",
              "", *sections,
              f"Report written in {time.perf_counter() - begin:.0f} s (from the chunks kept in {args.cache.name}/ where "
              "they exist; each method's own time is in the tables)."]
