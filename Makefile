@@ -145,7 +145,8 @@ evaluate-latent: $(STAMP)
 ## Lesson 9's cited methods reproduced on a subset of the test problems: Hoyer et al.'s neural reparametrisation
 ## against pixels under the same L-BFGS (first 6 problems, to their 1,000 evaluations) and CMA-ES in the CVAE's latent
 ## against CMA-ES on coarse pixels, SIMP beside (first 12, to 1,000 solves); writes docs/results/published.md (about
-## 14 min on 2 cores). Chunks are cached in build/evaluate_published (delete it to recompute).
+## 12–13 min of computing on 2 shared cores, one chunk at a time). Chunks are cached in build/evaluate_published
+## (delete it to recompute).
 evaluate-published: $(STAMP)
 	$(PY) -m tools.evaluate_published
 
