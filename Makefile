@@ -11,7 +11,7 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test ui-test hub-test class-table notebooks notebooks-force check-sync data references checkpoint cvae-checkpoint benchmark evaluate \
-	evaluate-cvae evaluate-latent evaluate-priors priors grade release site site-test browser clean-venv
+	evaluate-cvae evaluate-latent evaluate-priors evaluate-published priors grade release site site-test browser clean-venv
 
 setup: $(STAMP)
 
@@ -149,6 +149,14 @@ evaluate-latent: $(STAMP)
 ## prior at equal solves, with bootstrap intervals; writes docs/results/priors.md (the test split is not read).
 evaluate-priors: $(STAMP)
 	$(PY) -m tools.evaluate_priors
+
+## Lesson 9's cited methods reproduced on a subset of the test problems: Hoyer et al.'s neural reparametrisation
+## against pixels under the same L-BFGS (first 6 problems, to their 1,000 evaluations) and CMA-ES in the CVAE's latent
+## against CMA-ES on coarse pixels, SIMP beside (first 12, to 1,000 solves); writes docs/results/published.md (about
+## 12–13 min of computing on 2 shared cores, one chunk at a time). Chunks are cached in build/evaluate_published
+## (delete it to recompute).
+evaluate-published: $(STAMP)
+	$(PY) -m tools.evaluate_published
 
 ## Instructor: grade every notebook in SUBMISSIONS (a notebook, or one file or folder per student) with the
 ## course's own checks, each in a bubblewrap sandbox (docs/grading.md); writes one folder per lesson,
