@@ -185,3 +185,61 @@ def test_lesson9s_reading_of_the_intervals_is_the_results_page() -> None:
     for b in (20, 100):
         assert test[pair["z search − CVAE start"](b)] == [True, False, False]
     assert test[pair["CVAE start − uniform"](20)][:2] == [True, True]
+
+
+PUBLISHED = REPO_ROOT / "docs" / "results" / "published.md"
+
+
+def published_verdict(page: str, claim: str) -> str:
+    """The text of a verdict line of docs/results/published.md (``claim``: "their claim", "the first claim", …)."""
+    match = re.search(rf"\*\*Verdict on {claim}\*\*([^\n]*(?:\n- [^\n]*)*)", page)
+    assert match, f"no verdict on {claim} in {PUBLISHED.name}"
+    return match[1]
+
+
+def test_lesson9s_cited_methods_are_the_published_page() -> None:
+    """Section 6's figures are the cells of docs/results/published.md (fractions there, per cent in the lesson), and
+    its reading of each claim is the page's verdict."""
+    page = PUBLISHED.read_text()
+    text = " ".join(line.lstrip("# ") for line in LESSON9.read_text().splitlines())
+    section6 = text.split("6. The cited methods, reproduced", 1)[1].split("What you should take away", 1)[0]
+
+    def fraction_tables(section: str) -> dict[str, dict[str, dict[int, float]]]:
+        part = page.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+        tables = {}
+        for caption, body in re.findall(r"\*\*([^*]+)\*\* \(columns: budget[^\n]*\n\n((?:\|[^\n]*\n)+)", part):
+            lines = body.strip().splitlines()
+            budgets = [int(cell) for cell in lines[0].strip("| ").split(" | ")[1:]]
+            tables[caption] = {row[0]: dict(zip(budgets, map(float, row[1:]), strict=True))
+                               for row in (line.strip("| ").split(" | ") for line in lines[2:])}
+        return tables
+
+    def quoted(fraction: float) -> str:
+        return f"{100 * fraction:+.2f} %".replace("-", "−")
+
+    hoyer = fraction_tables("Neural reparametrisation")["median CE"]
+    cnn = next(label for label in hoyer if label.startswith("CNN reparametrisation"))
+    pixels = next(label for label in hoyer if label.startswith("pixels, L-BFGS, uniform start"))
+    assert f"median CE {quoted(hoyer[cnn][1000])} for the CNN and {quoted(hoyer[pixels][1000])} for pixels" in section6
+    verdict = published_verdict(page, "their claim")
+    difference = re.search(r"median CE difference (\S+) \[(\S+), (\S+)\]", verdict)
+    assert difference and "not supported" in verdict
+    assert "CNN − pixels {} [{}, {}]".format(*(quoted(float(x)) for x in difference.groups())) in section6
+    assert "**Not supported here**" in section6
+    seconds = re.search(r"\| CNN reparametrisation[^|]*\|(?: [^|]+ \|){2} (\S+) \|[^\n]*\n\| pixels, L-BFGS, uniform "
+                        r"start[^|]*\|(?: [^|]+ \|){2} (\S+) \|", page.split("**Wall time**", 1)[1])
+    assert seconds
+    assert f"about {float(seconds[1]):.0f} s per problem against about {float(seconds[2]):.1f} s" in section6
+
+    cmaes = fraction_tables("Gradient-free search")["median CE"]
+    latent = cmaes["CMA-ES on the CVAE's latent"][100]
+    assert f"the latent at 100 solves has median CE {quoted(latent)}" in section6
+    coarse = cmaes["CMA-ES on 16 × 8 pixels, uniform start"][1000]
+    assert f"the coarse pixels at 1,000 solves {quoted(coarse)}" in section6
+    assert "supported on these problems: at every pair" in published_verdict(page, "the first claim")
+    assert "**supported on these problems**" in section6
+    second = published_verdict(page, "the second claim")
+    from_cvae = next(line for line in second.splitlines() if line.startswith("- SIMP from the CVAE's design"))
+    for budget in (10, 50, 100):
+        assert re.search(rf"{budget} solves \S+ \[\S+, \S+\] \(SIMP better\)", from_cvae), budget
+    assert "at 10, 50 and 100 solves" in section6
