@@ -198,8 +198,8 @@ def published_verdict(page: str, claim: str) -> str:
 
 
 def test_lesson9s_cited_methods_are_the_published_page() -> None:
-    """Section 6's figures are the cells of docs/results/published.md (fractions there, per cent in the lesson), and
-    its reading of each claim is the page's verdict."""
+    """Section 6's figures are the cells of docs/results/published.md, and its reading of each claim is the page's
+    verdict."""
     page = PUBLISHED.read_text()
     text = " ".join(line.lstrip("# ") for line in LESSON9.read_text().splitlines())
     section6 = text.split("6. The cited methods, reproduced", 1)[1].split("What you should take away", 1)[0]
@@ -210,7 +210,7 @@ def test_lesson9s_cited_methods_are_the_published_page() -> None:
         for caption, body in re.findall(r"\*\*([^*]+)\*\* \(columns: budget[^\n]*\n\n((?:\|[^\n]*\n)+)", part):
             lines = body.strip().splitlines()
             budgets = [int(cell) for cell in lines[0].strip("| ").split(" | ")[1:]]
-            tables[caption] = {row[0]: dict(zip(budgets, map(float, row[1:]), strict=True))
+            tables[caption] = {row[0]: dict(zip(budgets, map(cell_value, row[1:]), strict=True))
                                for row in (line.strip("| ").split(" | ") for line in lines[2:])}
         return tables
 
@@ -222,9 +222,9 @@ def test_lesson9s_cited_methods_are_the_published_page() -> None:
     pixels = next(label for label in hoyer if label.startswith("pixels, L-BFGS, uniform start"))
     assert f"median CE {quoted(hoyer[cnn][1000])} for the CNN and {quoted(hoyer[pixels][1000])} for pixels" in section6
     verdict = published_verdict(page, "their claim")
-    difference = re.search(r"median CE difference (\S+) \[(\S+), (\S+)\]", verdict)
+    difference = re.search(r"median CE difference (\S+ %) \[(\S+ %), (\S+ %)\]", verdict)
     assert difference and "not supported" in verdict
-    assert "CNN − pixels {} [{}, {}]".format(*(quoted(float(x)) for x in difference.groups())) in section6
+    assert "CNN − pixels {} [{}, {}]".format(*(quoted(cell_value(x)) for x in difference.groups())) in section6
     assert "**Not supported here**" in section6
     seconds = re.search(r"\| CNN reparametrisation[^|]*\|(?: [^|]+ \|){2} (\S+) \|[^\n]*\n\| pixels, L-BFGS, uniform "
                         r"start[^|]*\|(?: [^|]+ \|){2} (\S+) \|", page.split("**Wall time**", 1)[1])
@@ -241,5 +241,5 @@ def test_lesson9s_cited_methods_are_the_published_page() -> None:
     second = published_verdict(page, "the second claim")
     from_cvae = next(line for line in second.splitlines() if line.startswith("- SIMP from the CVAE's design"))
     for budget in (10, 50, 100):
-        assert re.search(rf"{budget} solves \S+ \[\S+, \S+\] \(SIMP better\)", from_cvae), budget
+        assert re.search(rf"{budget} solves \S+ % \[\S+ %, \S+ %\] \(SIMP better\)", from_cvae), budget
     assert "at 10, 50 and 100 solves" in section6

@@ -25,7 +25,7 @@ from studies.methods import SimpFrom, decoded_start
 from studies.published_methods import HOYER_BUDGET, cmaes_methods, hoyer_methods
 from studies.references import load_references
 from studies.uncertainty import Interval, paired_bootstrap
-from tools.evaluate_latent import cached
+from tools.evaluate_latent import BROKEN_CE, cached, percent
 from utils.cvae import load_models
 from utils.data import TopologyData, load_topology_dataset
 from utils.design_space import frozen
@@ -57,8 +57,9 @@ STATISTICS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "mean CE": lambda ce, axis: np.mean(ce, axis=axis),
     "share > 10 % worse": lambda ce, axis: np.mean(ce > 0.10, axis=axis),
 }
-FIGURES = (("CE median", "median CE", "+.4f"), ("CE p90", "p90 CE", "+.4f"), ("CE mean", "mean CE", "+.3g"),
-           ("CE > 10 % share", "> 10 % worse", ".3f"))
+# The figure tables: DesignMetrics.summary() key, caption, signed (a CE) or not (a share).
+FIGURES = (("CE median", "median CE", True), ("CE p90", "p90 CE", True), ("CE mean", "mean CE", True),
+           ("CE > 10 % share", "> 10 % worse", False))
 
 
 def run_method(method, problems: StudyProblems, budgets: tuple[int, ...]) -> dict:  # noqa: ANN001 (a Method)
@@ -98,20 +99,25 @@ def evaluate(name: str, methods: Sequence, data: TopologyData, references: np.nd
     return merged
 
 
-def cell(value: float, number_format: str) -> str:
-    """A table's figure in ``number_format``, or in three significant digits where it is 1,000 or more (a design
-    cut off from its load)."""
-    return f"{value:+.3g}" if abs(value) >= 1000 else f"{value:{number_format}}"
+def percent_bound(value: float) -> str:
+    """A difference of CEs (or one end of its interval) in per cent; beyond ±BROKEN_CE it is a broken design's
+    compliance on one side, and its digits say nothing but that."""
+    return "broken" if abs(value) > BROKEN_CE else percent(value)
+
+
+def percent_interval(interval: Interval) -> str:
+    """An A − B interval in per cent: "+1.95 % [−2.08 %, +10.82 %]"."""
+    return f"{percent_bound(interval.estimate)} [{percent_bound(interval.low)}, {percent_bound(interval.high)}]"
 
 
 def figure_tables(judgements: dict[str, dict[int, DesignMetrics]], budgets: Sequence[int]) -> list[str]:
     """One markdown table per figure: a row per method, a column per budget."""
     lines = []
-    for figure, caption, number_format in FIGURES:
+    for figure, caption, signed in FIGURES:
         lines += [f"**{caption}** (columns: budget in finite-element solves)", "",
                   "| method | " + " | ".join(map(str, budgets)) + " |", "| --- |" + " --- |" * len(budgets)]
         for key, per_budget in judgements.items():
-            lines.append(f"| {LABELS[key]} | " + " | ".join(cell(per_budget[b].summary()[figure], number_format)
+            lines.append(f"| {LABELS[key]} | " + " | ".join(percent(per_budget[b].summary()[figure], signed)
                                                      for b in budgets) + " |")
         lines.append("")
     return lines
@@ -125,7 +131,8 @@ def interval_rows(rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[list[
     intervals = {}
     for label, (a, b) in rows.items():
         intervals[label] = {n: paired_bootstrap(a, b, STATISTICS[n]) for n in names}
-        cells = [f"{intervals[label][n]:+.4g}{' *' if intervals[label][n].excludes_zero() else ''}" for n in names]
+        cells = [percent_interval(intervals[label][n]) + (" *" if intervals[label][n].excludes_zero() else "")
+                 for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return [*lines, ""], intervals
 
@@ -197,7 +204,7 @@ def hoyer_section(result: dict, problems: int, budget: int) -> list[str]:
     lines += wall_time_lines(result, budget, problems)
     final = intervals[f"{LABELS[HOYER_PAIRS[0][0]]} − {LABELS[HOYER_PAIRS[0][1]]}, {budget} solves"]["median CE"]
     lines += [f"**Verdict on their claim** (the reparametrised designs are better than pixels' under the same "
-              f"optimiser, at their final budget): median CE difference {final:+.4f} → " + verdict(
+              f"optimiser, at their final budget): median CE difference {percent_interval(final)} → " + verdict(
                   final, "supported on these problems (the interval lies below 0).",
                   "contradicted on these problems: pixels under L-BFGS give the stiffer designs (the interval lies "
                   "above 0).",
@@ -242,7 +249,8 @@ def cmaes_section(result: dict, problems: int, budget: int) -> list[str]:
     lines += wall_time_lines(result, budget, problems)
     medians = [tenfold_intervals[label]["median CE"] for label in tenfold]
     lines += ["**Verdict on the first claim** (a pre-trained latent makes gradient-free search at least ten times "
-              "faster): " + "; ".join(f"{label}: {i:+.4f}" for label, i in zip(tenfold, medians, strict=True))
+              "faster): "
+              + "; ".join(f"{label}: {percent_interval(i)}" for label, i in zip(tenfold, medians, strict=True))
               + " → " + ("not tested: the budget is below ten times the smallest latent budget." if not medians else
                          "supported on these problems: at every pair the latent with ten times fewer solves has "
                          "the lower median CE (each interval below 0)." if all(i.high < 0 for i in medians) else
@@ -256,7 +264,7 @@ def cmaes_section(result: dict, problems: int, budget: int) -> list[str]:
                         ("simp_uniform", "from a uniform start, without the CVAE")):
         medians = [equal_intervals[f"{LABELS[simp]} − {LABELS[latent]}, {n} solves"]["median CE"] for n in shown]
         lines.append(f"- SIMP {start}: " + "; ".join(
-            f"{n} solves {i:+.4f} ({verdict(i, 'SIMP better', 'CMA-ES better', 'unresolved')})"
+            f"{n} solves {percent_interval(i)} ({verdict(i, 'SIMP better', 'CMA-ES better', 'unresolved')})"
             for n, i in zip(shown, medians, strict=True)) + ".")
     lines.append("")
     return lines
@@ -310,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
              f"{subset.angle_deg.max():.0f}°), read here and nowhere else; no choice was made on them. Every design is "
              "thresholded at its problem's volume target (rule `at_target_volume`) and judged under its own problem "
              "against the independent reference (`make references`) thresholded the same way: CE = C / C_ref − 1, "
-             "signed (fractions; positive: less stiff than the reference), E_min = 1e-9. A design whose load is cut "
-             "off from the support has a compliance of order 1 / E_min, hence CEs of order 1e6–1e8 and means that "
-             "only say such designs exist. Budgets count finite-element solves per problem (one per function "
+             "signed, in per cent (positive: less stiff than the reference), E_min = 1e-9. A design whose load is "
+             f"cut off from the support has a compliance of order 1 / E_min: a CE above {100 * BROKEN_CE:,.0f} % is "
+             "printed \"broken\" (and so is a difference or an interval's end beyond it), and a mean with one such "
+             "design in it only says that it exists. Budgets count finite-element solves per problem (one per function "
              "evaluation, line searches included; one per CMA-ES candidate; one per SIMP iteration; judging not "
              "counted). Seeds: problem i's network and CMA-ES run are drawn from i (seed 0), one draw each: the "
              "intervals cover the problems, not the seeds.", "",
