@@ -385,7 +385,7 @@ start_index, end_index = 0, 3
 weights = np.linspace(0, 1, 8)
 path = (1 - weights)[:, None] * test_means[start_index] + weights[:, None] * test_means[end_index]
 interpolation = decode_latents(model, path, device)
-plot_designs(interpolation, titles=[f"t = {t:.2f}" for t in weights], ncols=8, panel_width=1.6,
+plot_designs(interpolation, titles=[f"t = {t:.2f}" for t in weights], ncols=4, panel_width=2.4,
              suptitle="a straight line in latent space between two test designs")
 plt.show()
 
