@@ -82,6 +82,15 @@ def minutes_range(low_seconds: float, high_seconds: float) -> str:
     return f"{low_seconds / 60:.1f}–{high_seconds / 60:.1f} min"
 
 
+def stated_range(timings: dict[tuple[int, str, int], Timing], lesson: int, path: str) -> str:
+    """What the lessons and the README state for one lesson and path: from the idle run to the run beside the most
+    busy processes measured, as :func:`minutes_range`. ``KeyError`` when either was not measured."""
+    busiest = max(busy for (number, kind, busy) in timings if number == lesson and kind == path)
+    if busiest == 0:
+        raise KeyError(f"lesson {lesson}, {path} path: no run beside busy processes in {RESULTS_FILE.name}")
+    return minutes_range(timings[lesson, path, 0].seconds, timings[lesson, path, busiest].seconds)
+
+
 def machine() -> str:
     """The machine's processor, cores and the thread settings a kernel gets (utils sets them on import)."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
