@@ -438,18 +438,21 @@ yours = swap_conditions(naive, validation_images, validation_conditions).cpu().n
 assert np.allclose(yours, swapped_designs(naive, validation, device)[0], atol=1e-5)
 shortcut_rows = {name: shortcut_test(model, judges["validation"], device)
                  for name, model in ((f"{OWN} naive CVAE", naive), (f"{OWN} CVAE (learned prior)", cvae))}
+# The IoUs as fractions; load disrespect and |CE| in per cent (a broken design's as "> 10,000%").
+SHORTCUT_FORMATS = {"IoU with the encoded design": ".3f", "IoU with the new problem's SIMP design": ".3f"}
 print(format_table(shortcut_rows, {key: key.replace(" under the new problem", "") for key in
-                                   next(iter(shortcut_rows.values()))}, ".3f"))
+                                   next(iter(shortcut_rows.values()))}, SHORTCUT_FORMATS))
 for figure in next(iter(shortcut_rows.values())):
     before, after = (shortcut_rows[name][figure] for name in shortcut_rows)
-    print(f"{figure}: {before:.3f} → {after:.3f} with the learned prior")
+    print(f"{figure}: {'higher' if after > before else 'lower' if after < before else 'the same'} with the "
+          "learned prior")
 
 # %% [markdown]
-# The arrows (printed, validation split, this notebook's one-minute models; with `QUICK`, the shipped ones) say
-# which way the learned prior moved each figure on this run; that depends on the training seed and length. On the
-# shipped models, trained longer, section 6 measures the same. Either way, the prior network is what carries $c$ to
-# the right place in latent space; other fixes aim at the *decoder* (a larger KL weight, dropping the encoder's view
-# of $c$, a smaller latent).
+# The lines under the table (printed, validation split, this notebook's one-minute models; with `QUICK`, the shipped
+# ones) say which way the learned prior moved each figure on this run; that depends on the training seed and length.
+# On the shipped models, trained longer, section 6 measures the same. Either way, the prior network is what carries
+# $c$ to the right place in latent space; other fixes aim at the *decoder* (a larger KL weight, dropping the
+# encoder's view of $c$, a smaller latent).
 
 # %% [markdown]
 # ## 5. The deterministic baseline
@@ -573,7 +576,7 @@ print(f"their median CE: {own['median CE at own volume']:+.2%} at their own volu
 # %%
 shipped_shortcut = {name: shortcut_test(models[name], judges["validation"], device) for name in ("naive", "cvae")}
 print(format_table(shipped_shortcut, {key: key.replace(" under the new problem", "") for key in
-                                      shipped_shortcut["naive"]}, ".3f"))
+                                      shipped_shortcut["naive"]}, SHORTCUT_FORMATS))
 # Measured on the shipped models: with the learned prior the swapped designs carry the new load more often and sit
 # closer to its SIMP design's compliance; the text after this cell claims no more than these two asserts check.
 assert (shipped_shortcut["cvae"]["load disrespect under the new problem"]
