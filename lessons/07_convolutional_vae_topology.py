@@ -307,7 +307,7 @@ else:
                         warmup_epochs=10, lr=2e-3, loss_fn=vae_loss, epoch_fn=train_epoch)
     print(f"trained {EPOCHS} epochs in {time.perf_counter() - start:.0f} s on {device}")
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
     for ax, key, title in zip(axes, ("loss", "reconstruction", "kl"),
                               ("−ELBO (β-weighted)", "reconstruction (BCE)", "KL"), strict=True):
         ax.plot([h[key] for h in history.train], label="train")
@@ -394,7 +394,7 @@ train_means = encode_means(model, data.subset("train").density, device)
 directions = LatentDirections.from_means(train_means, count=3)
 projected = (train_means - directions.center) @ directions.directions[:2].T
 train = data.subset("train")
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, values, label in zip(axes, (train.volfrac, train.load_y), ("volume fraction", "load height y"), strict=True):
     points = ax.scatter(projected[:, 0], projected[:, 1], c=values, s=6, cmap="viridis")
     fig.colorbar(points, ax=ax, label=label)
@@ -632,7 +632,7 @@ for beta in tqdm((1.0, 4.0, 16.0, 64.0), desc=f"β sweep, {SHORT_EPOCHS} epochs 
 print(f"{'β':>5} {'reconstruction':>15} {'KL':>8} {'active units':>13} {'collapsed units':>16}")
 for beta, reconstruction, kl, active, collapsed in beta_rows:
     print(f"{beta:>5} {reconstruction:>15.1f} {kl:>8.1f} {active:>13d} {collapsed:>16d}")
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
 left.plot([r[2] for r in beta_rows], [r[1] for r in beta_rows], "o-")
 for beta, reconstruction, kl, _, collapsed in beta_rows:
     left.annotate(f"β = {beta:g} ({collapsed} collapsed)", (kl, reconstruction), textcoords="offset points",
@@ -752,7 +752,7 @@ print(f"thresholded originals below their volume target: {np.mean(to_target['thr
 assert np.median(to_target["thresholded originals"]) < 0
 assert QUICK or np.median(to_original["this notebook's model"]) > 0, "the text below says its members are thicker"
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.4), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 bins = np.linspace(-0.08, 0.08, 41)
 for colour, name in enumerate(candidates):
     style = {"bins": bins, "histtype": "step", "lw": 2, "color": f"C{colour}", "label": name}
