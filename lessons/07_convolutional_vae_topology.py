@@ -639,6 +639,7 @@ for beta, reconstruction, kl, _, collapsed in beta_rows:
                   xytext=(5, 5))
 left.set(xlabel="KL (nats per image)", ylabel="reconstruction BCE (nats per image)",
          title="larger β: less KL, worse reconstructions")
+left.margins(x=0.35, y=0.15)  # room for the labels inside the axes
 for beta, values in unit_kls.items():
     right.semilogy(range(1, LATENT_DIM + 1), np.maximum(values, 1e-4), "o-", label=f"β = {beta:g}")
 right.axhline(COLLAPSED_NATS, color="k", ls="--", lw=0.8, label="collapsed below")
