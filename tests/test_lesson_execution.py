@@ -27,7 +27,7 @@ def test_the_solution_notebook_runs_top_to_bottom(lesson_source: Path) -> None:
     assert (build_site.CACHE_DIR / f"{key}.ipynb").exists(), "the site's cache holds this execution"
 
 
-@pytest.mark.parametrize("lesson", QUICK_LESSONS)
+@pytest.mark.parametrize("lesson", QUICK_LESSONS, ids=lambda lesson: f"lesson {lesson}, quick path")
 def test_the_quick_path_runs_top_to_bottom(lesson: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lessons 7 and 8 with ``VAE_COURSE_QUICK=1`` (the shipped models instead of training): every cell runs and the
     quick path was taken. The test above runs their training path. (Not cached for the site: the key differs.)"""
