@@ -19,6 +19,7 @@ import argparse
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_FILE)
     parser.add_argument("--keep", type=Path, help="write each executed notebook into this folder")
     args = parser.parse_args(argv)
+    # A `timeout` (SIGTERM) unwinds like an error: the busy processes are killed and the kernel shut down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     sources = [s for s in sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
                if not args.lessons or lesson_number(s) in args.lessons]
     timings = read_timings(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
