@@ -40,7 +40,7 @@ from utils.threads import usable_cpus
 
 RESULTS_FILE = REPO_ROOT / "docs" / "results" / "lesson_times.md"
 QUICK_VARIABLE = f"{COURSE_ENVIRONMENT_PREFIX}QUICK"
-PATHS = {"full": "trains (default)", "quick": "QUICK = True"}
+PATHS = {"full": "default", "quick": "QUICK = True"}
 # A busy process: a Python loop that never sleeps or waits.
 BUSY_CODE = "while True:\n    pass"
 TABLE_HEADER = ("| lesson | path | busy processes | load average at start | seconds |\n"

@@ -2,8 +2,8 @@
 # # Lesson 7 — A convolutional VAE on topology designs, judged by physics
 #
 # **Time estimate:** about 1 h 45 min: 45–60 minutes for the four exercises (sections 1, 2 and 6), about 45 for
-# reading the ten sections and their figures; the notebook itself runs in LESSON7_FULL on 2 CPU cores (trained:
-# idle to beside three busy processes, as on a shared JupyterHub), LESSON7_QUICK with `QUICK = True`.
+# reading the ten sections and their figures; the notebook itself runs in 2.5–5.1 min on 2 CPU cores (trained:
+# idle to beside three busy processes, as on a shared JupyterHub), 0.8–1.3 min with `QUICK = True`.
 # **You will:** build the VAE yourself from lesson 4's objective and lesson 5's convolutions (the loss, the decoder
 # and the training epoch are your exercises), train it on lesson 6's designs, and judge what it learned — by
 # pixels, and by physics (your fourth exercise): compliance, volume, connectivity, the kind of measures that TopoDiff
