@@ -79,8 +79,10 @@ def read_timings(text: str) -> dict[tuple[int, str, int], Timing]:
 
 
 def minutes_range(low_seconds: float, high_seconds: float) -> str:
-    """A run time as the lessons and the README state it: "2.5–9.1 min" (minutes to one decimal)."""
-    return f"{low_seconds / 60:.1f}–{high_seconds / 60:.1f} min"
+    """A run time as the lessons and the README state it: "2.5–9.1 min" (minutes to one decimal), or "about 1.0 min"
+    when both ends round alike."""
+    low, high = f"{low_seconds / 60:.1f}", f"{high_seconds / 60:.1f}"
+    return f"about {low} min" if low == high else f"{low}–{high} min"
 
 
 def stated_range(timings: dict[tuple[int, str, int], Timing], lesson: int, path: str) -> str:

@@ -3,7 +3,7 @@
 #
 # **Time estimate:** about 1 h 30 min: 30–40 minutes for the exercises, about 50 for reading the twelve sections
 # and their tables; the notebook itself runs in 2.3–4.0 min on 2 CPU cores (trained: idle to beside three busy
-# processes, as on a shared JupyterHub), LESSON8_QUICK with `QUICK = True`.
+# processes, as on a shared JupyterHub), about 1.0 min with `QUICK = True`.
 # **You will:** derive the conditional VAE and check its bound by numbers; encode a cantilever problem for a
 # network; see a conditional VAE generate poorly for its condition, and fix it; then ask of the generated designs
 # what an engineer asks of a method — at the same volume as SIMP's, at the same cost, and how bad the worst tenth
