@@ -2,7 +2,8 @@
 # # Lesson 8 — A design for a given problem: a conditional VAE judged against SIMP
 #
 # **Time estimate:** about 1 h 30 min: 30–40 minutes for the exercises, about 50 for reading the twelve sections
-# and their tables; the notebook itself runs in about 3 minutes on 2 CPU cores.
+# and their tables; the notebook itself runs in 2.3–4.0 min on 2 CPU cores (trained: idle to beside three busy
+# processes, as on a shared JupyterHub), about 1.0 min with `QUICK = True`.
 # **You will:** derive the conditional VAE and check its bound by numbers; encode a cantilever problem for a
 # network; see a conditional VAE generate poorly for its condition, and fix it; then ask of the generated designs
 # what an engineer asks of a method — at the same volume as SIMP's, at the same cost, and how bad the worst tenth
@@ -12,6 +13,13 @@
 # prior ignores its condition, exercise 8.2's swapped-condition test, and the learned prior that fixes it), then do
 # exercise 8.3 (section 6) and read section 11 (the test split judged at equal volume and equal compute). Run every
 # cell in order all the same (later cells need the earlier ones); the other sections can wait for a second sitting.
+#
+# **Short of time, or on a busy server?** Set `QUICK = True` in the first code cell. The notebook then trains
+# nothing: the shipped models of section 6 (`data/cvae_topology.pt`, checked against its recorded SHA-256) stand in
+# for the three small models that sections 3–5 would train, and their rows say "shipped". Every exercise and every
+# later cell runs the same; what you lose is seeing one-minute models trained with your own KL, and the bounds
+# checked on them at the end. Your instructor may have made `QUICK` the default on your server (the environment
+# variable `VAE_COURSE_QUICK=1`); the first code cell prints which path you are on.
 #
 # Lesson 7's VAE draws designs, but not *for* anything: a prior sample is judged under the problem of its nearest
 # training design. An engineer asks "a structure for *this* load and *this* volume fraction, now". That is a
@@ -34,8 +42,10 @@
 # (`utils.metrics.threshold_at_volume`: the densest pixels, as many as SIMP's design has), so every CE below
 # compares two structures of the same weight; rows that threshold at 0.5 say so. **Distributions.** A median
 # hides the tail: every table gives the mean, median and 90th percentile of the signed CE and the share of
-# designs more than 10 % less stiff than SIMP. **Selection.** Every choice in this notebook is made on the
-# validation split; the test split is read once, in section 11.
+# designs more than 10 % less stiff than SIMP. **Selection.** Every choice this notebook makes is made on the
+# validation split, and the test split is read once, in section 11. Two choices made earlier, when the shipped
+# models were built, were not: the shipped decoder's refinement stage (section 7) and the bounds asserted at the
+# end were set from test-split figures; each place says so.
 #
 # **Void stiffness.** Our compliances give void elements $E_\text{min} = 10^{-9}$ (lessons 6–7). TopoDiff's
 # evaluation uses $10^{-3}$, which props up broken designs: a load that reaches the supports only through void
@@ -91,15 +101,21 @@ from utils.settings import (
     NELY,
     OOD_MANIFEST_FILE,
     TOPODIFF_E_MIN,
+    course_environment_flag,
     course_environment_int,
 )
 from utils.tables import JUDGE_COLUMNS, TOPODIFF_COLUMNS, format_table, in_topodiff_columns, table_row
 from utils.topopt import cantilever, optimize
 
+# The switch: False trains this notebook's own small models (sections 3–5); True loads the shipped ones instead.
+# The times of both paths are at the top of the lesson. Write QUICK = True to take the quick path.
+QUICK = course_environment_flag("QUICK")
+
 use_course_style()
 seed_everything(0)
 device = get_device()
-print(f"computing on {device}")
+OWN = "shipped" if QUICK else "notebook"  # the name this notebook's models go by in its tables
+print(f"computing on {device}; {'QUICK: the shipped models, no training' if QUICK else 'training the notebook models'}")
 notebook_start = time.perf_counter()
 
 # %% [markdown]
@@ -249,7 +265,8 @@ assert torch.allclose(*condition_vector([0.4, 0.4], [10.0, 10.0], [-70.0, 110.0]
 # pixels. The decoder $p(x \mid z, c)$ is lesson 7's, with $c$ concatenated to $z$ before its first linear layer;
 # from there on, every feature map can depend on the problem. (A richer choice feeds physical fields, such as a
 # map of the load's position or a first finite-element strain-energy field; four numbers suffice for a family
-# of problems that four numbers describe.) The learned prior is a two-layer network $c \mapsto (\mu_p, \log\sigma_p^2)$.
+# of problems that four numbers describe.) The learned prior is a network with two hidden layers (128 units, ReLU)
+# $c \mapsto (\mu_p, \log\sigma_p^2)$.
 # The shipped models of section 6 add one stage at the end of the decoder (`refined=True`), for a reason that
 # section 7 shows; this notebook's own small models do without it.
 
@@ -272,6 +289,8 @@ print(ConditionalVAE(latent_dim=16, width=16, prior="learned"))
 # It trains on the negative conditional ELBO exactly as lesson 7's VAE did (same warm-up, same optimiser); the loss
 # uses your KL. The environment variable `VAE_COURSE_LESSON8_EPOCHS` sets the number
 # of epochs (default 60, `LESSON8_EPOCHS` in `utils/settings.py`) and `VAE_COURSE_LESSON8_WIDTH` the width (default 16).
+# With `QUICK = True` nothing is trained here: the shipped naive CVAE stands in (wider, trained longer, with the
+# refinement stage of section 7), and so do the shipped learned-prior CVAE and baseline in sections 4 and 5.
 #
 # To generate a design for problem $c$ we decode $z$ at the prior's mean — here $z = 0$ — with $c$.
 
@@ -306,7 +325,9 @@ def train_small(prior: str, latent_dim: int = LATENT) -> ConditionalVAE:
     return model.eval()
 
 
-naive = train_small("standard")
+# QUICK: the shipped models (section 6) stand in for the three this notebook would train.
+shipped_models = load_models(CVAE_CHECKPOINT_PATH, device)[0] if QUICK else {}
+naive = shipped_models["naive"] if QUICK else train_small("standard")
 
 # %%
 def decoded_rows(model: ConditionalVAE, name: str, split: str = "validation") -> dict[str, dict[str, float]]:
@@ -317,7 +338,7 @@ def decoded_rows(model: ConditionalVAE, name: str, split: str = "validation") ->
 
 
 rows = {"SIMP itself (the reference)": table_row(judges["validation"](validation.density))}
-rows.update(decoded_rows(naive, "notebook naive CVAE, z = 0"))
+rows.update(decoded_rows(naive, f"{OWN} naive CVAE, z = 0"))
 print(f"{len(validation)} validation problems:")
 print(format_table(rows, JUDGE_COLUMNS, ".1%"))
 plot_designs(naive.generate(validation_conditions[:6])[0].cpu().numpy(),
@@ -331,7 +352,7 @@ plot_designs(validation.density[:6], [f"SIMP, validation problem {i}" for i in r
 # the designs of problem $c$ live.
 #
 # **Two measurements.** (1) *Does generation decode the right latent?* The distance $\lVert \mu_q(x_i, c_i) - \mu_p(c_i)
-# \rVert$ between each test design's encoding and the point generation decodes for its problem (here $\mu_p = 0$),
+# \rVert$ between each validation design's encoding and the point generation decodes for its problem (here $\mu_p = 0$),
 # relative to the distance between the encodings of two different designs: about 1 means generation decodes a latent as
 # far from the right one as another design's. (2) *How much does the decoder listen to $c$?* The shortcut test
 # (`utils.generation.shortcut_test`, and exercise 8.2 below): encode each design with its own problem,
@@ -374,8 +395,8 @@ print(f"naive CVAE: generation misses the design's encoding by {generation_miss(
 # small network more.
 
 # %%
-cvae = train_small("learned")
-rows.update(decoded_rows(cvae, "notebook CVAE, z = μ_p(c)"))
+cvae = shipped_models["cvae"] if QUICK else train_small("learned")
+rows.update(decoded_rows(cvae, f"{OWN} CVAE, z = μ_p(c)"))
 print(format_table(rows, JUDGE_COLUMNS, ".1%"))
 print(f"learned prior: generation misses the design's encoding by {generation_miss(cvae, validation):.2f} × the "
       "distance between two designs' encodings")
@@ -416,18 +437,22 @@ validation_images = torch.as_tensor(validation.density, dtype=torch.float32)[:, 
 yours = swap_conditions(naive, validation_images, validation_conditions).cpu().numpy()
 assert np.allclose(yours, swapped_designs(naive, validation, device)[0], atol=1e-5)
 shortcut_rows = {name: shortcut_test(model, judges["validation"], device)
-                 for name, model in (("notebook naive CVAE", naive), ("notebook CVAE (learned prior)", cvae))}
+                 for name, model in ((f"{OWN} naive CVAE", naive), (f"{OWN} CVAE (learned prior)", cvae))}
+# The IoUs as fractions; load disrespect and |CE| in per cent (a broken design's as "> 10,000%").
+SHORTCUT_FORMATS = {"IoU with the encoded design": ".3f", "IoU with the new problem's SIMP design": ".3f"}
 print(format_table(shortcut_rows, {key: key.replace(" under the new problem", "") for key in
-                                   next(iter(shortcut_rows.values()))}, ".3f"))
+                                   next(iter(shortcut_rows.values()))}, SHORTCUT_FORMATS))
 for figure in next(iter(shortcut_rows.values())):
     before, after = (shortcut_rows[name][figure] for name in shortcut_rows)
-    print(f"{figure}: {before:.3f} → {after:.3f} with the learned prior")
+    print(f"{figure}: {'higher' if after > before else 'lower' if after < before else 'the same'} with the "
+          "learned prior")
 
 # %% [markdown]
-# The arrows (printed, validation split, this notebook's one-minute models) say which way the learned prior moved
-# each figure on this run; that depends on the training seed and length. On the shipped models, trained longer,
-# section 6 measures the same. Either way, the prior network is what carries $c$ to the right place in latent space;
-# other fixes aim at the *decoder* (a larger KL weight, dropping the encoder's view of $c$, a smaller latent).
+# The lines under the table (printed, validation split, this notebook's one-minute models; with `QUICK`, the shipped
+# ones) say which way the learned prior moved each figure on this run; that depends on the training seed and length.
+# On the shipped models, trained longer, section 6 measures the same. Either way, the prior network is what carries
+# $c$ to the right place in latent space; other fixes aim at the *decoder* (a larger KL weight, dropping the
+# encoder's view of $c$, a smaller latent).
 
 # %% [markdown]
 # ## 5. The deterministic baseline
@@ -437,8 +462,8 @@ for figure in next(iter(shortcut_rows.values())):
 # figure of the CVAE must be set beside this one.
 
 # %%
-baseline = train_small("standard", latent_dim=0)
-rows.update(decoded_rows(baseline, "notebook baseline (no latent)"))
+baseline = shipped_models["baseline"] if QUICK else train_small("standard", latent_dim=0)
+rows.update(decoded_rows(baseline, f"{OWN} baseline (no latent)"))
 print(format_table(rows, JUDGE_COLUMNS, ".1%"))
 
 # %% [markdown]
@@ -511,7 +536,8 @@ print(f"{len(validation)} validation problems (E_min = 1e-9; equal volume unless
 print(format_table({**rows, **shipped_rows}, JUDGE_COLUMNS, ".1%"))
 
 # %% [markdown]
-# **Reading the table** (validation split; this notebook's own one-minute models above the shipped ones).
+# **Reading the table** (validation split; this notebook's own one-minute models above the shipped ones; with
+# `QUICK`, the shipped models twice, under both names).
 #
 # - The naive CVAE's designs are far off their problems; the learned prior fixes that.
 # - **The shipped CVAE and the shipped baseline, as decoded, are close** in median and in the share of designs more
@@ -550,7 +576,7 @@ print(f"their median CE: {own['median CE at own volume']:+.2%} at their own volu
 # %%
 shipped_shortcut = {name: shortcut_test(models[name], judges["validation"], device) for name in ("naive", "cvae")}
 print(format_table(shipped_shortcut, {key: key.replace(" under the new problem", "") for key in
-                                      shipped_shortcut["naive"]}, ".3f"))
+                                      shipped_shortcut["naive"]}, SHORTCUT_FORMATS))
 # Measured on the shipped models: with the learned prior the swapped designs carry the new load more often and sit
 # closer to its SIMP design's compliance; the text after this cell claims no more than these two asserts check.
 assert (shipped_shortcut["cvae"]["load disrespect under the new problem"]
@@ -604,8 +630,9 @@ plot_designs([*decoded[fragmented], *decoded_solid[fragmented], *validation.dens
 floating = {name: shipped_rows[name]["floating material share"] for name in
             ("shipped cvae, as decoded", "shipped cvae, as decoded, at 0.5", "shipped baseline, as decoded",
              "shipped cvae, as decoded, smoothed")}
-notebook_floating = rows["notebook CVAE, z = μ_p(c)"]["floating material share"]
-floating["notebook CVAE (lesson 7's decoder, one minute)"] = notebook_floating
+if not QUICK:  # the quick path trained no model of its own
+    floating["notebook CVAE (lesson 7's decoder, one minute)"] = rows["notebook CVAE, z = μ_p(c)"][
+        "floating material share"]
 for name, share in floating.items():
     print(f"floating material, validation, {name}: {share:.1%}")
 smoothed_designs = shipped_designs["shipped cvae, as decoded, smoothed"]
@@ -703,7 +730,7 @@ print(f"upward loads: largest difference to the design for the opposite (downwar
 assert np.array_equal(upward, inside)
 assert np.abs(twin_designs[upward] - ood_designs["cvae"][upward]).max() < 1e-4
 cvae_ood = ood_judge(ood_designs["cvae"])
-order = np.argsort(ood.angle_deg)[::3]
+order = np.argsort(ood.angle_deg)[::6]  # four problems: titles legible at the site's width
 plot_designs(np.concatenate([ood.density[order], ood_judge.solid(ood_designs["cvae"])[order]]),
              [f"SIMP {v:.2f}, {a:.0f}°" for v, a in zip(ood.volfrac[order], ood.angle_deg[order], strict=True)]
              + [f"CVAE, CE {cvae_ood.compliance_error[i]:+.0%}" for i in order], ncols=len(order),
@@ -749,9 +776,10 @@ print(f"CE of the 8 draws: {draw_errors.min():+.1%} … {draw_errors.max():+.1%}
 #
 # ## 11. The test split, read once: distributions, equal compute, cost
 #
-# Every choice above was made on validation. Now the test problems, once: the methods side by side at equal
-# volume, then the question an engineer asks first — **at the same cost?** A finite-element solve is the unit: a
-# method given $b$ solves per problem spends exactly $b$ solves producing its design (decoding costs none; judging
+# Every choice this notebook made above was made on validation (the two set from test figures when the shipped
+# models were built are named in section 7 and at the end). Now the test problems, once: the methods side by side at
+# equal volume, then the question an engineer asks first — **at the same cost?** A finite-element solve is the unit:
+# a method given $b$ solves per problem spends exactly $b$ solves producing its design (decoding costs none; judging
 # the result is the judge's, not the method's). At each budget $b$, compare
 # - SIMP itself, $b$ iterations from its uniform start;
 # - SIMP from the CVAE's design (decoded at $\mu_p(c)$): $b$ iterations, one solve each;
@@ -759,16 +787,17 @@ print(f"CE of the 8 draws: {draw_errors.min():+.1%} … {draw_errors.max():+.1%}
 # - best of $b$ (CVAE): $\mu_p(c)$'s design and $b - 1$ draws, each solved once at SIMP's volume, the stiffest kept.
 #
 # The notebook runs this study (`studies.cvae_study`, the course's harness for lessons 8 and 9) on the first 20 test
-# problems up to 20 solves; `make evaluate-cvae` runs the same functions on all 150, up to 50 solves
+# problems up to 50 solves; `make evaluate-cvae` runs the same functions on all 150, up to 50 solves
 # (docs/results/cvae.md). Wall time counts decoding and solves (CUDA synchronised), not judging.
 
 # %%
 test_designs = {"shipped cvae, as decoded": decoded_designs(models["cvae"], "test"),
                 "shipped baseline, as decoded": decoded_designs(models["baseline"], "test"),
                 "shipped naive, as decoded": decoded_designs(models["naive"], "test"),
-                f"shipped cvae, best of {SAMPLES}": best_of_k_designs(models["cvae"], "test"),
-                "notebook CVAE, z = μ_p(c)": decoded_designs(cvae, "test"),
-                "notebook baseline (no latent)": decoded_designs(baseline, "test")}
+                f"shipped cvae, best of {SAMPLES}": best_of_k_designs(models["cvae"], "test")}
+if not QUICK:  # with QUICK these are the shipped models' rows again
+    test_designs.update({"notebook CVAE, z = μ_p(c)": decoded_designs(cvae, "test"),
+                         "notebook baseline (no latent)": decoded_designs(baseline, "test")})
 test_metrics = {name: judges["test"](d) for name, d in test_designs.items()}
 test_rows = {name: table_row(m) for name, m in test_metrics.items()}
 print(f"{len(test)} test problems, equal volume, E_min = 1e-9:")
@@ -781,25 +810,28 @@ ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
 fig.tight_layout();
 
 # %%
-BUDGETS = (1, 2, 5, 10, 20)
+BUDGETS = (1, 2, 5, 10, 20, 30, 50)
 study = run_cvae_study(models["cvae"], models["baseline"], StudyProblems.of(test.take(np.arange(20)), RULE, device),
                        BUDGETS)
 figures = {"CE median": "median CE", "CE p90": "90th percentile of CE", "floating material share": "floating material"}
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+fig, axes = plt.subplots(2, 2, figsize=(10, 6.8), sharex=True)  # two by two: legible at the site's width
+axes = axes.ravel()
 for key, per_budget in study.judgements.items():
     for ax, figure in zip(axes[:3], figures, strict=True):
         ax.plot(BUDGETS, [per_budget[b].summary()[figure] for b in BUDGETS], "o-", label=LABELS[key])
     axes[3].plot(BUDGETS, [1e3 * study.results[key].seconds[b] / 20 for b in BUDGETS], "o-", label=LABELS[key])
+TICKS = (1, 2, 5, 10, 20, 50)
 for ax, title in zip(axes, [*figures.values(), "ms per design"], strict=True):
-    ax.set(xscale="log", xlabel="finite-element solves per problem, b", title=title, xticks=BUDGETS,
-           xticklabels=[str(b) for b in BUDGETS])
+    ax.set(xscale="log", title=title, xticks=TICKS, xticklabels=[str(b) for b in TICKS])
+for ax in axes[2:]:
+    ax.set_xlabel("finite-element solves per problem, b")
 for ax in axes[:2]:  # linear within ±10 %, logarithmic beyond, up to the broken designs (C/C_ref > 10³)
     ax.set_yscale("symlog", linthresh=0.1)
     ax.set_ylim(-0.1, BROKEN_RATIO)
     ax.yaxis.set_major_formatter(lambda value, _: f"{100 * value:g} %")
-axes[0].legend(fontsize=7)
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2)
 fig.suptitle("equal compute: 20 test problems, at SIMP's volume")
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.08, 1, 1))
 print(format_table(study.rows((1, 5, 20)), {"CE median": "median CE", "CE p90": "p90 CE", "floating material share":
                                             "floating", "ms": "ms/design"},
                    {"ms": ".0f", "CE median": ".1%", "CE p90": ".1%", "floating material share": ".0%"}))
@@ -842,17 +874,35 @@ print(f"per design: unverified CVAE {1e3 * unverified_seconds:.2f} ms (decode on
       f"{device}); verified CVAE (decoded, then {VERIFIED_AT} SIMP iterations) {1e3 * verified_seconds:.0f} ms; the "
       f"dataset's SIMP run {dataset_simp_seconds:.2f} s (its settings, mean of 5): "
       f"{dataset_simp_seconds / verified_seconds:.1f}× for a verified design")
+# SIMP stopped as soon as it is good enough: from a uniform start, the first budget within 1 % of the dataset's design.
+uniform_reach = study.solves_to_within()["simp_uniform"]
+reach_median = float(np.nanmedian(uniform_reach))
+seconds_per_solve = study.results["simp_uniform"].seconds[BUDGETS[-1]] / (BUDGETS[-1] * len(study.problems))
+good_enough_seconds = reach_median * seconds_per_solve
+verified_errors = study.judgements["simp_from_cvae"][VERIFIED_AT].compliance_error
+assert 20 <= reach_median <= 50, "the text below says a median of a few tens of solves"
+print(f"SIMP from a uniform start, stopped within 1 % of the dataset's design: median {reach_median:.0f} solves "
+      f"({np.mean(np.isnan(uniform_reach)):.0%} of these {len(study.problems)} problems not within 1 % by "
+      f"{BUDGETS[-1]}), {1e3 * good_enough_seconds:.0f} ms: {good_enough_seconds / verified_seconds:.1f}× a "
+      f"verified design, of which {np.mean(verified_errors > 0.01):.0%} are not within 1 % either")
 print(f"offline: data {MAKE_DATA_SECONDS / 60:.1f} min (`make data` on 2 cores), the CVAE's training "
       f"{training_seconds / 60:.1f} min (recorded in data/cvae_topology.pt.sha256.json; "
       f"{sum(m['training_seconds'] for m in record['models'].values()) / 60:.0f} min for all three models); "
-      f"break-even after about {break_even:,.0f} designs")
+      f"break-even after about {break_even:,.0f} designs against the dataset's SIMP run, "
+      f"{break_even_designs(MAKE_DATA_SECONDS + training_seconds, good_enough_seconds, verified_seconds):,.0f} "
+      "against SIMP stopped within 1 %")
 
 # %% [markdown]
 # **The speed claim, honestly.** An *unverified* design costs a fraction of a millisecond, but nobody builds an
-# unverified design: one that has been repaired by SIMP iterations costs tens of milliseconds, a few times less than
-# the dataset's SIMP run on this small mesh (the ratio printed), before the offline cost of the data and the
-# training, which pays back only after thousands of designs (printed). `make evaluate-cvae` also reports how many
-# solves each method needs to come within 1 % of the reference's compliance (docs/results/cvae.md).
+# unverified design: one that has been repaired by 20 SIMP iterations costs tens of milliseconds. How much cheaper
+# that is than SIMP depends on which SIMP run it replaces (both printed). The dataset's run (to its tolerance or
+# 100 iterations) costs several times more, but it goes further than anyone needs. SIMP from a uniform start,
+# stopped as soon as it is within 1 % of the dataset's design, needs a median of a few tens of solves: a verified
+# design's 20 save only a part of that (the ratio printed, on these 20 problems), and it is not always within 1 %
+# itself. The offline cost of the data and the training then pays back only after the numbers of designs printed,
+# thousands against the first comparison and several times more against the second. `make evaluate-cvae` reports the
+# solves each method needs to come within 1 % of the independent reference on all 150 test problems
+# (docs/results/cvae.md).
 #
 # ## 12. Design explorer
 #
@@ -874,16 +924,21 @@ widgets.interact(lambda load_y, angle_deg, volfrac: draw_design_explorer(explore
 #
 # Bounds this notebook's one-minute models meet, on the validation split (the figures of seeds 0–2 were measured at
 # 0.5 on the test split when the bounds were set), asserted here, at the end, so that a
-# shorter training (`VAE_COURSE_LESSON8_EPOCHS`) still reaches the explorer above.
+# shorter training (`VAE_COURSE_LESSON8_EPOCHS`) still reaches the explorer above. With `QUICK` no model of this
+# notebook was trained, and there is nothing to check.
 
 # %%
-notebook_cvae, notebook_naive = rows["notebook CVAE, z = μ_p(c), at 0.5"], rows["notebook naive CVAE, z = 0, at 0.5"]
-assert notebook_cvae["load disrespect share"] <= 0.02 and notebook_cvae["CE median"] <= 0.15
-assert notebook_cvae["VFE vs target median"] <= 0.03
-assert notebook_naive["load disrespect share"] >= 0.2
-assert notebook_naive["CE median"] >= 10 * abs(notebook_cvae["CE median"])
-assert rows["notebook baseline (no latent), at 0.5"]["CE median"] > notebook_cvae["CE median"]
-assert shipped_rows["shipped cvae, as decoded"]["CE median"] < rows["notebook CVAE, z = μ_p(c)"]["CE median"]
+if QUICK:
+    print("QUICK: this notebook trained no models, so their bounds are not checked")
+else:
+    notebook_cvae = rows["notebook CVAE, z = μ_p(c), at 0.5"]
+    notebook_naive = rows["notebook naive CVAE, z = 0, at 0.5"]
+    assert notebook_cvae["load disrespect share"] <= 0.02 and notebook_cvae["CE median"] <= 0.15
+    assert notebook_cvae["VFE vs target median"] <= 0.03
+    assert notebook_naive["load disrespect share"] >= 0.2
+    assert notebook_naive["CE median"] >= 10 * abs(notebook_cvae["CE median"])
+    assert rows["notebook baseline (no latent), at 0.5"]["CE median"] > notebook_cvae["CE median"]
+    assert shipped_rows["shipped cvae, as decoded"]["CE median"] < rows["notebook CVAE, z = μ_p(c)"]["CE median"]
 # Section 7: smoothing before thresholding trades floating material for compliance (validation, equal volume).
 shipped_decoded = shipped_rows["shipped cvae, as decoded"]
 shipped_smoothed = shipped_rows["shipped cvae, as decoded, smoothed"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from utils.settings import COURSE_ENVIRONMENT_PREFIX, course_environment_int
+from utils.settings import COURSE_ENVIRONMENT_PREFIX, course_environment_flag, course_environment_int
 
 # A markdown heading written as a comment ("# ## 3. Reconstructions") or left bare ("## 3. ...").
 _HEADING = re.compile(r"^\s*(#\s*#{1,6}|#{2,6})\s+\S")
@@ -125,6 +125,35 @@ def test_course_environment_int_names_the_variable_of_a_bad_value(monkeypatch: p
     monkeypatch.setenv(f"{COURSE_ENVIRONMENT_PREFIX}LESSON8_EPOCHS", value)
     with pytest.raises(ValueError, match="VAE_COURSE_LESSON8_EPOCHS"):
         course_environment_int("LESSON8_EPOCHS", 60)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, False), ("", False), ("0", False), ("1", True),
+                                               (" 1 ", True)])
+def test_course_environment_flag_reads_1_as_on(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                                               expected: bool) -> None:
+    variable = f"{COURSE_ENVIRONMENT_PREFIX}QUICK"
+    if value is None:
+        monkeypatch.delenv(variable, raising=False)
+    else:
+        monkeypatch.setenv(variable, value)
+    assert course_environment_flag("QUICK") is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "2", "-1"])
+def test_course_environment_flag_names_the_variable_of_a_bad_value(monkeypatch: pytest.MonkeyPatch,
+                                                                   value: str) -> None:
+    monkeypatch.setenv(f"{COURSE_ENVIRONMENT_PREFIX}QUICK", value)
+    with pytest.raises(ValueError, match="VAE_COURSE_QUICK"):
+        course_environment_flag("QUICK")
+
+
+def test_the_heavy_lessons_have_one_quick_switch() -> None:
+    """Lessons 7 and 8 read QUICK from the environment once, in their first code cell."""
+    for source in ("07_convolutional_vae_topology.py", "08_conditional_vae_design.py"):
+        text = (Path(__file__).resolve().parents[1] / "lessons" / source).read_text(encoding="utf-8")
+        first_code_cell = text.split("# %%\n", 1)[1].split("# %%", 1)[0]
+        assert text.count('QUICK = course_environment_flag("QUICK")') == 1, source
+        assert 'QUICK = course_environment_flag("QUICK")' in first_code_cell, source
 
 
 def test_lessons_read_their_own_budget() -> None:

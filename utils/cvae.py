@@ -70,7 +70,7 @@ class ConditionalEncoder(nn.Module):
 
 
 class ConditionalPrior(nn.Module):
-    """p(z | c) = N(μ(c), diag σ²(c)): a two-layer network of the condition."""
+    """p(z | c) = N(μ(c), diag σ²(c)): a network of the condition with two hidden layers (ReLU)."""
 
     def __init__(self, latent_dim: int, hidden: int = 128) -> None:
         super().__init__()

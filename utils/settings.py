@@ -106,6 +106,11 @@ LESSON7_EPOCHS = 150
 LESSON7_WIDTH = 16
 LESSON8_EPOCHS = 60
 LESSON8_WIDTH = 16
+# The heavy lessons' quick path (lessons 7 and 8): the switch ``QUICK`` in each lesson's first code cell loads the
+# shipped models instead of training the notebook's own. VAE_COURSE_QUICK=1 sets its default for a whole server (a
+# busy JupyterHub; read by course_environment_flag("QUICK")); unset, a lesson trains. CI executes both paths
+# (tests/test_lesson_execution.py).
+QUICK_LESSONS = (7, 8)
 
 # Lesson 10's priors, fitted to the shipped VAE's aggregate posterior after training (utils.priors) by
 # `make priors` (tools/train_priors.py), one VampPrior and one diffusion prior per seed, in one shipped file: the
@@ -144,3 +149,13 @@ def course_environment_int(name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{variable}={value} must be a positive integer (default {default})")
     return value
+
+
+def course_environment_flag(name: str) -> bool:
+    """Whether the environment variable ``VAE_COURSE_<name>`` is ``1`` (``0``, empty or unset: ``False``).
+    Any other value raises ``ValueError`` naming the variable."""
+    variable = f"{COURSE_ENVIRONMENT_PREFIX}{name}"
+    text = os.environ.get(variable, "").strip()
+    if text not in ("", "0", "1"):
+        raise ValueError(f"{variable}={text!r} must be 1 (on) or 0 (off), or unset (off)")
+    return text == "1"
