@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 9 — Designing in the learned space: optimisation through the decoder, against SIMP at equal cost
 #
-# **Time estimate:** 45 minutes (the notebook itself needs about 60 s of CPU on 2 cores; longer on a shared machine).
+# **Time estimate:** 45 minutes (the notebook itself needs about 70 s of CPU on 2 cores; longer on a shared machine).
 # **You will:** make the compliance a differentiable PyTorch function with lesson 6's adjoint sensitivity; hold the
 # volume exactly with a projection and its implicit gradient; search the latent space of lesson 8's CVAE (and of
 # lesson 7's VAE, and of an untrained network) for the stiffest design; and judge every method, beside a control

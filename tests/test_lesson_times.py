@@ -71,3 +71,13 @@ def test_a_changed_time_is_caught(timings: dict[tuple[int, str, int], Timing]) -
     slower = {**timings, key: Timing(*key, timings[key].load_average, timings[key].seconds + 30)}
     assert lesson_sentence(slower, 7)[0] not in prose(REPO_ROOT / "lessons" / LESSONS[7])
     assert readme_sentence(slower, 7) not in prose(README)
+
+
+def test_lessons_without_a_quick_path_state_their_measured_times(
+        timings: dict[tuple[int, str, int], Timing]) -> None:
+    """Lesson 9 quotes its idle time to the nearest 10 s; lesson 10 says it runs in under a minute."""
+    lesson9 = timings[9, "full", 0].seconds
+    phrase = f"needs about {10 * round(lesson9 / 10):.0f} s of CPU on 2 cores"
+    assert phrase in prose(REPO_ROOT / "lessons" / "09_designing_in_latent_space.py"), f"lesson 9 should say '{phrase}'"
+    assert timings[10, "full", 0].seconds < 60
+    assert "runs in under a minute on 2 CPU cores" in prose(REPO_ROOT / "lessons" / "10_the_prior.py")
