@@ -65,12 +65,16 @@ def difference_rows(judgements: dict[str, dict[int, DesignMetrics]], pairs: Sequ
     return rows
 
 
-def markdown_intervals(rows: dict[str, dict[str, Interval]], number_format: str = "+.4f") -> list[str]:
-    """The rows of :func:`difference_rows` as a markdown table (a star marks an interval that excludes 0)."""
-    names = list(STATISTICS)
+def markdown_intervals(rows: dict[str, dict[str, Interval]], number_format: str = "+.4f",
+                       cell: Callable[[Interval], str] | None = None) -> list[str]:
+    """Rows of intervals ({label: {statistic: Interval}}, e.g. from :func:`difference_rows`) as a markdown table, one
+    column per statistic of the first row; each cell in ``number_format``, or written by ``cell``; a star marks an
+    interval that excludes 0."""
+    names = list(next(iter(rows.values()), {}))
+    write = cell or (lambda interval: f"{interval:{number_format}}")
     lines = ["| A − B | " + " | ".join(f"{name} (95 % interval)" for name in names) + " |",
              "| --- |" + " --- |" * len(names)]
     for label, intervals in rows.items():
-        cells = [f"{intervals[n]:{number_format}}{' *' if intervals[n].excludes_zero() else ''}" for n in names]
+        cells = [write(intervals[n]) + (" *" if intervals[n].excludes_zero() else "") for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines

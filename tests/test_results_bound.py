@@ -204,20 +204,10 @@ def test_lesson9s_cited_methods_are_the_published_page() -> None:
     text = " ".join(line.lstrip("# ") for line in LESSON9.read_text().splitlines())
     section6 = text.split("6. The cited methods, reproduced", 1)[1].split("What you should take away", 1)[0]
 
-    def fraction_tables(section: str) -> dict[str, dict[str, dict[int, float]]]:
-        part = page.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
-        tables = {}
-        for caption, body in re.findall(r"\*\*([^*]+)\*\* \(columns: budget[^\n]*\n\n((?:\|[^\n]*\n)+)", part):
-            lines = body.strip().splitlines()
-            budgets = [int(cell) for cell in lines[0].strip("| ").split(" | ")[1:]]
-            tables[caption] = {row[0]: dict(zip(budgets, map(cell_value, row[1:]), strict=True))
-                               for row in (line.strip("| ").split(" | ") for line in lines[2:])}
-        return tables
-
     def quoted(fraction: float) -> str:
         return f"{100 * fraction:+.2f} %".replace("-", "−")
 
-    hoyer = fraction_tables("Neural reparametrisation")["median CE"]
+    hoyer = budget_tables(page, "Neural reparametrisation")["median CE"]
     cnn = next(label for label in hoyer if label.startswith("CNN reparametrisation"))
     pixels = next(label for label in hoyer if label.startswith("pixels, L-BFGS, uniform start"))
     assert f"median CE {quoted(hoyer[cnn][1000])} for the CNN and {quoted(hoyer[pixels][1000])} for pixels" in section6
@@ -231,7 +221,7 @@ def test_lesson9s_cited_methods_are_the_published_page() -> None:
     assert seconds
     assert f"about {float(seconds[1]):.0f} s per problem against about {float(seconds[2]):.1f} s" in section6
 
-    cmaes = fraction_tables("Gradient-free search")["median CE"]
+    cmaes = budget_tables(page, "Gradient-free search")["median CE"]
     latent = cmaes["CMA-ES on the CVAE's latent"][100]
     assert f"the latent at 100 solves has median CE {quoted(latent)}" in section6
     coarse = cmaes["CMA-ES on 16 × 8 pixels, uniform start"][1000]

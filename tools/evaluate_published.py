@@ -24,7 +24,7 @@ from studies.harness import LABELS, StudyProblems, judge_results
 from studies.methods import SimpFrom, decoded_start
 from studies.published_methods import HOYER_BUDGET, cmaes_methods, hoyer_methods
 from studies.references import load_references
-from studies.uncertainty import Interval, paired_bootstrap
+from studies.uncertainty import Interval, markdown_intervals, paired_bootstrap
 from tools.evaluate_latent import BROKEN_CE, cached, percent
 from utils.cvae import load_models
 from utils.data import TopologyData, load_topology_dataset
@@ -124,17 +124,11 @@ def figure_tables(judgements: dict[str, dict[int, DesignMetrics]], budgets: Sequ
 
 
 def interval_rows(rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[list[str], dict[str, dict[str, Interval]]]:
-    """Paired bootstrap intervals of every statistic for each row's (A, B) CEs, as a markdown table (* the interval
-    excludes 0), and the intervals themselves."""
-    names = list(STATISTICS)
-    lines = ["| A − B | " + " | ".join(f"{n} (95 % interval)" for n in names) + " |", "| --- |" + " --- |" * len(names)]
-    intervals = {}
-    for label, (a, b) in rows.items():
-        intervals[label] = {n: paired_bootstrap(a, b, STATISTICS[n]) for n in names}
-        cells = [percent_interval(intervals[label][n]) + (" *" if intervals[label][n].excludes_zero() else "")
-                 for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return [*lines, ""], intervals
+    """Paired bootstrap intervals of every statistic for each row's (A, B) CEs, as a markdown table in per cent (* the
+    interval excludes 0), and the intervals themselves."""
+    intervals = {label: {name: paired_bootstrap(a, b, statistic) for name, statistic in STATISTICS.items()}
+                 for label, (a, b) in rows.items()}
+    return [*markdown_intervals(intervals, cell=percent_interval), ""], intervals
 
 
 def seconds_table(result: dict, budgets: Sequence[int], problems: int) -> list[str]:
