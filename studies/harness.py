@@ -49,6 +49,8 @@ LABELS: dict[str, str] = {
     "cvae_latent": "CVAE latent, β = 1",
     "cvae_latent_sharpening": "CVAE latent, sharpening",
     "pixel_adam_sharpening": "Adam on the pixels, sharpening",
+    "cvae_latent_lbfgs": "CVAE latent, L-BFGS, sharpening",
+    "pixel_lbfgs_sharpening": "L-BFGS on the pixels, sharpening",
     "cvae_latent_from_best": "CVAE latent from best of k",
     "cvae_latent_then_simp": "CVAE latent, then SIMP",
     "vae_latent_from_best": "VAE latent from best of k",

@@ -16,6 +16,7 @@ from studies.harness import Method, StudyProblems
 from studies.methods import (
     BestRetrieved,
     LatentSearch,
+    LBFGSSearch,
     Reparametrised,
     Retrieval,
     SimpFrom,
@@ -36,10 +37,19 @@ from utils.judging import ThresholdRule
 RULE: ThresholdRule = "at_target_volume"
 # The keys of the methods whose designs depend on the draw seed.
 SEEDED_METHODS = ("best_of_cvae", "cvae_latent_from_best", "vae_latent_from_best", "untrained_decoder")
+# The keys of the methods whose designs depend on lesson 8's trained CVAE or baseline: rerun with each training seed's
+# models for the seed ranges. The untrained decoder also reads the CVAE (its input is μ_p(c)), but its weights are
+# drawn afresh and it costs the most: it is not rerun.
+TRAINED_METHODS = ("simp_from_cvae", "simp_from_baseline", "best_of_cvae", "simp_from_cvae_blend", "cvae_latent",
+                   "cvae_latent_sharpening", "pixel_adam_sharpening", "cvae_latent_lbfgs", "pixel_lbfgs_sharpening",
+                   "cvae_latent_from_best", "cvae_latent_then_simp")
 # Each method's control: the method differs from it in one thing only (the start, the parametrisation, the blend).
 CONTROLS = {"cvae_latent_sharpening": "pixel_adam_sharpening", "simp_from_cvae": "simp_from_retrieval",
             "best_of_cvae": "retrieval", "simp_from_cvae_blend": "simp_from_cvae",
-            "cvae_latent_then_simp": "simp_from_cvae", "simp_from_baseline": "simp_from_cvae"}
+            "cvae_latent_then_simp": "simp_from_cvae", "simp_from_baseline": "simp_from_cvae",
+            "cvae_latent_lbfgs": "pixel_lbfgs_sharpening"}
+# The optimiser's control: the same variables, start, projection and schedule under the other optimiser.
+OPTIMISER_CONTROLS = {"cvae_latent_lbfgs": "cvae_latent_sharpening", "pixel_lbfgs_sharpening": "pixel_adam_sharpening"}
 
 
 def doubling_sharpness(start: float = 1.0, every: int = 10, limit: float = 8.0) -> SharpnessSchedule:
@@ -89,10 +99,11 @@ CE_CAP = 1.0
 
 def latent_methods(cvae: nn.Module, baseline: nn.Module, vae: nn.Module, retrieval: Retrieval,
                    choices: Choices = CHOICES, seed: int = 0, untrained: bool = True,
-                   seeded_only: bool = False) -> list[Method]:
+                   seeded_only: bool = False, keys: Sequence[str] | None = None) -> list[Method]:
     """Every method of lesson 9 and its control (frozen models; ``retrieval`` over the training designs). ``seed``
     draws the prior samples of best of b and of the searches started from the best of k, and (times 1,000, plus the
-    problem's index) the untrained decoders' initialisations; ``seeded_only`` keeps the methods that depend on it."""
+    problem's index) the untrained decoders' initialisations; ``seeded_only`` keeps the methods that depend on it,
+    ``keys`` the methods it names."""
     k, sharpening = choices.start_candidates, choices.sharpening()
     cvae_decoder, cvae_latents = conditional_decoder(cvae), prior_latents(cvae, seed)
     search = LatentSearch("cvae_latent_sharpening", cvae_latents, cvae_decoder, choices.latent_lr, sharpening)
@@ -104,6 +115,8 @@ def latent_methods(cvae: nn.Module, baseline: nn.Module, vae: nn.Module, retriev
                search,
                LatentSearch("pixel_adam_sharpening", decoded_logits(cvae), pixel_decoder, choices.pixel_lr,
                             sharpening),
+               LBFGSSearch("cvae_latent_lbfgs", cvae_latents, cvae_decoder, sharpening),
+               LBFGSSearch("pixel_lbfgs_sharpening", decoded_logits(cvae), pixel_decoder, sharpening),
                LatentSearch("cvae_latent_from_best", cvae_latents, cvae_decoder, choices.latent_lr, sharpening,
                             from_best=k),
                ThenSimp("cvae_latent_then_simp", search, choices.switch),
@@ -111,7 +124,9 @@ def latent_methods(cvae: nn.Module, baseline: nn.Module, vae: nn.Module, retriev
                             unconditional_decoder(vae), choices.vae_lr, sharpening, from_best=k)]
     if untrained:
         methods.append(Reparametrised("untrained_decoder", cvae, choices.untrained_lr, sharpening, 1000 * seed))
-    return [m for m in methods if m.key in SEEDED_METHODS] if seeded_only else methods
+    if seeded_only:
+        methods = [m for m in methods if m.key in SEEDED_METHODS]
+    return methods if keys is None else [m for m in methods if m.key in keys]
 
 
 def choose(problems: StudyProblems, cvae: nn.Module, baseline: nn.Module, vae: nn.Module, retrieval: Retrieval,

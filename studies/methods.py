@@ -4,17 +4,30 @@ finite-element solves per problem for its design at budget b and returns a :clas
 from __future__ import annotations
 
 import copy
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.optimize
 import torch
 from torch import nn
 
 from studies.harness import MethodResult, Stopwatch, StudyProblems, exact_solves, linear_seconds
 from utils.data import TopologyData
-from utils.design_space import SharpnessSchedule, gradient_search
+from utils.design_space import (
+    SharpnessSchedule,
+    constant_sharpness,
+    differentiable_compliance,
+    gradient_search,
+    project_to_volume,
+)
 from utils.topopt import simp_iterations
+
+# Hoyer et al.'s L-BFGS-B settings (train.train_lbfgs: fmin_l_bfgs_b(factr=1, pgtol=1e-14), scipy's defaults
+# otherwise), in scipy.optimize.minimize's terms: ftol = factr · machine epsilon. Every L-BFGS of the studies uses them.
+LBFGS_OPTIONS = {"maxcor": 10, "ftol": float(np.finfo(float).eps), "gtol": 1e-14, "maxls": 20, "maxiter": 15000}
 
 # A start: the designs ``(N, nely, nelx)`` a method starts from (None: SIMP's uniform start) and the seconds it took.
 Start = Callable[[StudyProblems], tuple[np.ndarray | None, float]]
@@ -252,6 +265,145 @@ class LatentSearch:
         result = MethodResult(designs, exact_solves(budgets, n), seconds, _decoded(decode, latents[:1])[0])
         self._memo = (problems, result)
         return result
+
+
+class _BudgetSpent(Exception):
+    """Raised inside the objective when the next evaluation would exceed the budget."""
+
+
+class _StageEnd(Exception):
+    """Raised inside the objective when the next evaluation belongs to the next stage of a continuation."""
+
+
+@dataclass
+class Trajectory:
+    """One L-BFGS run: ``designs[b]`` the best design over the first b evaluations (b = 0: the start, unsolved),
+    every evaluation's loss, the seconds elapsed at each kept budget, and how often L-BFGS-B stopped on its own and
+    was restarted (a new stage of a continuation is not counted)."""
+
+    designs: dict[int, np.ndarray]
+    losses: list[float]
+    seconds: dict[int, float]
+    restarts: int = 0
+
+
+def lbfgs_best_over_trajectory(parameters: Sequence[torch.Tensor],
+                               objective: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                               start: Callable[[], torch.Tensor], budget: int, keep: Sequence[int],
+                               stages: Sequence[int] = ()) -> Trajectory:
+    """L-BFGS-B (:data:`LBFGS_OPTIONS`) on ``parameters`` for exactly ``budget`` evaluations of ``objective()`` →
+    (scalar loss, design); one evaluation is one solve. Each design at a kept budget b ≥ 1 is the best of the first b
+    evaluated (Hoyer et al.'s rule), at b = 0 ``start()`` (the design at the initial parameters, unsolved); a run
+    that stops early restarts from its last iterate with an empty memory.
+
+    ``stages``: evaluation counts after which the objective changes (a continuation, such as a sharper projection).
+    There L-BFGS-B restarts with an empty memory from the best point of the stage that ended, and the best design
+    restarts with it: a loss is compared with the losses of its own stage only. Without stages: Hoyer et al.'s rule."""
+    parameters = list(parameters)
+    sizes = [p.numel() for p in parameters]
+    losses: list[float] = []
+    trajectory = Trajectory({}, losses, {})
+    ends = sorted(s for s in set(stages) if 0 < s < budget)
+    best: tuple[float, np.ndarray | None, np.ndarray | None] = (math.inf, None, None)
+    begin = time.perf_counter()
+
+    def assign(x: np.ndarray) -> None:
+        with torch.no_grad():
+            for p, chunk in zip(parameters, np.split(x, np.cumsum(sizes)[:-1]), strict=True):
+                p.copy_(torch.as_tensor(chunk.reshape(p.shape), dtype=p.dtype))
+
+    def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal best
+        if len(losses) == budget:
+            raise _BudgetSpent
+        if ends and len(losses) == ends[0] and best[1] is not None:
+            raise _StageEnd
+        assign(x)
+        for p in parameters:
+            p.grad = None
+        loss, design = objective()
+        loss.backward()
+        value = float(loss.detach())
+        losses.append(value)
+        if value < best[0] or best[1] is None:
+            best = (value, design.detach().cpu().double().numpy(), x.copy())
+        if len(losses) in keep:
+            trajectory.designs[len(losses)] = best[1]
+            trajectory.seconds[len(losses)] = time.perf_counter() - begin
+        grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().double().reshape(-1)
+                 for p in parameters]
+        return value, torch.cat(grads).numpy().copy()
+
+    x = torch.cat([p.detach().double().reshape(-1) for p in parameters]).numpy()
+    if 0 in keep:
+        with torch.no_grad():
+            trajectory.designs[0] = start().detach().cpu().double().numpy()
+        trajectory.seconds[0] = 0.0
+    while len(losses) < budget:
+        try:
+            result = scipy.optimize.minimize(value_and_grad, x, jac=True, method="L-BFGS-B",
+                                             options={**LBFGS_OPTIONS, "maxfun": budget + 1})
+        except _BudgetSpent:
+            break
+        except _StageEnd:
+            x, best = best[2], (math.inf, None, None)
+            ends.pop(0)
+            continue
+        x = np.asarray(result.x, dtype=float)
+        trajectory.restarts += 1
+    return trajectory
+
+
+def sharpness_stages(sharpness: SharpnessSchedule, budget: int) -> list[int]:
+    """The evaluation counts k < ``budget`` at which the schedule's β changes (β(k) ≠ β(k − 1))."""
+    return [k for k in range(1, budget) if sharpness(k) != sharpness(k - 1)]
+
+
+@dataclass
+class LBFGSSearch:
+    """L-BFGS-B (:data:`LBFGS_OPTIONS`) where :class:`LatentSearch` has Adam: the same variables (the latents through
+    a frozen decoder, or with :func:`decoded_logits` and :func:`pixel_decoder` the pixels' logits), the same first
+    candidate as start, the same volume projection and sharpening schedule, one solve per evaluation (line-search
+    evaluations included). One problem at a time (a line search belongs to one objective); β(k) for the k-th
+    evaluation, the memory emptied where β changes (:func:`lbfgs_best_over_trajectory`'s stages); the design at
+    budget b is the stiffest, in grey compliance, of the first b evaluations at the current β."""
+
+    key: str
+    latents: Latents
+    decoder: Decoder
+    sharpness: SharpnessSchedule | None = None
+
+    def run(self, problems: StudyProblems, budgets: Sequence[int]) -> MethodResult:
+        largest, sharpness = max(budgets), self.sharpness or constant_sharpness(1.0)
+        runs, start_designs, total = [], [], 0.0
+        for i in range(len(problems)):
+            one = problems.take(np.array([i]))
+            decode, (fe_problem,) = self.decoder(one), one.fe_problems()
+            z = self.latents(one, 1)[0].detach().clone().requires_grad_(True)
+            volume = torch.tensor(one.judge.targets, dtype=torch.float64)
+            evaluations = [0]
+
+            def objective(z: torch.Tensor = z, decode: Callable = decode, fe_problem: object = fe_problem,
+                          volume: torch.Tensor = volume, evaluations: list[int] = evaluations
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+                density = project_to_volume(decode(z), volume, sharpness(evaluations[0]))
+                evaluations[0] += 1
+                return differentiable_compliance(density, [fe_problem]).sum(), density[0]
+
+            def start(z: torch.Tensor = z, decode: Callable = decode, volume: torch.Tensor = volume) -> torch.Tensor:
+                return project_to_volume(decode(z), volume, sharpness(0))[0]
+
+            with Stopwatch(problems.device) as watch:
+                runs.append(lbfgs_best_over_trajectory([z], objective, start, largest, budgets,
+                                                       sharpness_stages(sharpness, largest)))
+            if fe_problem.solves != largest:
+                raise RuntimeError(f"{self.key}: {fe_problem.solves} solves for a budget of {largest}")
+            total += watch.seconds
+            with torch.no_grad():
+                start_designs.append(torch.sigmoid(decode(self.latents(one, 1)[0])).double().cpu().numpy()[0])
+        return MethodResult({b: np.stack([run.designs[b] for run in runs]) for b in budgets},
+                            exact_solves(budgets, len(problems)), linear_seconds(budgets, largest, total),
+                            np.stack(start_designs))
 
 
 @dataclass

@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studies.harness import LABELS, MethodResult, StudyProblems, exact_solves
+from studies.methods import lbfgs_best_over_trajectory
 from utils.design_space import FEProblem, differentiable_compliance, project_to_volume
 from utils.metrics import threshold_at_volume
 from utils.topopt import DensityFilter, compliance
@@ -85,10 +86,6 @@ TRUNCATED_NORMAL_STD = 0.87962566103423978
 CONE_RADIUS = 2.0
 # Their budget: the pipeline's default number of function evaluations (pipeline.py, --optimization_steps).
 HOYER_BUDGET = 1000
-# Their L-BFGS-B settings (train.train_lbfgs: fmin_l_bfgs_b(factr=1, pgtol=1e-14), scipy's defaults otherwise), in
-# scipy.optimize.minimize's terms: ftol = factr · machine epsilon.
-LBFGS_OPTIONS = {"maxcor": 10, "ftol": float(np.finfo(float).eps), "gtol": 1e-14, "maxls": 20, "maxiter": 15000}
-
 # The coarse pixel grid of the gradient-free control: (rows, columns), upsampled bilinearly to the design's grid.
 COARSE_GRID = (8, 16)
 # CMA-ES settings: the package's defaults (population 4 + ⌊3 ln d⌋) with its stopping rules off, so that a run spends
@@ -208,77 +205,6 @@ class HoyerCNN(nn.Module):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Hoyer et al.: the optimiser
-
-class _BudgetSpent(Exception):
-    """Raised inside the objective when the next evaluation would exceed the budget."""
-
-
-@dataclass
-class Trajectory:
-    """One L-BFGS run: ``designs[b]`` the best design over the first b evaluations (b = 0: the start, unsolved),
-    every evaluation's loss, the seconds elapsed at each kept budget, and how often L-BFGS-B stopped on its own and
-    was restarted."""
-
-    designs: dict[int, np.ndarray]
-    losses: list[float]
-    seconds: dict[int, float]
-    restarts: int = 0
-
-
-def lbfgs_best_over_trajectory(parameters: Sequence[torch.Tensor],
-                               objective: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                               start: Callable[[], torch.Tensor], budget: int, keep: Sequence[int]) -> Trajectory:
-    """L-BFGS-B (:data:`LBFGS_OPTIONS`) on ``parameters`` for exactly ``budget`` evaluations of ``objective()`` →
-    (scalar loss, design); one evaluation is one solve. Each design at a kept budget b ≥ 1 is the best of the first b
-    evaluated (Hoyer et al.'s rule), at b = 0 ``start()`` (the design at the initial parameters, unsolved); a run
-    that stops early restarts from its last iterate with an empty memory."""
-    parameters = list(parameters)
-    sizes = [p.numel() for p in parameters]
-    losses: list[float] = []
-    trajectory = Trajectory({}, losses, {})
-    best: tuple[float, np.ndarray | None] = (math.inf, None)
-    begin = time.perf_counter()
-
-    def assign(x: np.ndarray) -> None:
-        with torch.no_grad():
-            for p, chunk in zip(parameters, np.split(x, np.cumsum(sizes)[:-1]), strict=True):
-                p.copy_(torch.as_tensor(chunk.reshape(p.shape), dtype=p.dtype))
-
-    def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal best
-        if len(losses) == budget:
-            raise _BudgetSpent
-        assign(x)
-        for p in parameters:
-            p.grad = None
-        loss, design = objective()
-        loss.backward()
-        value = float(loss.detach())
-        losses.append(value)
-        if value < best[0] or best[1] is None:
-            best = (value, design.detach().cpu().double().numpy())
-        if len(losses) in keep:
-            trajectory.designs[len(losses)] = best[1]
-            trajectory.seconds[len(losses)] = time.perf_counter() - begin
-        grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().double().reshape(-1)
-                 for p in parameters]
-        return value, torch.cat(grads).numpy().copy()
-
-    x = torch.cat([p.detach().double().reshape(-1) for p in parameters]).numpy()
-    if 0 in keep:
-        with torch.no_grad():
-            trajectory.designs[0] = start().detach().cpu().double().numpy()
-        trajectory.seconds[0] = 0.0
-    while len(losses) < budget:
-        try:
-            result = scipy.optimize.minimize(value_and_grad, x, jac=True, method="L-BFGS-B",
-                                             options={**LBFGS_OPTIONS, "maxfun": budget + 1})
-        except _BudgetSpent:
-            break
-        x = np.asarray(result.x, dtype=float)
-        trajectory.restarts += 1
-    return trajectory
-
 
 class _Objective:
     """Compliance of the physical density of ``logits_of()`` for one problem (one solve per call);

@@ -78,3 +78,32 @@ def markdown_intervals(rows: dict[str, dict[str, Interval]], number_format: str 
         cells = [write(intervals[n]) + (" *" if intervals[n].excludes_zero() else "") for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
+
+
+def seed_verdict(intervals: Sequence[Interval]) -> str:
+    """What one difference's intervals over several training seeds support together: "lower on every seed" or
+    "higher on every seed" (every interval excludes 0, all on one side), "no seed excludes 0", or "seed-dependent"."""
+    if all(i.high < 0 for i in intervals):
+        return "lower on every seed"
+    if all(i.low > 0 for i in intervals):
+        return "higher on every seed"
+    if not any(i.excludes_zero() for i in intervals):
+        return "no seed excludes 0"
+    return "seed-dependent"
+
+
+def markdown_seed_differences(per_seed: dict[int, dict[str, dict[int, DesignMetrics]]],
+                              pairs: Sequence[tuple[str, str]], budgets: Sequence[int], statistic: str,
+                              number_format: str = "+.2%") -> list[str]:
+    """One statistic's difference A − B (a key of :data:`STATISTICS`) for each pair and budget, with its interval
+    for each training seed of ``per_seed`` ({seed: judgements}) and the seeds' :func:`seed_verdict`: a markdown
+    table."""
+    seeds = list(per_seed)
+    rows = {seed: difference_rows(judgements, pairs, budgets) for seed, judgements in per_seed.items()}
+    lines = ["| A − B | " + " | ".join(f"seed {seed}" for seed in seeds) + " | over the seeds |",
+             "| --- |" + " --- |" * (len(seeds) + 1)]
+    for label in rows[seeds[0]]:
+        intervals = [rows[seed][label][statistic] for seed in seeds]
+        cells = [f"{i:{number_format}}" + (" *" if i.excludes_zero() else "") for i in intervals]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {seed_verdict(intervals)} |")
+    return lines

@@ -15,9 +15,9 @@ import torch
 
 import studies.published_methods as published
 from studies.harness import LABELS, StudyProblems
+from studies.methods import LBFGS_OPTIONS, lbfgs_best_over_trajectory
 from studies.published_methods import (
     CONE_RADIUS,
-    LBFGS_OPTIONS,
     ConeFilter,
     HoyerCNN,
     Stage,
@@ -27,7 +27,6 @@ from studies.published_methods import (
     cvae_latent_space,
     hoyer_methods,
     hoyer_parameters,
-    lbfgs_best_over_trajectory,
     physical_density,
     thresholded_compliances,
 )

@@ -12,12 +12,16 @@ from utils.settings import (
     CHECKPOINT_RECORD_FILE,
     CONDITIONAL_PRIORS_RECORD_FILE,
     CVAE_CHECKPOINT_RECORD_FILE,
+    CVAE_SEED_MODELS,
+    CVAE_TRAINING,
+    CVAE_TRAINING_SEEDS,
     DATASET_SOLVER,
     LATENT_DIM,
     OOD_MANIFEST_FILE,
     PARAMETER_RANGES,
     PRIORS_RECORD_FILE,
     SPLIT_FRACTIONS,
+    cvae_seed_checkpoint_path,
 )
 
 
@@ -51,6 +55,20 @@ def test_make_cvae_checkpoint_defaults_rebuild_the_shipped_models() -> None:
         name: shape["latent_dim"] for name, shape in train_cvae.MODELS.items()}
     assert {name: model["prior"] for name, model in record["models"].items()} == {
         name: shape["prior"] for name, shape in train_cvae.MODELS.items()}
+
+
+def test_each_training_seeds_file_is_what_train_cvae_with_that_seed_builds() -> None:
+    """The other training seeds' files (the benchmark's seed ranges): the shipped settings but the seed, the CVAE and
+    the baseline only, each at the path the evaluation tools read."""
+    shipped = _record(CVAE_CHECKPOINT_RECORD_FILE)["settings"]
+    others = [seed for seed in CVAE_TRAINING_SEEDS if seed != CVAE_TRAINING.seed]
+    assert CVAE_TRAINING.seed in CVAE_TRAINING_SEEDS and len(CVAE_TRAINING_SEEDS) >= 3
+    for seed in others:
+        args = train_cvae.parse_arguments(["--seed", str(seed)])
+        assert args.out == cvae_seed_checkpoint_path(seed) != cvae_seed_checkpoint_path(CVAE_TRAINING.seed)
+        record = _record(f"{args.out.name}.sha256.json")
+        assert record["settings"] == train_cvae.training_settings(args) == {**shipped, "seed": seed}
+        assert set(record["models"]) == set(train_cvae.models_to_train(seed)) == set(CVAE_SEED_MODELS)
 
 
 def test_make_priors_defaults_rebuild_the_shipped_priors_for_the_shipped_vae() -> None:

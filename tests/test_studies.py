@@ -11,11 +11,20 @@ import torch
 from studies.cvae_study import RULE as CVAE_RULE
 from studies.cvae_study import break_even_designs, run_cvae_study, stiffest_admissible
 from studies.harness import LABELS, StudyProblems, judge_results, run_methods, solves_to_within
-from studies.latent_study import CONTROLS, RULE, SEEDED_METHODS, Choices, doubling_sharpness, latent_methods
-from studies.methods import Retrieval, SimpFrom, untrained_copy
+from studies.latent_study import (
+    CONTROLS,
+    OPTIMISER_CONTROLS,
+    RULE,
+    SEEDED_METHODS,
+    TRAINED_METHODS,
+    Choices,
+    doubling_sharpness,
+    latent_methods,
+)
+from studies.methods import Retrieval, SimpFrom, lbfgs_best_over_trajectory, sharpness_stages, untrained_copy
 from utils.cvae import ConditionalVAE
 from utils.data import TopologyData, load_topology_dataset
-from utils.design_space import frozen
+from utils.design_space import frozen, project_to_volume
 from utils.metrics import DesignMetrics
 from utils.topopt import FiniteElementModel, optimize
 from utils.vae import ConvVAE, Decoder
@@ -153,6 +162,79 @@ def test_each_control_shares_its_methods_start_projection_schedule_and_budget(fe
     np.testing.assert_allclose(started.decoded, 0.25 * decoded + 0.75 * few.volfrac[:, None, None], rtol=1e-12)
 
 
+def test_the_lbfgs_controls_share_the_start_projection_and_schedule_of_the_adam_searches(few, models,
+                                                                                          monkeypatch) -> None:
+    """L-BFGS on the latent and on the pixels: the design at 1 solve is the first evaluation, the CVAE's logits at
+    μ_p(c) projected at β(0), the same for both (they share the start and the projection); every evaluation k of a
+    run uses the schedule's β(k), the one Adam's search uses at step k; each method's optimiser control is in the
+    study."""
+    import studies.methods as methods_module
+    cvae = models[0]
+    problems = StudyProblems.of(few, RULE)
+    methods = {m.key: m for m in _methods(models, choices=Choices(sharpening_every=2))}
+    betas: list[float] = []
+    original = methods_module.project_to_volume
+    monkeypatch.setattr(methods_module, "project_to_volume",
+                        lambda logits, volume, beta: betas.append(beta) or original(logits, volume, beta))
+    latent = methods["cvae_latent_lbfgs"].run(problems, (1, 7))
+    evaluations = betas[:]  # per problem: the start (budget 0's design is not kept, so none), then 7 evaluations
+    pixels = methods["pixel_lbfgs_sharpening"].run(problems, (1, 7))
+    with torch.no_grad():
+        mu = cvae.prior_moments(problems.conditions)[0]
+        start = project_to_volume(cvae.decode(mu, problems.conditions)[:, 0].double(),
+                                  torch.as_tensor(few.volfrac), 1.0).numpy()
+    np.testing.assert_allclose(latent.designs[1], start, atol=1e-6)
+    np.testing.assert_allclose(pixels.designs[1], start, atol=1e-6)
+    schedule = Choices(sharpening_every=2).sharpening()
+    assert evaluations == [schedule(k) for k in range(7)] * len(few)
+    assert betas[len(evaluations):] == evaluations
+    assert sharpness_stages(schedule, 7) == [2, 4, 6]
+    keys = {m.key for m in _methods(models)}
+    assert set(OPTIMISER_CONTROLS) | set(OPTIMISER_CONTROLS.values()) <= keys
+
+
+def test_lbfgs_restarts_at_each_stage_from_the_stages_best_point_and_compares_losses_within_a_stage() -> None:
+    """A continuation: Rosenbrock's function for 4 evaluations, then 10 + the same function about (−1, 1) (worse
+    than every first-stage loss near the start). The first evaluation of the second stage is at the first stage's
+    best point; the design after 4 evaluations is the first stage's best, after 5 or more the second stage's best
+    (although a first-stage loss is lower); a stage end is not counted as a restart (neither stage converges in its
+    evaluations); the budget is spent exactly."""
+    x = torch.tensor([-1.2, 1.0], dtype=torch.float64, requires_grad=True)
+    points: list[np.ndarray] = []
+
+    def objective() -> tuple[torch.Tensor, torch.Tensor]:
+        points.append(x.detach().numpy().copy())
+        a = 1.0 if len(points) <= 4 else -1.0
+        loss = (a - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2 + (0.0 if len(points) <= 4 else 10.0)
+        return loss, x.detach().clone()
+
+    trajectory = lbfgs_best_over_trajectory([x], objective, lambda: x.detach().clone(), 12, (4, 5, 12), stages=(4,))
+    first, second = np.array(trajectory.losses[:4]), np.array(trajectory.losses[4:])
+    best_first = points[int(np.argmin(first))]
+    assert len(points) == len(trajectory.losses) == 12
+    np.testing.assert_array_equal(points[4], best_first)
+    np.testing.assert_array_equal(trajectory.designs[4], best_first)
+    np.testing.assert_array_equal(trajectory.designs[5], best_first)  # the second stage's only point so far
+    np.testing.assert_array_equal(trajectory.designs[12], points[4 + int(np.argmin(second))])
+    assert second.min() < second[0] and first.min() < second.min()
+    assert trajectory.restarts == 0
+
+
+def test_the_trained_methods_are_those_whose_designs_change_with_the_trained_models(few) -> None:
+    """Two sets of conditional models drawn from different seeds, the VAE and everything else alike: the methods
+    whose designs differ are TRAINED_METHODS and the untrained decoder (which reads μ_p(c) but is not rerun)."""
+    problems = StudyProblems.of(few.take(np.arange(2)), RULE)
+    designs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        cvae, baseline = frozen(ConditionalVAE(4, 4, "learned")), frozen(ConditionalVAE(0, 4))
+        torch.manual_seed(7)
+        vae = frozen(ConvVAE(4, 4))
+        results = run_methods(_methods((cvae, baseline, vae)), problems, (3,))
+        designs.append({key: result.designs[3] for key, result in results.items()})
+    changed = {key for key in designs[0] if not np.array_equal(designs[0][key], designs[1][key])}
+    assert changed == set(TRAINED_METHODS) | {"untrained_decoder"}
+
 def test_the_seeded_methods_alone_are_the_full_comparisons_and_depend_on_the_seed(few, models) -> None:
     problems = StudyProblems.of(few.take(np.arange(2)), RULE)
     full = run_methods(_methods(models), problems, (1, 5, 7))
@@ -276,3 +358,49 @@ def test_the_paired_bootstrap_of_a_mean_matches_the_normal_interval_and_covers_t
     assert 0.88 <= covered / 200 <= 0.99
     with pytest.raises(ValueError, match="paired"):
         paired_bootstrap(a, b[:-1], mean)
+
+
+def test_the_seed_verdict_reads_every_seeds_interval() -> None:
+    from studies.uncertainty import Interval, seed_verdict
+    below, above, across = Interval(-0.02, -0.03, -0.01), Interval(0.02, 0.01, 0.03), Interval(0.0, -0.01, 0.01)
+    assert seed_verdict([below, below, below]) == "lower on every seed"
+    assert seed_verdict([above, above]) == "higher on every seed"
+    assert seed_verdict([across, across, across]) == "no seed excludes 0"
+    assert seed_verdict([below, across, below]) == seed_verdict([below, above]) == "seed-dependent"
+
+
+def test_the_training_seed_study_writes_each_trained_methods_range_and_each_conclusion_seed_by_seed(tmp_path) -> None:
+    from tools import evaluate_latent
+
+    out = tmp_path / "latent_training_seeds.md"
+    assert evaluate_latent.main(["--training-seeds", "0", "1", "--problems", "2", "--validation", "2", "--largest",
+                                 "10", "--untrained", "1", "--training-seed-out", str(out), "--cache",
+                                 str(tmp_path / "cache")]) == 0
+    text = out.read_text()
+    assert "--training-seeds 0 1 --problems 2 --largest 10" in text.splitlines()[2]
+    ranges = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and " – " in line]
+    assert len(ranges) == 2 * len(TRAINED_METHODS)  # test and out of distribution, at 10 solves
+    assert {row[0].strip("| ") for row in ranges} == {LABELS[m] for m in TRAINED_METHODS}
+    assert any(cell.split(" – ")[0] != cell.split(" – ")[1] for row in ranges for cell in row[2:])  # seeds matter
+    verdicts = [line.rsplit(" | ", 1)[1].strip(" |") for line in text.splitlines()
+                if line.startswith("| ") and "seed 0" not in line and " − " in line]
+    assert len(verdicts) == 2 * 2 * len(evaluate_latent.CONCLUSION_PAIRS)  # two sets, two statistics
+    assert set(verdicts) <= {"lower on every seed", "higher on every seed", "no seed excludes 0", "seed-dependent"}
+
+
+def test_lesson8s_training_seed_study_writes_each_designs_range_and_each_conclusion_seed_by_seed(tmp_path) -> None:
+    from tools import evaluate_cvae
+
+    out = tmp_path / "cvae_training_seeds.md"
+    assert evaluate_cvae.main(["--training-seeds", "0", "1", "--problems", "2", "--training-seed-out",
+                               str(out)]) == 0
+    lines = out.read_text().splitlines()
+    ranges = [line.strip("| ").split(" | ") for line in lines if line.startswith("| ") and " – " in line]
+    designs = [row for row in ranges if row[0] in evaluate_cvae.TRAINING_SEED_ROWS]
+    assert len(designs) == len(evaluate_cvae.TRAINING_SEED_ROWS)
+    assert len(ranges) - len(designs) == 4 * len(evaluate_cvae.TABLE_BUDGETS)  # the four methods of the harness
+    assert any(cell.split(" – ")[0] != cell.split(" – ")[1] for row in designs for cell in row[1:])  # seeds matter
+    verdicts = [line.rsplit(" | ", 1)[1].strip(" |") for line in lines
+                if line.startswith("| ") and " − " in line and "seed 0" not in line]
+    assert len(verdicts) == 3 * len(evaluate_cvae.CONCLUSION_PAIRS) * len(evaluate_cvae.CONCLUSION_BUDGETS)
+    assert set(verdicts) <= {"lower on every seed", "higher on every seed", "no seed excludes 0", "seed-dependent"}

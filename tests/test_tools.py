@@ -1,6 +1,7 @@
 """The instructor scripts run end to end: checkpoint training (one epoch) and checkpoint evaluation."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -116,3 +117,25 @@ def test_a_training_whose_output_cannot_be_written_stops_before_it_trains(tmp_pa
     with pytest.raises(OSError, match="choose another --out"):
         train_cvae.main(["--epochs", "1", "--out", str(blocker / "cvae.pt")])
     assert not trained
+
+
+def test_train_cvae_other_seeds_trains_each_missing_or_damaged_seed_and_keeps_an_intact_one(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    """`make training-seeds`' first step: every seed of CVAE_TRAINING_SEEDS but the shipped one, each into its own
+    file; a file that matches its record is kept, a damaged one (or one without a record) is trained again."""
+    from tools import train_cvae
+    from utils.settings import CVAE_TRAINING, CVAE_TRAINING_SEEDS
+
+    trained: list[int] = []
+    monkeypatch.setattr(train_cvae, "cvae_seed_checkpoint_path", lambda seed: tmp_path / f"seed{seed}.pt")
+    monkeypatch.setattr(train_cvae, "train_one", lambda args: trained.append(args.seed) or 0)
+    others = [seed for seed in CVAE_TRAINING_SEEDS if seed != CVAE_TRAINING.seed]
+    assert train_cvae.main(["--other-seeds"]) == 0 and trained == others
+    kept, damaged = others[0], others[1]
+    for seed in (kept, damaged):
+        (tmp_path / f"seed{seed}.pt").write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    (tmp_path / f"seed{kept}.pt.sha256.json").write_text(json.dumps({"file": f"seed{kept}.pt", "sha256": digest}))
+    (tmp_path / f"seed{damaged}.pt.sha256.json").write_text("{not json")
+    trained.clear()
+    assert train_cvae.main(["--other-seeds"]) == 0 and trained == [s for s in others if s != kept]

@@ -10,7 +10,12 @@ and write them as markdown to docs/results/cvae.md (``--out``):
 - the equal-compute comparison at b = 1 … 50 finite-element solves per problem, with wall time (studies.cvae_study,
   the harness lesson 8 runs on a subset), and the solves each method needs to come within 1 % of the reference;
 - the out-of-distribution problems, those inside the training ranges (by the condition) apart;
-- the shortcut test; the cost, offline included, and the break-even number of designs."""
+- the shortcut test; the cost, offline included, and the break-even number of designs.
+
+``--training-seeds 0 1 2`` writes ``docs/results/cvae_training_seeds.md`` instead: the CVAE's and the baseline's
+designs and the equal-compute comparison with each training seed's models (``python -m tools.train_cvae --seed N``),
+each figure as its range over the seeds and each difference the lesson concludes from with its interval seed by
+seed."""
 from __future__ import annotations
 
 import argparse
@@ -35,14 +40,22 @@ from studies.cvae_study import (
 )
 from studies.harness import LABELS, Stopwatch, StudyProblems, judge_results
 from studies.references import load_references
-from studies.uncertainty import difference_rows, markdown_intervals
+from studies.uncertainty import STATISTICS, difference_rows, markdown_intervals, markdown_seed_differences
 from utils import get_device
 from utils.cvae import condition_vector, load_models, problem_conditions
 from utils.data import TopologyData, load_topology_dataset
 from utils.generation import SIMP_ITERATIONS, generate_for_problems, shortcut_test, smoothed, warm_started_simp
 from utils.judging import Judge, best_of_k, inside_training_ranges, topodiff_summary
 from utils.paths import DATA_DIR
-from utils.settings import CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE, TOPODIFF_E_MIN
+from utils.settings import (
+    CVAE_CHECKPOINT_PATH,
+    CVAE_SEED_MODELS,
+    CVAE_TRAINING,
+    CVAE_TRAINING_SEEDS,
+    OOD_MANIFEST_FILE,
+    TOPODIFF_E_MIN,
+    cvae_seed_checkpoint_path,
+)
 from utils.tables import (
     JUDGE_COLUMNS,
     PERCENT,
@@ -57,6 +70,10 @@ from utils.tables import (
 
 COMMAND = "make evaluate-cvae  (python -m tools.evaluate_cvae)"
 SEED_OUT = DATA_DIR.parent / "docs" / "results" / "cvae_seeds.md"
+TRAINING_SEED_OUT = DATA_DIR.parent / "docs" / "results" / "cvae_training_seeds.md"
+# The training-seed study's designs (stage_rows' row names) and figures (table_row keys, format).
+TRAINING_SEED_ROWS = ("cvae, as decoded", "cvae, best of 16", f"cvae, as decoded + {SIMP_ITERATIONS} SIMP its",
+                      "baseline, as decoded", f"baseline, as decoded + {SIMP_ITERATIONS} SIMP its")
 # The seed study's figures of best of k: (DesignMetrics.summary() key, heading).
 SEED_FIGURES = (("CE median", "median CE"), ("CE p90", "p90 CE"), ("CE > 10 % share", "CE > 10 %"),
                 ("floating material share", "floating"))
@@ -155,6 +172,69 @@ def write_seed_study(models: dict, record: dict, test: TopologyData, references:
     return 0
 
 
+def training_seed_study(seeds: list[int], test: TopologyData, references: np.ndarray | None,
+                        device: torch.device) -> list[str]:
+    """Each training seed's CVAE and baseline (studies.cvae_study's harness, as in the comparison) on the test
+    problems: each design's figures as smallest – largest over the seeds, the equal-compute table's figures the
+    same way, and each of :data:`CONCLUSION_PAIRS` seed by seed with its interval."""
+    judge = Judge(test, references=references)
+    problems = StudyProblems.of(test, RULE, device, references)
+    stages, studies = {}, {}
+    for seed in tqdm(seeds, desc="training seeds"):
+        models = {name: model.eval() for name, model in load_models(cvae_seed_checkpoint_path(seed), device)[0].items()
+                  if name in CVAE_SEED_MODELS}
+        stages[seed] = stage_rows(models, judge, device, full=True)
+        studies[seed] = run_cvae_study(models["cvae"], models["baseline"], problems)
+    figures = [key for key in JUDGE_COLUMNS if key.startswith("CE") or key.endswith("share")]
+    lines = [f"**The designs (test, {len(test)} problems; smallest – largest over training seeds "
+             f"{', '.join(map(str, seeds))})**", "",
+             "| design | " + " | ".join(JUDGE_COLUMNS[key] for key in figures) + " |",
+             "| --- |" + " --- |" * len(figures)]
+    for row in TRAINING_SEED_ROWS:
+        lines.append(f"| {row} | " + " | ".join(range_cell([stages[seed][row][key] for seed in seeds], ".2%")
+                                              for key in figures) + " |")
+    lines += ["", f"**Equal compute: b finite-element solves per problem (test, {len(test)} problems; smallest – "
+              "largest over the training seeds)**", "",
+              "| method | b | " + " | ".join(BUDGET_COLUMNS[k] for k in BUDGET_COLUMNS if k != "ms") + " |",
+              "| --- | --- |" + " --- |" * (len(BUDGET_COLUMNS) - 1)]
+    for key in studies[seeds[0]].judgements:
+        for b in TABLE_BUDGETS:
+            cells = [range_cell([studies[seed].judgements[key][b].summary()[figure] for seed in seeds], ".2%")
+                     for figure in BUDGET_COLUMNS if figure != "ms"]
+            lines.append(f"| {LABELS[key]} | {b} | " + " | ".join(cells) + " |")
+    lines += ["", "**Differences the lesson concludes from, seed by seed** (A − B on the same problems, paired "
+              "bootstrap 95 % intervals, 4,000 resamplings; * the interval excludes 0; the last column: what the "
+              "seeds' intervals support together).", ""]
+    for statistic in STATISTICS:
+        lines += [f"{statistic}:", "", *markdown_seed_differences(
+            {seed: study.judgements for seed, study in studies.items()}, CONCLUSION_PAIRS, CONCLUSION_BUDGETS,
+            statistic), ""]
+    return lines
+
+
+def write_training_seed_study(seeds: list[int], test: TopologyData, references: np.ndarray | None,
+                              device: torch.device, out: Path) -> int:
+    """Run :func:`training_seed_study` and write it to ``out``."""
+    missing = [seed for seed in seeds if not cvae_seed_checkpoint_path(seed).exists()]
+    if missing:
+        raise SystemExit(f"no models for training seed(s) {missing}: train them first with `python -m "
+                         f"tools.train_cvae --seed N`")
+    records = {seed: load_models(cvae_seed_checkpoint_path(seed), "cpu")[1] for seed in seeds}
+    files = "; ".join(f"seed {seed}: `{cvae_seed_checkpoint_path(seed).name}` SHA-256 `{r['sha256'][:12]}…`"
+                      for seed, r in records.items())
+    lines = ["# Lesson 8's models: how much the figures move with the training seed", "",
+             f"Written by `python -m tools.evaluate_cvae --training-seeds {' '.join(map(str, seeds))}`, on {device}. "
+             f"The CVAE and the baseline trained with each seed, the shipped settings otherwise ({files}); the lesson "
+             f"uses seed {CVAE_TRAINING.seed}. Judged as in `docs/results/cvae.md` (at the reference's volume, signed "
+             "CE against the independent reference); the draws of best of b from sampling seed 0.", ""]
+    lines += training_seed_study(seeds, test, references, device)
+    print("\n".join(lines))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Judge lesson 8's shipped models; write docs/results/cvae.md.")
     parser.add_argument("--problems", type=int, default=None,
@@ -163,10 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="instead: best of k on the test problems once per sampling seed, written to --seed-out")
     parser.add_argument("--seed-out", type=Path, default=SEED_OUT, help="the seed study's markdown file")
+    parser.add_argument("--training-seeds", type=int, nargs="*", default=None,
+                        help="instead: the CVAE and the baseline of each training seed on the test problems (the "
+                             "flag alone: every seed of utils.settings.CVAE_TRAINING_SEEDS), written to "
+                             "--training-seed-out")
+    parser.add_argument("--training-seed-out", type=Path, default=TRAINING_SEED_OUT,
+                        help="the training-seed study's markdown file")
     parser.add_argument("--reference", choices=("independent", "dataset"), default="independent",
                         help="judge against the independent references of `make references` (default) or the "
                              "dataset's SIMP designs")
     args = parser.parse_args(argv)
+    if args.training_seeds == []:  # the flag alone: every training seed of utils.settings
+        args.training_seeds = list(CVAE_TRAINING_SEEDS)
     out = args.out or (None if args.problems else DEFAULT_OUT)
     device = get_device()
     models, record = load_models(CVAE_CHECKPOINT_PATH, device)
@@ -179,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                   for name, problems in (("validation", validation), ("test", test), ("ood", ood))}
     if args.seeds:
         return write_seed_study(models, record, test, references["test"], args.seeds, device, args.seed_out)
+    if args.training_seeds:
+        return write_training_seed_study(args.training_seeds, test, references["test"], device,
+                                         args.training_seed_out)
     report = Report()
     report.markdown += ["# Lesson 8's shipped models, judged", "",
                         f"Produced by `{COMMAND}`; not rerun by the course site. Shipped models: "

@@ -2,11 +2,16 @@
 """Lesson 9's comparison on every test problem (``make evaluate-latent``): SIMP from a uniform start, SIMP warm-started
 from the CVAE's, the baseline's and the nearest training design (and from a blend of the CVAE's with uniform), best of
 b of the CVAE and of the nearest training designs, latent searches in lesson 8's CVAE and lesson 7's VAE, Adam on the
-pixels (the latent search's control) and an untrained decoder with Adam, at equal budgets of finite-element solves;
-every design thresholded at its volume target and judged against the independent reference thresholded the same way
-(studies.latent_study: the harness lesson 9 runs on a subset). Every hyperparameter is chosen on validation problems
-first (studies.latent_study.choose), each sweep recorded. Prints the tables and writes them as markdown to
-``docs/results/latent.md``."""
+pixels (the latent search's control), L-BFGS on the latent and on the pixels (the optimiser's control) and an
+untrained decoder with Adam, at equal budgets of finite-element solves; every design thresholded at its volume target
+and judged against the independent reference thresholded the same way (studies.latent_study: the harness lesson 9
+runs on a subset). Every hyperparameter is chosen on validation problems first (studies.latent_study.choose), each
+sweep recorded. Prints the tables and writes them as markdown to ``docs/results/latent.md``.
+
+``--training-seeds 0 1 2`` writes ``docs/results/latent_training_seeds.md`` instead: the methods whose designs depend
+on lesson 8's trained models (studies.latent_study.TRAINED_METHODS) rerun with the CVAE and the baseline of each
+training seed (``make cvae-checkpoint`` and ``python -m tools.train_cvae --seed N``), the hyperparameters as chosen
+on the shipped seed's models, each figure as its range over the seeds and each conclusion's interval seed by seed."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +21,7 @@ import pickle
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,16 +43,18 @@ from studies.harness import (
 from studies.latent_study import (
     CANDIDATES,
     CONTROLS,
+    OPTIMISER_CONTROLS,
     RULE,
     SWEEP_BUDGETS,
     SWEPT_METHOD,
+    TRAINED_METHODS,
     Choices,
     choose,
     latent_methods,
 )
 from studies.methods import Retrieval
 from studies.references import load_references
-from studies.uncertainty import difference_rows, markdown_intervals
+from studies.uncertainty import difference_rows, markdown_intervals, markdown_seed_differences
 from utils import get_device
 from utils.cvae import load_models
 from utils.data import TopologyData, load_topology_dataset
@@ -56,21 +63,32 @@ from utils.judging import Judge
 from utils.metrics import DesignMetrics, floating_material
 from utils.paths import REPO_ROOT
 from utils.plotting import BROKEN_RATIO
-from utils.settings import CHECKPOINT_PATH, CVAE_CHECKPOINT_PATH, OOD_MANIFEST_FILE
+from utils.settings import (
+    CHECKPOINT_PATH,
+    CVAE_CHECKPOINT_PATH,
+    CVAE_SEED_MODELS,
+    CVAE_TRAINING,
+    CVAE_TRAINING_SEEDS,
+    OOD_MANIFEST_FILE,
+    cvae_seed_checkpoint_path,
+)
 from utils.tables import range_cell
 from utils.vae import load_checkpoint
 
 RESULTS = REPO_ROOT / "docs" / "results" / "latent.md"
 SEED_RESULTS = REPO_ROOT / "docs" / "results" / "latent_seeds.md"
+TRAINING_SEED_RESULTS = REPO_ROOT / "docs" / "results" / "latent_training_seeds.md"
 # The seed study's figures: (summary key, caption, format) at each of SEED_BUDGETS.
 SEED_FIGURES = (("CE median", "median CE", "+.2%"), ("CE p90", "p90 CE", "+.2%"), ("CE p95", "p95 CE", "+.2%"),
                 ("CE > 10 % share", "> 10 % worse", ".1%"), ("floating material share", "floating", ".1%"))
 SEED_BUDGETS = (10, 20, 50)
 CHUNK = 25
 # The differences lesson 9 concludes from (method A, method B), with paired bootstrap intervals at these budgets.
-# Each method against its control (studies.latent_study.CONTROLS), then the search against the warm start and the
-# warm start against SIMP from a uniform start.
-CONCLUSION_PAIRS = (*CONTROLS.items(), ("cvae_latent_sharpening", "simp_from_cvae"), ("simp_from_cvae", "simp_uniform"))
+# Each method against its control (studies.latent_study.CONTROLS), each L-BFGS search against Adam on the same
+# variables (OPTIMISER_CONTROLS), then the search against the warm start and the warm start against SIMP from a
+# uniform start.
+CONCLUSION_PAIRS = (*CONTROLS.items(), *OPTIMISER_CONTROLS.items(), ("cvae_latent_sharpening", "simp_from_cvae"),
+                    ("simp_from_cvae", "simp_uniform"))
 CONCLUSION_BUDGETS = (10, 20, 100)
 # Part of every cached chunk's name: a chunk written by an older harness or judge is recomputed, never misread.
 CACHE_FORMAT = "harness2"
@@ -118,7 +136,8 @@ def cached(path: Path, compute: Callable[[], Any]) -> Any:
 
 def evaluate_chunk(chunk: TopologyData, ids: np.ndarray, references: np.ndarray | None, models: dict,
                    vae: torch.nn.Module, retrieval: Retrieval, choices: Choices, device: torch.device,
-                   budgets: tuple[int, ...], untrained: bool, path_of: Callable[[str], Path]) -> dict[str, dict]:
+                   budgets: tuple[int, ...], untrained: bool, path_of: Callable[[str], Path],
+                   keys: Sequence[str] | None = None) -> dict[str, dict]:
     """Every method on the problems of ``chunk`` (numbered ``ids`` in their set), each method's result kept at
     ``path_of(key)`` (a method already kept there is not rerun): {method: {"judgements": {budget: DesignMetrics},
     "seconds": seconds for the chunk, "grey gap": thresholded / grey compliance − 1 at the largest budget}}."""
@@ -131,19 +150,22 @@ def evaluate_chunk(chunk: TopologyData, ids: np.ndarray, references: np.ndarray 
         return {"judgements": {b: judge(d, RULE) for b, d in result.designs.items()},
                 "seconds": result.seconds[largest],  # judge.compliances of a grey design: its penalised compliance
                 "grey gap": judge.compliances_at(designs, RULE) / judge.compliances(designs) - 1}
-    methods = latent_methods(models["cvae"], models["baseline"], vae, retrieval, choices, untrained=untrained)
+    methods = latent_methods(models["cvae"], models["baseline"], vae, retrieval, choices, untrained=untrained,
+                             keys=keys)
     return {method.key: cached(path_of(method.key), partial(run, method)) for method in methods}
 
 
 def evaluate(name: str, problems_data: TopologyData, references: np.ndarray | None, models: dict,
              vae: torch.nn.Module, retrieval: Retrieval, choices: Choices,
              device: torch.device, budgets: tuple[int, ...], cache: Path, untrained: int,
-             part: tuple[int, int] = (0, 1)) -> tuple[dict[str, dict[int, DesignMetrics]], dict[str, float], dict]:
+             part: tuple[int, int] = (0, 1), keys: Sequence[str] | None = None, tag: str = ""
+             ) -> tuple[dict[str, dict[int, DesignMetrics]], dict[str, float], dict]:
     """Every method on every problem, in chunks of ``CHUNK`` (each method's result on each chunk kept in ``cache``,
     so that a run can be resumed, split between processes, or extended by a method); the untrained decoder on the
-    first ``untrained`` problems only (it costs several times the others). Returns the judgements {method: {budget:
-    DesignMetrics}}, the seconds per problem for the whole run to the largest budget, and the grey-against-
-    thresholded gaps."""
+    first ``untrained`` problems only (it costs several times the others); ``keys``: these methods only; ``tag``:
+    part of the cached chunks' names (another training seed's models: ``training<seed>``). Returns the judgements
+    {method: {budget: DesignMetrics}}, the seconds per problem for the whole run to the largest budget, and the
+    grey-against-thresholded gaps."""
     judged: dict[str, dict[int, list[DesignMetrics]]] = {}
     seconds: dict[str, list[float]] = {}
     grey_gap: dict[str, list[float]] = {}
@@ -152,11 +174,12 @@ def evaluate(name: str, problems_data: TopologyData, references: np.ndarray | No
         if number % part[1] != part[0]:
             continue
         indices = np.arange(start, min(start + CHUNK, len(problems_data)))
-        stem = (f"{CACHE_FORMAT}_{reference_tag(references)}_{name}_{start}_{indices[-1]}_{choices_tag(choices)}"
-                f"_to{max(budgets)}")
+        stem = (f"{CACHE_FORMAT}_{reference_tag(references)}_{tag + '_' if tag else ''}{name}_{start}_{indices[-1]}_"
+                f"{choices_tag(choices)}_to{max(budgets)}")
         result = evaluate_chunk(problems_data.take(indices), indices,
                                 None if references is None else references[indices], models, vae, retrieval, choices,
-                                device, budgets, start < untrained, lambda key, stem=stem: cache / f"{stem}_{key}.pkl")
+                                device, budgets, start < untrained, lambda key, stem=stem: cache / f"{stem}_{key}.pkl",
+                                keys)
         for method, kept in result.items():
             for b, judgement in kept["judgements"].items():
                 judged.setdefault(method, {}).setdefault(b, []).append(judgement)
@@ -288,17 +311,110 @@ def seed_study(sets: dict[str, TopologyData], references: dict[str, np.ndarray |
         lines += [f"## {key}: {len(problems_data)} problems", "",
                   "Smallest – largest over draw seeds " + ", ".join(map(str, seeds)) + " (the untrained "
                   f"decoder on the first {sizes.get('untrained_decoder', 0)} problems only):", "",
-                  "| method | solves | " + " | ".join(caption for _, caption, _ in SEED_FIGURES) + " |",
-                  "| --- | --- |" + " --- |" * len(SEED_FIGURES)]
-        for method in methods:
-            for b in SEED_BUDGETS:
-                cells = []
-                for figure, _, number_format in SEED_FIGURES:
-                    cells.append(range_cell([per_seed[seed][method][b].summary()[figure] for seed in seeds],
-                                            number_format))
-                lines.append(f"| {LABELS[method]} | {b} | " + " | ".join(cells) + " |")
-        lines.append("")
+                  *range_table(per_seed, methods, SEED_BUDGETS), ""]
     return lines
+
+
+def range_table(per_seed: dict[int, dict[str, dict[int, DesignMetrics]]], methods: Sequence[str],
+                budgets: Sequence[int]) -> list[str]:
+    """Each method's :data:`SEED_FIGURES` at each budget as the smallest – largest over the seeds of ``per_seed``
+    ({seed: judgements}): a markdown table."""
+    lines = ["| method | solves | " + " | ".join(caption for _, caption, _ in SEED_FIGURES) + " |",
+             "| --- | --- |" + " --- |" * len(SEED_FIGURES)]
+    for method in methods:
+        for b in budgets:
+            cells = [range_cell([judgements[method][b].summary()[figure] for judgements in per_seed.values()],
+                                number_format) for figure, _, number_format in SEED_FIGURES]
+            lines.append(f"| {LABELS[method]} | {b} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def seed_models(seed: int, device: torch.device) -> tuple[dict[str, torch.nn.Module], dict]:
+    """Lesson 8's CVAE and baseline trained with ``seed`` (the shipped file for the shipped seed), frozen, and the
+    file's record."""
+    path = cvae_seed_checkpoint_path(seed)
+    if not path.exists():
+        raise SystemExit(f"{path.name} is missing: train it first with `python -m tools.train_cvae --seed {seed}`")
+    models, record = load_models(path, device)
+    return {name: frozen(models[name]) for name in CVAE_SEED_MODELS}, record
+
+
+def training_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
+                        references: dict[str, np.ndarray | None], vae: torch.nn.Module, retrieval: Retrieval,
+                        choices: Choices, device: torch.device) -> list[str]:
+    """The methods of :data:`TRAINED_METHODS` with each training seed's models (the others, which no training seed
+    changes, as with the shipped models), judged at :data:`SEED_BUDGETS`: per set of problems, each figure's range
+    over the seeds and, seed by seed, the interval of each difference lesson 9 concludes from."""
+    shipped, budgets = CVAE_TRAINING.seed, tuple(b for b in SEED_BUDGETS if b <= args.largest)
+    if not budgets:
+        raise SystemExit(f"--largest {args.largest} is below every budget of the seed study {SEED_BUDGETS}")
+    grid = tuple(b for b in FINE_BUDGETS if b < args.largest) + (args.largest,)
+    seed_grid = tuple(b for b in FINE_BUDGETS if b < max(budgets)) + (max(budgets),)
+    lines = []
+    for key, problems_data in sets.items():
+        per_seed: dict[int, dict[str, dict[int, DesignMetrics]]] = {}
+        for seed in args.training_seeds:
+            models = seed_models(seed, device)[0]
+            if seed == shipped:  # the comparison's own run: every method, read from its cache where it exists
+                per_seed[seed] = evaluate(key, problems_data, references[key], models, vae, retrieval, choices, device,
+                                          grid, args.cache, args.untrained)[0]
+            else:
+                per_seed[seed] = evaluate(key, problems_data, references[key], models, vae, retrieval, choices, device,
+                                          seed_grid, args.cache, 0, keys=TRAINED_METHODS, tag=f"training{seed}")[0]
+        if shipped not in per_seed:
+            raise SystemExit(f"--training-seeds must include the shipped seed {shipped}: the methods that no training "
+                             "seed changes are read from its run")
+        untouched = {m: j for m, j in per_seed[shipped].items() if m not in TRAINED_METHODS}
+        per_seed = {seed: {**untouched, **judgements} for seed, judgements in per_seed.items()}
+        seeds = ", ".join(map(str, per_seed))
+        lines += [f"## {key}: {len(problems_data)} problems", "",
+                  f"Smallest – largest over training seeds {seeds}:", "",
+                  *range_table(per_seed, TRAINED_METHODS, budgets), "",
+                  "**Differences lesson 9 concludes from, seed by seed** (A − B on the same problems, paired "
+                  "bootstrap 95 % intervals, 4,000 resamplings; * the interval excludes 0; the last column: what "
+                  "the seeds' intervals support together).", ""]
+        for statistic in ("median CE", "share > 10 % worse"):
+            lines += [f"{statistic}:", "",
+                      *markdown_seed_differences(per_seed, CONCLUSION_PAIRS, budgets, statistic), ""]
+    return lines
+
+
+def write_training_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
+                              references: dict[str, np.ndarray | None], vae: torch.nn.Module,
+                              retrieval: Retrieval, choices: Choices, device: torch.device, begin: float) -> int:
+    """Run :func:`training_seed_study` and write its report to ``args.training_seed_out``."""
+    records = {seed: seed_models(seed, device)[1] for seed in args.training_seeds}
+
+    def described(seed: int, record: dict) -> str:
+        seconds = sum(record["models"][name]["training_seconds"] for name in CVAE_SEED_MODELS)
+        return (f"seed {seed}: `{cvae_seed_checkpoint_path(seed).name}` SHA-256 {record['sha256'][:12]}…, the CVAE and "
+                f"the baseline trained in {seconds:.0f} s on {record['device']}")
+    files = "; ".join(described(seed, record) for seed, record in records.items())
+    options = [f"--{name} {getattr(args, name)}" for name, default in (("problems", None), ("largest", 100))
+               if getattr(args, name) != default]
+    command = " ".join(["python -m tools.evaluate_latent --training-seeds", *map(str, args.training_seeds), *options])
+    largest = max(b for b in SEED_BUDGETS if b <= args.largest)
+    lines = ["# Lessons 8 and 9: how much the figures move with the training seed", "",
+             f"Written by `{command}`. Lesson 8's CVAE and baseline trained with each seed, the settings of the "
+             f"shipped file otherwise ({files}); the lessons use seed {CVAE_TRAINING.seed}. The methods whose designs "
+             f"depend on those models rerun with each seed's, to {largest} solves; the others (SIMP from a uniform "
+             "start, retrieval, the VAE's latent, the untrained decoder) are the shipped seed's run. Judged as in "
+             "`docs/results/latent.md` (at the volume target, signed CE against the independent reference, in per "
+             f"cent); hyperparameters as chosen on validation with the shipped models: {choices}. Draw seed 0 "
+             "throughout (`docs/results/latent_seeds.md` varies it).", ""]
+    lines += training_seed_study(args, sets, references, vae, retrieval, choices, device)
+    return write_report(lines, args.training_seed_out, args.cache, begin)
+
+
+def write_report(lines: list[str], out: Path, cache: Path, begin: float) -> int:
+    """Print a study's report, with the time it took, and write it as markdown to ``out``."""
+    lines = [*lines, f"Written in {time.perf_counter() - begin:.0f} s (from the chunks kept in {cache.name}/ where "
+                     "they exist)."]
+    print("\n".join(lines))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,10 +437,19 @@ def main(argv: list[str] | None = None) -> int:
                              "problems and every out-of-distribution one; writes docs/results/latent_seeds.md")
     parser.add_argument("--seed-problems", type=int, default=150, help="test problems of the seed study")
     parser.add_argument("--seed-out", type=Path, default=SEED_RESULTS, help="the seed study's markdown file")
+    parser.add_argument("--training-seeds", type=int, nargs="*", default=None,
+                        help="instead of the comparison: the methods that depend on lesson 8's trained models with "
+                             "each training seed's CVAE and baseline (the shipped seed included; the flag alone: "
+                             "every seed of utils.settings.CVAE_TRAINING_SEEDS); writes "
+                             "docs/results/latent_training_seeds.md")
+    parser.add_argument("--training-seed-out", type=Path, default=TRAINING_SEED_RESULTS,
+                        help="the training-seed study's markdown file")
     parser.add_argument("--reference", choices=("independent", "dataset"), default="independent",
                         help="judge against the independent references of `make references` (default) or the "
                              "dataset's SIMP designs")
     args = parser.parse_args(argv)
+    if args.training_seeds == []:  # the flag alone: every training seed of utils.settings
+        args.training_seeds = list(CVAE_TRAINING_SEEDS)
     begin = time.perf_counter()
     device = get_device()
     models, record = load_models(CVAE_CHECKPOINT_PATH, device)
@@ -371,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
                            "ood": references["ood"]}
         return write_seed_study(args, {"test": seed_test, "ood": ood}, seed_references, models, vae, retrieval,
                                 choices, device, record, begin)
+    if args.training_seeds:
+        return write_training_seed_study(args, {"test": test, "ood": ood}, references, vae, retrieval, choices,
+                                         device, begin)
     print("\n".join(lines))
     for key, title, problems_data in (("test", f"{len(test)} test problems", test),
                                       ("ood", f"{len(ood)} out-of-distribution problems", ood)):
@@ -425,13 +553,7 @@ def write_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
              f"hyperparameters chosen on validation, as there: {choices}.", ""]
     lines += seed_study(sets, references, models, vae, retrieval, choices, device, args.seeds, args.untrained,
                         args.cache)
-    lines.append(f"Written in {time.perf_counter() - begin:.0f} s (from the chunks kept in {args.cache.name}/ "
-                 "where they exist).")
-    print("\n".join(lines))
-    args.seed_out.parent.mkdir(parents=True, exist_ok=True)
-    args.seed_out.write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {args.seed_out}")
-    return 0
+    return write_report(lines, args.seed_out, args.cache, begin)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ RELEASE_NAME = "vae-course-student"
 INSTRUCTOR_ONLY_REQUIREMENTS = ("pytest", "nbval", "jupytext", "ruff")
 # Every file of data/ that a record (a dataset manifest, a model's SHA-256 record) names is checked before packing.
 CHECKSUM_RECORD_PATTERNS = ("*.manifest.json", "*.sha256.json")
+# Files of data/ that only the instructor's tools read (the other training seeds' models behind the benchmark's seed
+# ranges): checked like the others, not packed.
+INSTRUCTOR_ONLY_DATA = ("cvae_topology_seed*",)
 ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
 
 # The README a student finds in the release: a real file, so that it is reviewed like any page.
@@ -113,7 +116,8 @@ def release_files(repo: Path = REPO_ROOT, lessons: list[int] | None = None) -> d
     files = {f"notebooks/{p.name}": p.read_bytes() for p in notebooks}
     files |= {p.relative_to(repo).as_posix(): p.read_bytes()
               for package in STUDENT_PACKAGES for p in sorted((repo / package).rglob("*.py"))}
-    files |= {f"data/{p.name}": p.read_bytes() for p in sorted((repo / DATA_DIR.name).iterdir()) if p.is_file()}
+    files |= {f"data/{p.name}": p.read_bytes() for p in sorted((repo / DATA_DIR.name).iterdir())
+              if p.is_file() and not any(p.match(pattern) for pattern in INSTRUCTOR_ONLY_DATA)}
     files["pyproject.toml"] = (repo / "pyproject.toml").read_bytes()
     files["requirements.txt"] = student_requirements((repo / "requirements.txt").read_text()).encode()
     files["README.md"] = student_readme(notebooks)
