@@ -23,9 +23,11 @@ from studies.harness import (
     solves_to_within,
 )
 from studies.methods import BestOf, SimpFrom, conditional_decoder, decoded_start, prior_latents, uniform_start
-from utils.cvae import problem_conditions
+from utils.cvae import load_models, problem_conditions
+from utils.design_space import frozen
 from utils.judging import Judge, ThresholdRule
 from utils.metrics import DesignMetrics, threshold
+from utils.settings import CVAE_SEED_MODELS, cvae_seed_checkpoint_path
 from utils.topopt import optimize
 
 RULE: ThresholdRule = "at_reference_volume"
@@ -51,6 +53,17 @@ def cvae_methods(cvae: nn.Module, baseline: nn.Module, seed: int = 0) -> list[Me
     return [SimpFrom("simp_uniform", uniform_start), SimpFrom("simp_from_cvae", decoded_start(cvae)),
             SimpFrom("simp_from_baseline", decoded_start(baseline)),
             BestOf("best_of_cvae", prior_latents(cvae, seed), conditional_decoder(cvae))]
+
+
+def training_seed_models(seed: int, device: torch.device | str = "cpu") -> tuple[dict[str, nn.Module], dict]:
+    """Lesson 8's CVAE and baseline trained with ``seed`` (the shipped file for the shipped seed), frozen, and the
+    file's record; a clear error naming the command that trains a missing seed."""
+    path = cvae_seed_checkpoint_path(seed)
+    if not path.exists():
+        raise SystemExit(f"{path.name} is missing: train it first with `python -m tools.train_cvae --seed {seed}` "
+                         "(or `make training-seeds`)")
+    models, record = load_models(path, device)
+    return {name: frozen(models[name]) for name in CVAE_SEED_MODELS}, record
 
 
 def stiffest_admissible(compliances: np.ndarray, volume_fractions: np.ndarray, targets: np.ndarray,

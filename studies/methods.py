@@ -379,7 +379,10 @@ class LBFGSSearch:
         for i in range(len(problems)):
             one = problems.take(np.array([i]))
             decode, (fe_problem,) = self.decoder(one), one.fe_problems()
-            z = self.latents(one, 1)[0].detach().clone().requires_grad_(True)
+            first = self.latents(one, 1)[0]
+            with torch.no_grad():
+                start_designs.append(torch.sigmoid(decode(first)).double().cpu().numpy()[0])
+            z = first.detach().clone().requires_grad_(True)
             volume = torch.tensor(one.judge.targets, dtype=torch.float64)
             evaluations = [0]
 
@@ -399,8 +402,6 @@ class LBFGSSearch:
             if fe_problem.solves != largest:
                 raise RuntimeError(f"{self.key}: {fe_problem.solves} solves for a budget of {largest}")
             total += watch.seconds
-            with torch.no_grad():
-                start_designs.append(torch.sigmoid(decode(self.latents(one, 1)[0])).double().cpu().numpy()[0])
         return MethodResult({b: np.stack([run.designs[b] for run in runs]) for b in budgets},
                             exact_solves(budgets, len(problems)), linear_seconds(budgets, largest, total),
                             np.stack(start_designs))

@@ -37,6 +37,7 @@ from studies.cvae_study import (
     own_volume_rule,
     run_cvae_study,
     simp_seconds,
+    training_seed_models,
 )
 from studies.harness import LABELS, Stopwatch, StudyProblems, judge_results
 from studies.references import load_references
@@ -49,7 +50,6 @@ from utils.judging import Judge, best_of_k, inside_training_ranges, topodiff_sum
 from utils.paths import DATA_DIR
 from utils.settings import (
     CVAE_CHECKPOINT_PATH,
-    CVAE_SEED_MODELS,
     CVAE_TRAINING,
     CVAE_TRAINING_SEEDS,
     OOD_MANIFEST_FILE,
@@ -181,8 +181,7 @@ def training_seed_study(seeds: list[int], test: TopologyData, references: np.nda
     problems = StudyProblems.of(test, RULE, device, references)
     stages, studies = {}, {}
     for seed in tqdm(seeds, desc="training seeds"):
-        models = {name: model.eval() for name, model in load_models(cvae_seed_checkpoint_path(seed), device)[0].items()
-                  if name in CVAE_SEED_MODELS}
+        models = training_seed_models(seed, device)[0]
         stages[seed] = stage_rows(models, judge, device, full=True)
         studies[seed] = run_cvae_study(models["cvae"], models["baseline"], problems)
     figures = [key for key in JUDGE_COLUMNS if key.startswith("CE") or key.endswith("share")]
@@ -215,11 +214,7 @@ def training_seed_study(seeds: list[int], test: TopologyData, references: np.nda
 def write_training_seed_study(seeds: list[int], test: TopologyData, references: np.ndarray | None,
                               device: torch.device, out: Path) -> int:
     """Run :func:`training_seed_study` and write it to ``out``."""
-    missing = [seed for seed in seeds if not cvae_seed_checkpoint_path(seed).exists()]
-    if missing:
-        raise SystemExit(f"no models for training seed(s) {missing}: train them first with `python -m "
-                         f"tools.train_cvae --seed N`")
-    records = {seed: load_models(cvae_seed_checkpoint_path(seed), "cpu")[1] for seed in seeds}
+    records = {seed: training_seed_models(seed)[1] for seed in seeds}  # a missing seed stops here, before any work
     files = "; ".join(f"seed {seed}: `{cvae_seed_checkpoint_path(seed).name}` SHA-256 `{r['sha256'][:12]}…`"
                       for seed, r in records.items())
     lines = ["# Lesson 8's models: how much the figures move with the training seed", "",

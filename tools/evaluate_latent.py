@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from studies.cvae_study import training_seed_models
 from studies.harness import (
     BUDGETS,
     FINE_BUDGETS,
@@ -329,16 +330,6 @@ def range_table(per_seed: dict[int, dict[str, dict[int, DesignMetrics]]], method
     return lines
 
 
-def seed_models(seed: int, device: torch.device) -> tuple[dict[str, torch.nn.Module], dict]:
-    """Lesson 8's CVAE and baseline trained with ``seed`` (the shipped file for the shipped seed), frozen, and the
-    file's record."""
-    path = cvae_seed_checkpoint_path(seed)
-    if not path.exists():
-        raise SystemExit(f"{path.name} is missing: train it first with `python -m tools.train_cvae --seed {seed}`")
-    models, record = load_models(path, device)
-    return {name: frozen(models[name]) for name in CVAE_SEED_MODELS}, record
-
-
 def training_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
                         references: dict[str, np.ndarray | None], vae: torch.nn.Module, retrieval: Retrieval,
                         choices: Choices, device: torch.device) -> list[str]:
@@ -346,6 +337,9 @@ def training_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
     changes, as with the shipped models), judged at :data:`SEED_BUDGETS`: per set of problems, each figure's range
     over the seeds and, seed by seed, the interval of each difference lesson 9 concludes from."""
     shipped, budgets = CVAE_TRAINING.seed, tuple(b for b in SEED_BUDGETS if b <= args.largest)
+    if shipped not in args.training_seeds:
+        raise SystemExit(f"--training-seeds must include the shipped seed {shipped}: the methods that no training "
+                         "seed changes are read from its run")
     if not budgets:
         raise SystemExit(f"--largest {args.largest} is below every budget of the seed study {SEED_BUDGETS}")
     grid = tuple(b for b in FINE_BUDGETS if b < args.largest) + (args.largest,)
@@ -354,16 +348,13 @@ def training_seed_study(args: argparse.Namespace, sets: dict[str, TopologyData],
     for key, problems_data in sets.items():
         per_seed: dict[int, dict[str, dict[int, DesignMetrics]]] = {}
         for seed in args.training_seeds:
-            models = seed_models(seed, device)[0]
+            models = training_seed_models(seed, device)[0]
             if seed == shipped:  # the comparison's own run: every method, read from its cache where it exists
                 per_seed[seed] = evaluate(key, problems_data, references[key], models, vae, retrieval, choices, device,
                                           grid, args.cache, args.untrained)[0]
             else:
                 per_seed[seed] = evaluate(key, problems_data, references[key], models, vae, retrieval, choices, device,
                                           seed_grid, args.cache, 0, keys=TRAINED_METHODS, tag=f"training{seed}")[0]
-        if shipped not in per_seed:
-            raise SystemExit(f"--training-seeds must include the shipped seed {shipped}: the methods that no training "
-                             "seed changes are read from its run")
         untouched = {m: j for m, j in per_seed[shipped].items() if m not in TRAINED_METHODS}
         per_seed = {seed: {**untouched, **judgements} for seed, judgements in per_seed.items()}
         seeds = ", ".join(map(str, per_seed))
@@ -383,7 +374,7 @@ def write_training_seed_study(args: argparse.Namespace, sets: dict[str, Topology
                               references: dict[str, np.ndarray | None], vae: torch.nn.Module,
                               retrieval: Retrieval, choices: Choices, device: torch.device, begin: float) -> int:
     """Run :func:`training_seed_study` and write its report to ``args.training_seed_out``."""
-    records = {seed: seed_models(seed, device)[1] for seed in args.training_seeds}
+    records = {seed: training_seed_models(seed, device)[1] for seed in args.training_seeds}
 
     def described(seed: int, record: dict) -> str:
         seconds = sum(record["models"][name]["training_seconds"] for name in CVAE_SEED_MODELS)

@@ -21,7 +21,6 @@ the CVAE and the baseline only (``CVAE_SEED_MODELS``, the models whose figures t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 from utils import get_device, seed_everything
 from utils.cvae import ConditionalVAE, problem_conditions, save_models, train_conditional
 from utils.data import DesignBatches, load_topology_dataset
-from utils.integrity import matches_record, prepare_output, record_path
+from utils.integrity import matches_own_record, prepare_output
 from utils.metrics import threshold
 from utils.settings import CVAE_SEED_MODELS, CVAE_TRAINING, CVAE_TRAINING_SEEDS, LATENT_DIM, cvae_seed_checkpoint_path
 
@@ -82,20 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             path = cvae_seed_checkpoint_path(seed)
             if seed == SETTINGS["seed"]:
                 continue
-            if intact(path):
+            if matches_own_record(path):
                 print(f"seed {seed}: {path.name} exists and matches its record; kept")
                 continue
             train_one(parse_arguments(["--seed", str(seed)]))
         return 0
     return train_one(args)
-
-
-def intact(path: Path) -> bool:
-    """Whether ``path`` and its record exist and agree (a damaged file or record is retrained, not trusted)."""
-    try:
-        return matches_record(path, json.loads(record_path(path).read_text())["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def train_one(args: argparse.Namespace) -> int:

@@ -106,3 +106,12 @@ def read_verified(path: Path, retrain_command: str) -> tuple[bytes, dict]:
 def matches_record(path: Path, sha256: str) -> bool:
     """True when ``path`` exists and its bytes have the recorded SHA-256."""
     return Path(path).exists() and file_sha256(path) == sha256
+
+
+def matches_own_record(path: Path) -> bool:
+    """True when ``path`` and its record (``<path>.sha256.json``) exist and agree; a damaged or unreadable record is
+    a mismatch, not an error."""
+    try:
+        return matches_record(path, json.loads(record_path(path).read_text())["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
