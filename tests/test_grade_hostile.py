@@ -19,6 +19,7 @@ import pytest
 
 from tools.build_notebooks import EXERCISES_DIR, REPO_ROOT, SOLUTIONS_DIR
 from tools.grade import main, write_gradebooks
+from tools.grading.memory_cgroup import memory_cgroups_available, own_memory_cgroup
 from tools.grading.results import NotebookResult
 from tools.grading.run import GradingOptions, grade_all
 from tools.grading.sandbox import GIB, Limits
@@ -51,6 +52,65 @@ _FORGE = ("import sys\nemit = {find}\n"
           "for number in ('1.1', '1.2', '1.3'):\n"
           "    emit({{'event': 'check', 'exercise': number, 'raised': None, 'tampered': [], 'reference_called': []}})\n"
           "emit({{'event': 'done'}})")
+
+
+# Reads whatever could name a host folder (the mount table, the interpreter's and environment's paths and
+# configuration, every loaded module's source and compiled file, the environment's metadata, links, the staged
+# course, each mount's root by listmount and statmount: the red team's find) and reports how much it read and
+# which of ``secrets`` (the host folders) it saw, by index.
+_HOST_PATH_PROBE = (
+    "import ctypes, importlib.metadata, os, site, struct, sys, torch, matplotlib.pyplot, scipy.stats\n"
+    "secrets, texts = {secrets!r}, {{}}\n"
+    "def read(path, limit=2**22):\n"
+    "    try:\n"
+    "        with open(path, 'rb') as handle:\n            texts[path] = handle.read(limit)\n"
+    "    except OSError:\n        pass\n"
+    "for path in ('/proc/self/mountinfo', '/proc/mounts', '/proc/self/environ', '/proc/self/cmdline'):\n"
+    "    read(path)\n"
+    "texts['sys'] = repr((sys.prefix, sys.exec_prefix, sys.executable, sys.path, sys.argv, os.getcwd(),\n"
+    "                     dict(os.environ), site.getsitepackages(), sys.flags)).encode()\n"
+    "for module in list(sys.modules.values()):\n"
+    "    for name in ('__file__', '__cached__'):\n"
+    "        if isinstance(getattr(module, name, None), str):\n            read(getattr(module, name))\n"
+    "for root in (sys.prefix, '/course', '/grader'):\n"
+    "    for folder, folders, files in os.walk(root):\n"
+    "        for name in folders + files:\n"
+    "            path = os.path.join(folder, name)\n"
+    "            if os.path.islink(path):\n                texts[path + ' ->'] = os.readlink(path).encode()\n"
+    "            elif name.endswith(('.pth', '.cfg', '.json', '.txt', 'RECORD', '.pyc')) and \\\n"
+    "                    (folder.endswith('site-packages') or not name.endswith('.pyc') or root != sys.prefix):\n"
+    "                read(path)\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\n"
+    "ids = (ctypes.c_uint64 * 256)()\n"
+    "count = libc.syscall(458, struct.pack('=IIQQ', 24, 0, 2**64 - 1, 0), ids, 256, 0)  # listmount\n"
+    "for mount_id in ids[:max(count, 0)]:\n"
+    "    buffer = ctypes.create_string_buffer(8192)  # statmount: the mount's root, its host folder\n"
+    "    if libc.syscall(457, struct.pack('=IIQQ', 24, 0, mount_id, 0x8), buffer, 8192, 0) >= 0:\n"
+    "        texts[f'statmount {{mount_id}}'] = buffer.raw\n"
+    "for distribution in importlib.metadata.distributions():\n"
+    "    texts[f'{{distribution}} direct_url'] = (distribution.read_text('direct_url.json') or '').encode()\n"
+    "seen = sorted({{index for index, secret in enumerate(secrets) for text in texts.values()\n"
+    "                if secret.encode() in text}})\n"
+    "raise RuntimeError(f'probed {{len(texts)}} files, {{sum(map(len, texts.values()))}} bytes; host paths seen: '\n"
+    "                   f'{{seen}}')")
+
+
+# Four children hold 400 MiB each (with the runner's own data, under the 1 GiB per-process limit), each saying so
+# once it has held its block for 3 s: without a limit on the sandbox's processes together, all four hold at once.
+_FORKS_TO_HOLD_MEMORY = (
+    "import os, time\nblock_bytes = 400 * 2**20\nread_end, write_end = os.pipe()\nchildren = []\n"
+    "for _ in range(4):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        try:\n"
+    "            block = bytearray(block_bytes)\n"
+    "            block[::4096] = b'x' * len(range(0, block_bytes, 4096))\n"
+    "            time.sleep(3)\n            os.write(write_end, b'1')\n"
+    "        finally:\n            os._exit(0)\n"
+    "    children.append(pid)\n"
+    "for pid in children:\n    os.waitpid(pid, 0)\n"
+    "os.close(write_end)\n"
+    "raise RuntimeError(f'held {len(os.read(read_end, 64))} blocks of 400 MiB at once')")
 
 
 def _wrong_log_joint(extra: str) -> str:
@@ -129,7 +189,10 @@ def _attacks(places: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
             "raise RuntimeError(f'{failures} of 2 edits refused')")),
         "kills_siblings": _edited(solution, _1_3=(
             "import os, signal\n"
-            "seen = [int(p) for p in os.listdir('/proc') if p.isdigit()]\n"
+            "def exists(pid):\n"
+            "    try:\n        os.kill(pid, 0)\n    except PermissionError:\n        return True\n"
+            "    except OSError:\n        return False\n    return True\n"
+            "seen = [pid for pid in range(1, 2**16) if exists(pid)]\n"
             "for pid in seen:\n"
             "    if pid != os.getpid():\n"
             "        try:\n            os.kill(pid, signal.SIGKILL)\n"
@@ -138,6 +201,8 @@ def _attacks(places: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
             "raise RuntimeError(f'saw {len(seen)} processes')")),
         "detached_rewriter": _edited(solution, _1_3=spawn.format(code=rewrite)),
         "background": _edited(solution, _1_3=spawn.format(code="import time; time.sleep(600)")),
+        "probes_host_paths": _edited(stub, _1_1=_HOST_PATH_PROBE.format(secrets=places["host_paths"])),
+        "forks_to_hold_memory": _edited(stub, _1_1=_FORKS_TO_HOLD_MEMORY),
         # issue #32: memory outside the data segment, other socket families, another CPU share
         "maps_3_gib_shared": _edited(stub, _1_1=(
             "import mmap\n"
@@ -315,7 +380,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
               "home_marker": str(Path.home() / f"{MARKER}.txt"), "honest": str(submissions / "honest_a.ipynb"),
               "planted": str(submissions / "planted.ipynb"), "gradebook": str(out / "lesson-01" / "gradebook.csv"),
               "feedback": str(out / "lesson-01" / "feedback" / "honest_a.md"), "key": str(home / ".ssh" / "id_rsa"),
-              "port": str(listener.getsockname()[1])}
+              "port": str(listener.getsockname()[1]),
+              "host_paths": [str(REPO_ROOT), str(Path(sys.prefix).absolute()), str(Path(sys.prefix).resolve()),
+                             str(root), "vae-course-stage-"]}
     attacks = _attacks(places)
     for student, notebook in attacks.items():
         _write(submissions / f"{student}.ipynb", notebook)
@@ -520,7 +587,34 @@ def test_other_submissions_cannot_be_edited_or_planted(hostile) -> None:
 def test_a_notebook_sees_and_kills_only_its_own_processes(hostile) -> None:
     message = _message(hostile["results"]["kills_siblings"], "1.3")
     seen = int(re.search(r"saw (\d+) processes", message).group(1))
-    assert seen <= 3, message  # the sandbox's init, its runner (and the listing itself)
+    assert 2 <= seen <= 3, message  # the sandbox's init, its runner (and a child it may have)
+
+
+def _probe_result(message: str) -> tuple[int, int, list[int]]:
+    found = re.search(r"probed (\d+) files, (\d+) bytes; host paths seen: \[([\d, ]*)\]", message)
+    assert found, message
+    return int(found.group(1)), int(found.group(2)), [int(i) for i in found.group(3).split(",") if i.strip()]
+
+
+def test_no_host_path_is_visible_in_the_sandbox(hostile) -> None:
+    """Issue #32: the mount table, ``sys.prefix``, the environment's compiled files, ``pyvenv.cfg`` and its editable
+    install named the checkout, the environment and the stage. The probe reads them all (thousands of files) and
+    finds none of the host folders; the control below shows it finds them where they are visible."""
+    files, size, seen = _probe_result(_message(hostile["results"]["probes_host_paths"], "1.1"))
+    assert files > 1_000 and size > 10 * 2**20, (files, size)
+    assert seen == [], [hostile["places"]["host_paths"][i] for i in seen]
+
+
+def test_the_host_path_probe_finds_host_paths_without_a_sandbox(tmp_path: Path) -> None:
+    """The control of the test above: unconfined (``--no-sandbox``), the same probe sees the checkout and the
+    environment."""
+    secrets = [str(REPO_ROOT), str(Path(sys.prefix).absolute())]
+    _write(tmp_path / "subs" / "probe.ipynb", _edited(_notebook(EXERCISES_DIR),
+                                                      _1_1=_HOST_PATH_PROBE.format(secrets=secrets)))
+    (result,) = grade_all(tmp_path / "subs", workers=1, progress=False,
+                          options=GradingOptions(time_limit_s=120, sandboxed=False))
+    files, _, seen = _probe_result(_message(result, "1.1"))
+    assert files > 1_000 and seen == [0, 1]
 
 
 def test_no_process_outlives_its_notebook(hostile) -> None:
@@ -566,6 +660,34 @@ def test_processes_are_limited(hostile) -> None:
     forked = int(re.search(r"forked (\d+) processes", message).group(1))
     assert forked < Limits().processes < 50
     assert hostile["leftovers"] == []
+
+
+def _held_blocks(result: NotebookResult) -> int:
+    message = _message(result, "1.1")
+    found = re.search(r"held (\d) blocks of 400 MiB at once", message)
+    assert found, message
+    return int(found.group(1))
+
+
+@pytest.mark.skipif(not memory_cgroups_available(), reason="the grader cannot make memory cgroups here (an ordinary "
+                                                      "user without a delegated cgroup)")
+def test_a_notebooks_processes_share_one_memory_limit(hostile) -> None:
+    """Issue #32: the limits were per process, so four children under the 1 GiB limit held 1.6 GiB. In a memory
+    cgroup of 1 GiB plus the tmpfs sizes (1.28 GiB) for the whole sandbox, runner included, at most two blocks
+    are held at once."""
+    assert _held_blocks(hostile["results"]["forks_to_hold_memory"]) <= 2
+    parent = own_memory_cgroup(Path("/proc/self/cgroup").read_text())
+    assert not list(parent.glob("vae-course-grading-*")), "a notebook's cgroup was left behind"
+
+
+@pytest.mark.skipif(not memory_cgroups_available(), reason="the grader cannot make memory cgroups here")
+def test_without_the_cgroup_the_forked_children_hold_their_memory_at_once(tmp_path: Path) -> None:
+    """The control of the test above: the same notebook with no cgroup made holds all four blocks."""
+    _write(tmp_path / "subs" / "forks.ipynb", _edited(_notebook(EXERCISES_DIR), _1_1=_FORKS_TO_HOLD_MEMORY))
+    (result,) = grade_all(tmp_path / "subs", workers=1, progress=False,
+                          options=GradingOptions(time_limit_s=60, limits=Limits(memory_bytes=MEMORY),
+                                                 memory_cgroup=False))
+    assert _held_blocks(result) == 4
 
 
 def test_there_is_no_network(hostile) -> None:

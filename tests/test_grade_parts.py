@@ -213,8 +213,8 @@ def test_a_students_exception_is_the_builtin_of_its_name_and_never_more() -> Non
 
 def test_the_seccomp_filter_refuses_other_socket_families_memfds_and_affinity() -> None:
     """Issue #32: a vsock socket could be made in the sandbox. Under the filter, in bubblewrap as the grader
-    starts it, Unix and IP sockets open; vsock, netlink and packet sockets, memfd_create, shmget and
-    sched_setaffinity fail."""
+    starts it, Unix and IP sockets open; vsock, netlink and packet sockets, memfd_create, shmget,
+    sched_setaffinity, statmount and listmount fail."""
     from tools.grading.seccomp import UnsupportedArchitecture, sandbox_filter
     with pytest.raises(UnsupportedArchitecture):
         sandbox_filter("riscv64")
@@ -228,7 +228,7 @@ def test_the_seccomp_filter_refuses_other_socket_families_memfds_and_affinity() 
             "    except OSError as error:\n        results.append(os.strerror(error.errno))\n"
             "libc = ctypes.CDLL(None, use_errno=True)\n"
             "results.append('done' if libc.shmget(0, 4096, 0o1600) >= 0 else os.strerror(ctypes.get_errno()))\n"
-            "print(results)")
+            + _MOUNT_QUERIES + "print(results)")
     read_end, write_end = os.pipe()
     os.write(write_end, sandbox_filter())
     os.close(write_end)
@@ -239,7 +239,26 @@ def test_the_seccomp_filter_refuses_other_socket_families_memfds_and_affinity() 
     finally:
         os.close(read_end)
     refused_family, refused = os.strerror(errno.EAFNOSUPPORT), os.strerror(errno.EPERM)
-    assert run.stdout.strip() == str(["open"] * 3 + [refused_family] * 3 + [refused] * 3), run.stderr
+    assert run.stdout.strip() == str(["open"] * 3 + [refused_family] * 3 + [refused] * 3
+                                     + [os.strerror(errno.ENOSYS)] * 2), run.stderr
+
+
+# statmount (457) and listmount (458) with no request: a kernel that has them answers EFAULT, the filter ENOSYS.
+_MOUNT_QUERIES = ("libc.syscall.restype = ctypes.c_long\n"
+                  "for number in (457, 458):\n"
+                  "    results.append('done' if libc.syscall(number, 0, 0, 0, 0) >= 0 "
+                  "else os.strerror(ctypes.get_errno()))\n")
+
+
+@pytest.mark.skipif(tuple(int(part) for part in os.uname().release.split(".")[:2]) < (6, 8),
+                    reason="listmount and statmount exist since Linux 6.8")
+def test_without_the_filter_the_mount_queries_exist() -> None:
+    """The control of the filter's listmount and statmount: unfiltered, the kernel has them (the red team read
+    every bound folder's host path with them)."""
+    code = "import ctypes, os\nresults = []\nlibc = ctypes.CDLL(None, use_errno=True)\n" + _MOUNT_QUERIES + \
+        "print(results)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == str([os.strerror(errno.EFAULT)] * 2), run.stderr
 
 
 def test_a_silent_peer_hits_the_deadline_and_a_malformed_frame_is_refused() -> None:

@@ -46,6 +46,7 @@ import nbformat
 from tools.build_notebooks import build_lesson
 from tools.grading.copies import flag_pasted_copies
 from tools.grading.gradebook import lesson_folder, write_class_table, write_lesson_gradebook
+from tools.grading.memory_cgroup import memory_cgroups_available
 from tools.grading.plan import NotGradable, find_submissions, lessons_by_number, read_submission
 from tools.grading.report import summary_text
 from tools.grading.results import NotebookResult
@@ -54,6 +55,15 @@ from tools.grading.sandbox import GIB, Limits, SandboxUnavailable
 
 UNCONFINED_WARNING = ("warning: --no-sandbox: students' code runs with your rights, your files and your network; "
                       "grade only submissions you trust this way")
+
+
+def memory_bound_text(limits: Limits, cgroup: bool) -> str:
+    """What bounds a notebook's memory in this run, for the instructor's terminal."""
+    if cgroup:
+        return (f"memory: each notebook's processes and its tmpfs folders together hold at most "
+                f"{limits.cgroup_bytes / GIB:.2f} GiB (a memory cgroup each)")
+    return (f"memory: {limits.memory_bytes / GIB:g} GiB per process (no memory cgroup can be made here: "
+            "docs/grading.md, 'What remains out of scope')")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -124,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(UNCONFINED_WARNING, file=sys.stderr)
     limits = Limits(memory_bytes=int(args.memory * GIB), cpu_seconds=int(args.time_limit) + 60)
     options = GradingOptions(time_limit_s=args.time_limit, limits=limits, sandboxed=not args.no_sandbox)
+    print(memory_bound_text(limits, memory_cgroups_available()), file=sys.stderr)
     try:
         results = grade_all(submissions, args.lesson, args.workers, options)
     except SandboxUnavailable as error:

@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tools.grading import wire
+from tools.grading.memory_cgroup import enter_command, memory_cgroup
 from tools.grading.plan import (
     GradingPlan,
     NotGradable,
@@ -75,11 +76,13 @@ REFERENCE_MESSAGE = ("your exercise uses the course's own implementation ({}) in
 @dataclass(frozen=True)
 class GradingOptions:
     """How notebooks are run: ``time_limit_s`` per notebook (sandbox start included), the sandbox's limits,
-    and whether to sandbox at all (``sandboxed=False`` runs students' code with the grader's rights)."""
+    whether to sandbox at all (``sandboxed=False`` runs students' code with the grader's rights), and whether to
+    bound each notebook's processes together in a memory cgroup (:mod:`tools.grading.memory_cgroup`)."""
 
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
     limits: Limits = field(default_factory=Limits)
     sandboxed: bool = True
+    memory_cgroup: bool = True  # one memory cgroup per notebook, where the grader can make one
 
 
 class ForgedRecord(RuntimeError):
@@ -138,11 +141,13 @@ def _job(plan: GradingPlan, nonce: str, result_fd: int) -> dict:
             "references": plan.references, "cells": cells}
 
 
-def _start(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path, scratch: Path, result_fd: int
-           ) -> subprocess.Popen:
-    """Start the runner (in a sandbox unless told otherwise); its stdin is the grader's side of the wire."""
+def _start(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path, scratch: Path, result_fd: int,
+           group: Path | None) -> subprocess.Popen:
+    """Start the runner (in a sandbox unless told otherwise, in the memory cgroup ``group`` where there is one);
+    its stdin is the grader's side of the wire."""
+    enter = enter_command(group) if group else []
     if not options.sandboxed:
-        return subprocess.Popen(unconfined_command(stage, [], options.limits), stdin=subprocess.PIPE,
+        return subprocess.Popen([*enter, *unconfined_command(stage, [], options.limits)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(result_fd,),
                                 env=unconfined_environment(stage, threads), cwd=str(scratch), start_new_session=True)
     filter_fd, write_end = os.pipe()  # the seccomp program, read by bwrap at its start (a few hundred bytes)
@@ -150,9 +155,9 @@ def _start(plan: GradingPlan, options: GradingOptions, threads: int, stage: Path
         os.write(write_end, sandbox_filter())
         os.close(write_end)
         command = sandbox_command(stage, [], threads, options.limits, os.getpid() % 100_000, filter_fd)
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                pass_fds=(result_fd, filter_fd), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                                start_new_session=True)
+        return subprocess.Popen([*enter, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, pass_fds=(result_fd, filter_fd),
+                                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, start_new_session=True)
     finally:
         os.close(filter_fd)
 
@@ -298,9 +303,10 @@ def run_plan(plan: GradingPlan, options: GradingOptions, threads: int, stage: Pa
     read_fd, write_fd = os.pipe()
     kept = bytearray()
     problem, where, ready = "", None, False
-    with tempfile.TemporaryDirectory(prefix="vae-course-grade-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="vae-course-grade-") as scratch, \
+            memory_cgroup(options.limits.cgroup_bytes, options.memory_cgroup) as group:
         try:
-            process = _start(plan, options, threads, stage, Path(scratch), write_fd)
+            process = _start(plan, options, threads, stage, Path(scratch), write_fd, group)
         except OSError as error:  # prlimit, bwrap or Python missing or not executable
             os.close(read_fd)
             return f"the sandbox could not start: {error}"

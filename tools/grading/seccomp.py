@@ -11,6 +11,8 @@ The filter is small enough to read. It refuses, with an error number (the call f
   process's address space and outlives its mappings, so no per-process limit would count it;
 - ``sched_setaffinity`` (``EPERM``): each sandbox is pinned to its share of the CPUs (see ``run.py``), and may not
   spread to the others';
+- ``listmount`` and ``statmount`` (``ENOSYS``, as on a kernel before 6.8): they report, without privileges, the
+  host folder behind every mount the process sees, which the sandbox hides (its ``/proc`` has no mount table);
 - every call of another architecture's ABI (x32 on x86-64, a 32-bit personality): the numbers above are the
   native ones.
 
@@ -40,13 +42,13 @@ _X32_SYSCALL_BIT = 0x40000000
 # include/uapi/asm-generic/unistd.h).
 ARCHITECTURES: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (0xC000003E, {"socket": 41, "shmget": 29, "sched_setaffinity": 203, "memfd_create": 319,
-                            "io_uring_setup": 425}),
+                            "io_uring_setup": 425, "statmount": 457, "listmount": 458}),
     "aarch64": (0xC00000B7, {"socket": 198, "shmget": 194, "sched_setaffinity": 122, "memfd_create": 279,
-                             "io_uring_setup": 425}),
+                             "io_uring_setup": 425, "statmount": 457, "listmount": 458}),
 }
 ALLOWED_FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
 REFUSED = {"io_uring_setup": errno.ENOSYS, "memfd_create": errno.EPERM, "shmget": errno.EPERM,
-           "sched_setaffinity": errno.EPERM}
+           "sched_setaffinity": errno.EPERM, "statmount": errno.ENOSYS, "listmount": errno.ENOSYS}
 
 
 class UnsupportedArchitecture(RuntimeError):
