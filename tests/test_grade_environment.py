@@ -74,14 +74,37 @@ def test_the_view_is_built_once_per_state_of_the_environment(tmp_path: Path) -> 
     prefix = _fake_environment(tmp_path)
     (site,) = site_packages_folders(prefix)
     cache = tmp_path / "cache"
-    first = environment_view(prefix, cache)
-    assert first is not None and environment_view(prefix, cache) == first
+    first = environment_view(prefix, (cache,))
+    assert first is not None and environment_view(prefix, (cache,)) == first
     time.sleep(0.01)
     (prefix / site / "newpkg").mkdir()  # a package installed
-    second = environment_view(prefix, cache)
+    second = environment_view(prefix, (cache,))
     assert second != first and (second / site / "newpkg").is_dir()
     assert sorted(cache.iterdir()) == [second], "the older view is removed"
-    assert environment_view(Path(sys.base_prefix), cache) is None  # not a virtual environment
+    assert environment_view(Path(sys.base_prefix), (cache,)) is None  # not a virtual environment
+    (second / "pyvenv.cfg").unlink()  # damaged by hand
+    assert (environment_view(prefix, (cache,)) / "pyvenv.cfg").is_file()
+
+
+def test_a_read_only_checkout_keeps_its_view_in_the_next_cache_or_says_where_it_tried(tmp_path: Path) -> None:
+    """A shared, read-only checkout: the view goes to the grader's own cache folder; with no writable folder at
+    all, the error names every folder tried."""
+    prefix = _fake_environment(tmp_path)
+    read_only, own = tmp_path / "checkout-build", tmp_path / "home-cache"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        if os.access(read_only, os.W_OK):  # root writes anyway: make it a file instead, which no one can enter
+            read_only.chmod(0o755)
+            read_only.rmdir()
+            read_only.write_text("")
+        view = environment_view(prefix, (read_only / "grading-environment", own))
+        assert view is not None and view.parent == own
+        with pytest.raises(PermissionError, match="checkout-build/grading-environment, .*elsewhere"):
+            environment_view(prefix, (read_only / "grading-environment", read_only / "elsewhere"))
+    finally:
+        if read_only.is_dir():
+            read_only.chmod(0o755)
 
 
 @pytest.mark.parametrize(("as_root", "release", "counts"), [

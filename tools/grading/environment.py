@@ -31,7 +31,10 @@ from utils.paths import REPO_ROOT
 from utils.threads import usable_cpus
 
 ENVIRONMENT_MOUNT = "/opt/venv"
-VIEW_CACHE = REPO_ROOT / "build" / "grading-environment"
+# Where views are kept: the checkout's build folder, or, where the checkout is read-only (a shared install), the
+# grader's own cache folder (never a shared one such as /tmp, where another user could plant a view).
+VIEW_CACHES = (REPO_ROOT / "build" / "grading-environment",
+               Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vae-course" / "grading-environment")
 # Files that name the host: an editable install's import hook (setuptools' ``__editable__…`` finder and .pth) and
 # the source a distribution was installed from (PEP 610's direct_url.json: the checkout, for an editable install).
 _LEFT_OUT_PREFIXES = ("__editable__",)
@@ -144,16 +147,39 @@ def build_view(prefix: Path, destination: Path, interpreter: Path, workers: int 
     return destination
 
 
-def environment_view(prefix: Path | None = None, cache: Path = VIEW_CACHE) -> Path | None:
-    """The view of the running environment (built on first use, kept in ``cache`` for as long as the environment
-    is unchanged, older views removed); ``None`` when Python does not run in a virtual environment."""
+def _is_complete(view: Path) -> bool:
+    """Whether ``view`` holds what every view has last: its configuration and interpreter link."""
+    return (view / "pyvenv.cfg").is_file() and (view / "bin" / "python").is_symlink()
+
+
+def writable_cache(candidates: tuple[Path, ...] = VIEW_CACHES) -> Path:
+    """The first of ``candidates`` that exists or can be made, and that this process may write; ``OSError``
+    naming them all when none can be."""
+    for candidate in candidates:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    tried = ", ".join(map(str, candidates))
+    raise PermissionError(f"no writable folder for the sandbox's environment view: tried {tried}")
+
+
+def environment_view(prefix: Path | None = None, caches: tuple[Path, ...] = VIEW_CACHES) -> Path | None:
+    """The view of the running environment (built on first use, kept in the first writable of ``caches`` for as
+    long as the environment is unchanged, older views removed); ``None`` when Python does not run in a virtual
+    environment."""
     prefix = Path(sys.prefix).absolute() if prefix is None else prefix
     if not is_virtual_environment(str(prefix)):
         return None
-    view = cache / fingerprint(prefix, site_packages_folders(prefix))
-    if view.is_dir():
-        return view
-    cache.mkdir(parents=True, exist_ok=True)
+    name = fingerprint(prefix, site_packages_folders(prefix))
+    for cache in caches:
+        if _is_complete(cache / name):
+            return cache / name
+    cache = writable_cache(caches)
+    view = cache / name
+    shutil.rmtree(view, ignore_errors=True)  # a damaged view (built views appear whole, by a rename)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=cache))
     os.chmod(building, 0o755)
     build_view(prefix, building / "view", base_executable(), usable_cpus())

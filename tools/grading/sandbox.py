@@ -140,7 +140,10 @@ def stage_course(destination: Path, sandboxed: bool = True) -> Path:
         compileall.compile_dir(course / package, quiet=1, ddir=f"{COURSE_MOUNT}/{package}" if sandboxed else None)
     if sandboxed:
         (course / "data").mkdir()
-        view = environment_view()
+        try:
+            view = environment_view()
+        except OSError as error:
+            raise SandboxUnavailable(f"{error} (make one of them writable, or set XDG_CACHE_HOME)") from None
         if view is not None:
             (destination / ENVIRONMENT_LINK).symlink_to(view, target_is_directory=True)
     else:
