@@ -23,6 +23,7 @@ import shutil
 import sys
 import sysconfig
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -87,11 +88,10 @@ def _link_or_copy(source: Path, destination: Path) -> None:
         shutil.copy2(source, destination)
 
 
-def copy_site_packages(source: Path, destination: Path) -> int:
-    """Copy one ``site-packages`` folder into the view, leaving out compiled files and what names the host;
-    return the number of files. A symbolic link is kept where it points inside the folder (relative), and left
-    out otherwise (it would name a host path)."""
-    copied = 0
+def copy_site_packages(source: Path, destination: Path) -> None:
+    """Copy one ``site-packages`` folder into the view, leaving out compiled files and what names the host. A
+    symbolic link is kept where it points inside the folder (relative), and left out otherwise (it would name a
+    host path)."""
     for folder, folders, files in os.walk(source):
         folders[:] = [name for name in folders if name != "__pycache__"]
         target = destination / Path(folder).relative_to(source)
@@ -110,8 +110,6 @@ def copy_site_packages(source: Path, destination: Path) -> int:
                 _import_lines_only(path, target / name)
             else:
                 _link_or_copy(path, target / name)
-            copied += 1
-    return copied
 
 
 def _interpreter_links(base_executable: Path, view: Path) -> None:
@@ -134,14 +132,28 @@ def base_executable() -> Path:
     return Path(sys.base_prefix) / "bin" / f"python{version}"
 
 
+def _compile(source_and_shown_folder: tuple[Path, str]) -> None:
+    source, shown_folder = source_and_shown_folder
+    compileall.compile_file(source, ddir=shown_folder, quiet=2)
+
+
+def compile_view(view: Path, folder: Path, workers: int) -> None:
+    """Compile every module of one ``site-packages`` folder of the view, each under the path a sandbox sees it
+    at (``/opt/venv/…``), with a progress bar (the longest step: about 15 s for the course's 11 555 modules)."""
+    sources = sorted((view / folder).rglob("*.py"))
+    shown = [(source, f"{ENVIRONMENT_MOUNT}/{source.parent.relative_to(view).as_posix()}") for source in sources]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for _ in tqdm(pool.map(_compile, shown, chunksize=64), total=len(shown), desc="sandbox environment",
+                      unit="module", leave=False):
+            pass
+
+
 def build_view(prefix: Path, destination: Path, interpreter: Path, workers: int = 1) -> Path:
     """Build the environment's view into ``destination`` (which must not exist); return it."""
     destination.mkdir()
-    folders = site_packages_folders(prefix)
-    for folder in tqdm(folders, desc="sandbox environment", unit="folder", leave=False):
+    for folder in site_packages_folders(prefix):
         copy_site_packages(prefix / folder, destination / folder)
-        compileall.compile_dir(destination / folder, ddir=f"{ENVIRONMENT_MOUNT}/{folder.as_posix()}", quiet=2,
-                               workers=workers)
+        compile_view(destination, folder, workers)
     _interpreter_links(interpreter, destination)
     _configuration(destination, interpreter)
     return destination

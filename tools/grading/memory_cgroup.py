@@ -46,9 +46,12 @@ def create_memory_cgroup(limit_bytes: int, self_cgroup_file: Path = Path("/proc/
     group = parent / f"vae-course-grading-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         group.mkdir()
+    except OSError:  # no v1 memory hierarchy, or not root
+        return None
+    try:
         (group / "memory.limit_in_bytes").write_text(str(limit_bytes))
     except OSError:
-        remove_memory_cgroup(group)
+        group.rmdir()  # just made, holding no process
         return None
     with contextlib.suppress(OSError):  # swap not accounted: no such file
         (group / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
